@@ -1,0 +1,105 @@
+"""``create_app()``: the HTTP API with its routers, error handlers and transport rules."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from sqlalchemy import text
+from starlette.responses import JSONResponse
+
+from interventions import __version__
+from interventions.auth.router import router as auth_router
+from interventions.config import Settings, get_settings
+from interventions.db import Database, create_database
+from interventions.errors import install_handlers, problem_response
+from interventions.http import BodyGuard
+from interventions.interventions.router_mb import router as mobile_router
+from interventions.interventions.router_rs import router as interventions_router
+from interventions.notifications.router import router as notifications_router
+from interventions.openapi import errors_for, finish_document
+from interventions.storage.router import router as storage_router
+from interventions.storage.service import UPLOAD_PREFIX, LocalStorage
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Plan, record, sign and verify the regulatory checks, repairs and drills of buildings open to
+the public.
+
+Every endpoint but login, refresh, health and signed uploads needs **both**
+`Authorization: Bearer <accessToken>` and `x-session-token: <sessionToken>` from
+`POST /auth/v1/rs/login/credentials`. Errors are RFC 9457 problem details.
+
+Enums: intervention `type` 1 preventive · 2 curative · 3 training exercise;
+`status` 1 toSchedule · 2 scheduled · 3 inProgress · 4 toVerify · 5 validated · 6 rejected ·
+7 cancelled; `creationStatus` 0 toScheduled · 1 scheduled · 2 done; `decision` 1 accept ·
+2 reject; `checkType` 1 planned · 2 unplanned; anomaly `status` 0 open · 1 in repair ·
+2 resolved.
+"""
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    db = database or create_database(settings.database_url, echo=settings.log_sql)
+    secret = settings.resolved_secret()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await db.dispose()
+
+    app = FastAPI(
+        title="Interventions service",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.secret = secret
+    app.state.storage = LocalStorage(settings.storage_dir, secret, settings.upload_url_ttl_seconds)
+
+    install_handlers(app)
+    for router in (auth_router, interventions_router, mobile_router, notifications_router, storage_router):
+        app.include_router(router)
+
+    @app.get(
+        "/health",
+        tags=["operations"],
+        summary="200 when the database answers, 503 otherwise",
+        responses=errors_for(503, auth=False),
+    )
+    async def health(request: Request) -> JSONResponse:
+        try:
+            async with request.app.state.db.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:
+            logger.warning("health check: database unreachable", exc_info=True)
+            return problem_response(
+                503, "Service unavailable", "The database cannot be reached.", slug="unavailable"
+            )
+        return JSONResponse({"status": "ok"})
+
+    def raw_body_limit(path: str) -> int | None:
+        return settings.signature_max_bytes if path.startswith(UPLOAD_PREFIX) else None
+
+    app.add_middleware(
+        BodyGuard, max_body_bytes=settings.max_body_bytes, raw_body_limit=raw_body_limit
+    )
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        app.openapi_schema = finish_document(schema)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,119 @@
+"""Who is calling: both tokens checked together against the live server-side session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPBearer
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from interventions.auth import tokens
+from interventions.auth.models import AuthSession, Profile, User
+from interventions.db import Database, utcnow
+from interventions.errors import Forbidden, Unauthorized
+
+WRITER_ROLES = frozenset({"admin", "manager"})
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated profile: everything it sees is inside ``organization_id``."""
+
+    user_id: int
+    profile_id: int
+    organization_id: int
+    role: str
+    session_id: str
+
+    @property
+    def can_write(self) -> bool:
+        return self.role in WRITER_ROLES
+
+
+def _bearer(value: str | None) -> str:
+    if not value:
+        raise Unauthorized("The Authorization header is missing.")
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("The Authorization header must be 'Bearer <accessToken>'.")
+    return token.strip()
+
+
+async def resolve_caller(
+    session: AsyncSession, secret: str, authorization: str | None, session_token: str | None
+) -> Caller:
+    access = tokens.decode(_bearer(authorization), secret, "access")
+    if not session_token:
+        raise Unauthorized("The x-session-token header is missing.")
+    user_id, session_id = tokens.access_identity(access)
+    s_user_id, s_session_id = tokens.session_identity(
+        tokens.decode(session_token.strip(), secret, "session")
+    )
+    if (user_id, session_id) != (s_user_id, s_session_id):
+        raise Unauthorized("The access token and the session token do not belong together.")
+    row = (
+        await session.execute(
+            select(AuthSession, Profile.role, Profile.archived_at, User.disabled_at)
+            .join(Profile, Profile.id == AuthSession.profile_id)
+            .join(User, User.id == AuthSession.user_id)
+            .where(AuthSession.id == session_id)
+        )
+    ).one_or_none()
+    if row is None:
+        raise Unauthorized("The session does not exist.")
+    auth_session, role, archived_at, disabled_at = row
+    if auth_session.user_id != user_id:
+        raise Unauthorized("The session does not belong to this user.")
+    if auth_session.revoked_at is not None:
+        raise Unauthorized("The session has been revoked.")
+    if auth_session.expires_at <= utcnow():
+        raise Unauthorized("The session has expired.")
+    if archived_at is not None or disabled_at is not None:
+        raise Unauthorized("The account no longer has access to this organisation.")
+    return Caller(
+        user_id=user_id,
+        profile_id=auth_session.profile_id,
+        organization_id=auth_session.organization_id,
+        role=role,
+        session_id=session_id,
+    )
+
+
+# Declared for the OpenAPI document (and /docs); the raw headers are read below so that each
+# failure gets its own precise message.
+bearer_scheme = HTTPBearer(auto_error=False, description="`Bearer <accessToken>` from login.")
+session_scheme = APIKeyHeader(
+    name="x-session-token", auto_error=False, description="`sessionToken` from login."
+)
+
+
+async def current_caller(
+    request: Request,
+    _bearer_doc: Annotated[object, Security(bearer_scheme)] = None,
+    _session_doc: Annotated[object, Security(session_scheme)] = None,
+) -> Caller:
+    db: Database = request.app.state.db
+    try:
+        async with db.reader() as session, session.begin():
+            return await resolve_caller(
+                session,
+                request.app.state.secret,
+                request.headers.get("authorization"),
+                request.headers.get("x-session-token"),
+            )
+    except tokens.InvalidToken as exc:
+        raise Unauthorized(str(exc)) from exc
+
+
+async def current_writer(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+    """Admins and managers create, update and verify; viewers only read."""
+    if not caller.can_write:
+        raise Forbidden(f"The role '{caller.role}' may only read.")
+    return caller
+
+
+CurrentCaller = Annotated[Caller, Depends(current_caller)]
+CurrentWriter = Annotated[Caller, Depends(current_writer)]

@@ -1,0 +1,102 @@
+"""``/auth/v1/rs``: login, refresh, logout, me."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from interventions.auth import service
+from interventions.auth.dependencies import CurrentCaller
+from interventions.auth.models import User
+from interventions.auth.schemas import (
+    AccessTokenRead,
+    LoginCredentials,
+    MeRead,
+    RefreshRequest,
+    TokensRead,
+)
+from interventions.db import read_session, write_session
+from interventions.openapi import errors_for
+from interventions.wire import Envelope
+
+router = APIRouter(prefix="/auth/v1/rs", tags=["auth"])
+
+
+@router.post(
+    "/login/credentials",
+    status_code=201,
+    response_model=Envelope[TokensRead],
+    responses=errors_for(400, 401, 403, 413, 415, 422, 429, auth=False),
+    summary="Log in with e-mail and password",
+)
+async def login(body: LoginCredentials, request: Request) -> Envelope[TokensRead]:
+    issued = await service.login(
+        request.app.state.db,
+        request.app.state.settings,
+        request.app.state.secret,
+        email=body.email,
+        password=body.password,
+        organization_id=body.organization_id,
+        client=request.client.host if request.client else "unknown",
+    )
+    return Envelope(
+        data=TokensRead(
+            access_token=issued.access_token,
+            refresh_token=issued.refresh_token,
+            session_token=issued.session_token,
+        )
+    )
+
+
+@router.post(
+    "/refresh",
+    status_code=200,
+    response_model=Envelope[AccessTokenRead],
+    responses=errors_for(400, 401, 413, 415, auth=False),
+    summary="Renew the access token while the session lives",
+)
+async def refresh(body: RefreshRequest, request: Request) -> Envelope[AccessTokenRead]:
+    token = await service.refresh(
+        request.app.state.db, request.app.state.settings, request.app.state.secret, body.refresh_token
+    )
+    return Envelope(data=AccessTokenRead(access_token=token))
+
+
+@router.post(
+    "/logout",
+    status_code=204,
+    responses=errors_for(401),
+    summary="Revoke the session: both tokens stop working at once",
+)
+async def logout(
+    caller: CurrentCaller,
+    session: Annotated[AsyncSession, Depends(write_session, scope="function")],
+) -> Response:
+    await service.logout(session, caller.session_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/me",
+    response_model=Envelope[MeRead],
+    responses=errors_for(401),
+    summary="The caller: user, profile, organisation and role",
+)
+async def me(
+    caller: CurrentCaller, session: Annotated[AsyncSession, Depends(read_session)]
+) -> Envelope[MeRead]:
+    user = (await session.execute(select(User).where(User.id == caller.user_id))).scalar_one()
+    return Envelope(
+        data=MeRead(
+            user_id=user.id,
+            profile_id=caller.profile_id,
+            organization_id=caller.organization_id,
+            role=caller.role,
+            email=user.email,
+            first_name=user.first_name,
+            last_name=user.last_name,
+        )
+    )

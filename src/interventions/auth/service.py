@@ -1,0 +1,132 @@
+"""Login, refresh and logout."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from interventions.auth import rate_limit, tokens
+from interventions.auth.models import AuthSession, Profile, User
+from interventions.auth.passwords import verify_password
+from interventions.config import Settings
+from interventions.db import Database, utcnow
+from interventions.errors import Forbidden, TooManyRequests, Unauthorized, Unprocessable
+
+WRONG_CREDENTIALS = "The e-mail or the password is wrong."
+
+
+async def login(
+    db: Database,
+    settings: Settings,
+    secret: str,
+    *,
+    email: str,
+    password: str,
+    organization_id: int | None,
+    client: str,
+) -> tokens.IssuedTokens:
+    """Check the credentials (rate limited per e-mail and client) and open a session."""
+    email = email.strip().lower()
+    key = f"login:{email}:{client}"
+    window = settings.login_window_seconds
+    async with db.reader() as session, session.begin():
+        count, oldest = await rate_limit.hits(session, key, window)
+        if count >= settings.login_max_failures:
+            wait = rate_limit.retry_after(oldest, window)
+            raise TooManyRequests(
+                f"Too many failed logins; try again in {wait} seconds.",
+                headers={"Retry-After": str(wait)},
+            )
+        user = (await session.execute(select(User).where(User.email == email))).scalar_one_or_none()
+
+    ok = await verify_password(user.password_hash if user else None, password)
+    if not ok or user is None or user.disabled_at is not None:
+        async with db.writer() as session, session.begin():
+            await rate_limit.record(session, key, window)
+        raise Unauthorized(WRONG_CREDENTIALS)
+
+    async with db.writer() as session, session.begin():
+        await rate_limit.clear(session, key)
+        profile = await _choose_profile(session, user.id, organization_id)
+        now = utcnow()
+        expires = now + dt.timedelta(seconds=settings.session_ttl_seconds)
+        auth_session = AuthSession(
+            id=secrets.token_urlsafe(24),
+            user_id=user.id,
+            profile_id=profile.id,
+            organization_id=profile.organization_id,
+            created_at=now,
+            expires_at=expires,
+        )
+        session.add(auth_session)
+    return tokens.issue_all(
+        secret,
+        user_id=user.id,
+        session_id=auth_session.id,
+        now=now,
+        access_ttl=settings.access_token_ttl_seconds,
+        session_expires=expires,
+    )
+
+
+async def _choose_profile(session: AsyncSession, user_id: int, organization_id: int | None) -> Profile:
+    profiles = list(
+        (
+            await session.execute(
+                select(Profile)
+                .where(Profile.user_id == user_id, Profile.archived_at.is_(None))
+                .order_by(Profile.organization_id)
+            )
+        ).scalars()
+    )
+    if not profiles:
+        raise Forbidden("This account is not a member of any organisation.")
+    if organization_id is None:
+        if len(profiles) > 1:
+            raise Unprocessable(
+                "This account belongs to several organisations: give organizationId.",
+                errors=[{"field": "organizationId", "message": "Required for this account."}],
+            )
+        return profiles[0]
+    for profile in profiles:
+        if profile.organization_id == organization_id:
+            return profile
+    raise Unprocessable(
+        "This account is not a member of that organisation.",
+        errors=[{"field": "organizationId", "message": "Not an organisation of this account."}],
+    )
+
+
+async def refresh(db: Database, settings: Settings, secret: str, refresh_token: str) -> str:
+    """A new access token, while the session lives."""
+    try:
+        claims = tokens.decode(refresh_token, secret, "refresh")
+        user_id, session_id = tokens.access_identity(claims)
+    except tokens.InvalidToken as exc:
+        raise Unauthorized(str(exc)) from exc
+    async with db.reader() as session, session.begin():
+        auth_session = await session.get(AuthSession, session_id)
+    now = utcnow()
+    if (
+        auth_session is None
+        or auth_session.user_id != user_id
+        or auth_session.revoked_at is not None
+        or auth_session.expires_at <= now
+    ):
+        raise Unauthorized("The session is no longer valid; log in again.")
+    ttl = min(
+        settings.access_token_ttl_seconds,
+        max(1, int((auth_session.expires_at - now).total_seconds())),
+    )
+    return tokens.issue_access(secret, user_id=user_id, session_id=session_id, now=now, ttl=ttl)
+
+
+async def logout(session: AsyncSession, session_id: str) -> None:
+    await session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )

@@ -1,0 +1,169 @@
+"""Engine, metadata naming convention, column types shared by both databases, sessions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import NullPool
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on PostgreSQL and SQLite alike.
+
+    SQLite has no time zone type: values are stored naive in UTC and come back aware.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(dt.UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # pragma: no cover - defensive, aiosqlite parses
+            value = dt.datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def async_url(url: str) -> str:
+    """Accept the operator's plain URLs and pick the async driver for each database."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend in ("postgresql", "postgres"):
+        return str(parsed.set(drivername="postgresql+asyncpg").render_as_string(False))
+    if backend == "sqlite":
+        return str(parsed.set(drivername="sqlite+aiosqlite").render_as_string(False))
+    raise ValueError(f"unsupported database URL {url!r}: use postgresql:// or sqlite://")
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+@dataclass
+class Database:
+    """The engine and the two session factories: read transactions and write transactions.
+
+    On SQLite a write transaction starts with ``BEGIN IMMEDIATE`` so that concurrent writers
+    queue on the database lock (``busy_timeout``) instead of failing when a read lock has to
+    be upgraded; on PostgreSQL both factories are the same.
+    """
+
+    engine: AsyncEngine
+    reader: async_sessionmaker[AsyncSession]
+    writer: async_sessionmaker[AsyncSession]
+    sqlite: bool
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def create_database(url: str, *, echo: bool = False, pool: bool = True) -> Database:
+    full = async_url(url)
+    sqlite = is_sqlite(url)
+    kwargs: dict[str, Any] = {"echo": echo}
+    if sqlite:
+        kwargs["connect_args"] = {"timeout": 30}
+    elif pool:
+        kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=False)
+    else:
+        kwargs["poolclass"] = NullPool
+    engine = create_async_engine(full, **kwargs)
+
+    if sqlite:
+        _configure_sqlite(engine)
+        write_engine = engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+    else:
+        write_engine = engine
+    reader = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    writer = async_sessionmaker(write_engine, expire_on_commit=False, autoflush=False)
+    return Database(engine=engine, reader=reader, writer=writer, sqlite=sqlite)
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy emit BEGIN itself (pysqlite's implicit transactions are off).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
+
+
+async def session_scope(
+    factory: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """One transaction: committed when the block ends normally, rolled back otherwise."""
+    async with factory() as session, session.begin():
+        yield session
+
+
+def _database(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A read-only unit of work for one request."""
+    async with _database(request).reader() as session, session.begin():
+        yield session
+
+
+async def write_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's one transaction: committed when the endpoint returns, else rolled back.
+
+    Used with ``Depends(..., scope="function")`` so that the commit happens before the
+    response is sent: a client is never told "done" about something that was not committed.
+    """
+    async with _database(request).writer() as session, session.begin():
+        yield session

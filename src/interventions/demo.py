@@ -1,0 +1,114 @@
+"""``interventions demo``: a small organisation to try the API with, and how to log in."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from interventions.auth.dependencies import Caller
+from interventions.db import utcnow
+from interventions.interventions import service
+from interventions.interventions.models import Intervention
+from interventions.interventions.schemas import RoutineInterventionCreate, TrainingCreate
+from interventions.references.importer import ImportReport, import_reference_data
+
+DEMO_ORGANIZATION_ID = 1
+DEMO_USERS = [
+    (1, "admin@demo.example", "demo-admin-pass", "Ada", "Martin", "admin"),
+    (2, "manager@demo.example", "demo-manager-pass", "Marc", "Petit", "manager"),
+    (3, "viewer@demo.example", "demo-viewer-pass", "Vera", "Leroy", "viewer"),
+]
+
+
+def demo_document() -> dict[str, Any]:
+    sites = [(1, "Bâtiment A"), (2, "Bâtiment B"), (3, "Gymnase")]
+    rules = [
+        (1, "Vérification SSI", 1),
+        (2, "Vérification des extincteurs", 1),
+        (3, "Contrôle des ascenseurs", 1),
+        (4, "Exercice d'évacuation", 2),
+    ]
+    site_rules = []
+    next_id = 1
+    for rule_id, _, _ in rules:  # every site carries every rule
+        for site_id, _ in sites:
+            site_rules.append({"id": next_id, "siteId": site_id, "ruleId": rule_id})
+            next_id += 1
+    return {
+        "organizations": [{"id": DEMO_ORGANIZATION_ID, "name": "Lycée Jean Moulin (démo)"}],
+        "users": [
+            {"id": uid, "email": email, "password": password, "firstName": first, "lastName": last}
+            for uid, email, password, first, last, _ in DEMO_USERS
+        ],
+        "profiles": [
+            {"id": uid, "userId": uid, "organizationId": DEMO_ORGANIZATION_ID, "role": role}
+            for uid, _, _, _, _, role in DEMO_USERS
+        ],
+        "sites": [{"id": i, "organizationId": DEMO_ORGANIZATION_ID, "name": n} for i, n in sites],
+        "rules": [{"id": i, "organizationId": DEMO_ORGANIZATION_ID, "name": n, "type": t} for i, n, t in rules],
+        "siteRules": site_rules,
+        "companies": [
+            {"id": 1, "organizationId": DEMO_ORGANIZATION_ID, "name": "Bureau Contrôle", "type": 1,
+             "email": "contact@bc.example"},
+            {"id": 2, "organizationId": DEMO_ORGANIZATION_ID, "name": "Formation Sécurité", "type": 3,
+             "email": "contact@fs.example"},
+        ],
+        "companyContacts": [
+            {"id": 1, "companyId": 1, "name": "Paul Durand", "email": "paul@bc.example"},
+            {"id": 2, "companyId": 2, "name": "Lina Moreau", "email": "lina@fs.example"},
+        ],
+        "anomalies": [
+            {"id": i, "organizationId": DEMO_ORGANIZATION_ID, "siteId": s, "title": t, "risk": r}
+            for i, s, t, r in [
+                (1, 1, "Extincteur absent", 2),
+                (2, 1, "Porte coupe-feu bloquée", 3),
+                (3, 2, "Éclairage de secours défaillant", 1),
+                (4, 3, "Issue de secours encombrée", 2),
+            ]
+        ],
+        "routines": [
+            {"id": 1, "organizationId": DEMO_ORGANIZATION_ID, "name": "SSI annuel", "siteRuleIds": [1, 2, 3],
+             "rrule": "FREQ=YEARLY", "assignedCompanyContactId": 1},
+        ],
+    }
+
+
+async def load_demo(session: AsyncSession) -> tuple[ImportReport, list[int]]:
+    """Import the demo organisation and, the first time, plan two interventions in it."""
+    report = await import_reference_data(session, demo_document())
+    count = (
+        await session.execute(
+            select(func.count()).where(Intervention.organization_id == DEMO_ORGANIZATION_ID)
+        )
+    ).scalar_one()
+    created: list[int] = []
+    if count == 0:
+        admin = Caller(user_id=1, profile_id=1, organization_id=DEMO_ORGANIZATION_ID, role="admin", session_id="demo")
+        start = (utcnow() + dt.timedelta(days=7)).replace(hour=9, minute=0, second=0, microsecond=0)
+        preventive = await service.create_from_routine(
+            session,
+            admin,
+            RoutineInterventionCreate.model_validate(
+                {"scheduledStart": _iso(start), "scheduledEnd": _iso(start + dt.timedelta(hours=3)),
+                 "creationStatus": 1, "routineId": 1}
+            ),
+        )
+        training = await service.create_training(
+            session,
+            admin,
+            TrainingCreate.model_validate(
+                {"scheduledStart": _iso(start + dt.timedelta(days=3)),
+                 "scheduledEnd": _iso(start + dt.timedelta(days=3, hours=2)),
+                 "ruleId": 4, "siteIds": [1, 2, 3], "creationStatus": 1,
+                 "description": "Exercice d'évacuation du trimestre", "assignedCompanyContactId": 2}
+            ),
+        )
+        created = [preventive.id, training.id]
+    return report, created
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.000Z")

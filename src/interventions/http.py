@@ -1,0 +1,105 @@
+"""Transport rules applied before routing: body size (413) and JSON content type (415)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from interventions.errors import PayloadTooLarge, UnsupportedMediaType, render
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json"
+
+
+class BodyGuard:
+    """Buffers request bodies up to a limit and refuses what is not JSON.
+
+    ``raw_body_limit`` names path prefixes that take raw bytes (signature uploads) with their
+    own limit; everything else must declare ``application/json`` when it carries a body.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        raw_body_limit: Callable[[str], int | None],
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.raw_body_limit = raw_body_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        raw_limit = self.raw_body_limit(path)
+        limit = raw_limit if raw_limit is not None else self.max_body_bytes
+
+        declared = headers.get("content-length")
+        if declared is not None:
+            try:
+                declared_size = int(declared)
+            except ValueError:
+                declared_size = -1
+            if declared_size > limit:
+                await self._reject(scope, send, self._too_large(limit))
+                return
+
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await self._reject(scope, send, self._too_large(limit))
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+
+        if body and raw_limit is None and not _is_json(headers.get("content-type", "")):
+            await self._reject(
+                scope,
+                send,
+                UnsupportedMediaType(
+                    "The request body must be sent as Content-Type: application/json."
+                ),
+            )
+            return
+
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    def _too_large(limit: int) -> PayloadTooLarge:
+        return PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+
+    @staticmethod
+    async def _reject(scope: Scope, send: Send, error: Exception) -> None:
+        assert isinstance(error, (PayloadTooLarge, UnsupportedMediaType))
+        response = render(error, scope["path"])
+
+        async def _empty() -> Message:
+            return {"type": "http.disconnect"}
+
+        await response(scope, _empty, send)

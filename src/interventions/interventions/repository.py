@@ -1,0 +1,217 @@
+"""Tenant-scoped reads and writes of interventions and their links, set-based."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Select, delete, insert, literal, select, union_all
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from interventions.auth.models import Profile
+from interventions.db import utcnow
+from interventions.errors import NotFound
+from interventions.interventions.lifecycle import Kind
+from interventions.interventions.models import (
+    Intervention,
+    InterventionAnomaly,
+    InterventionHistory,
+    InterventionRule,
+    InterventionSite,
+    InterventionSiteRule,
+)
+from interventions.interventions.schemas import InterventionRead
+from interventions.wire import format_datetime
+
+LINK_TABLES: dict[str, Any] = {
+    "site_ids": (InterventionSite, InterventionSite.site_id),
+    "site_rule_ids": (InterventionSiteRule, InterventionSiteRule.site_rule_id),
+    "rule_ids": (InterventionRule, InterventionRule.rule_id),
+    "anomaly_ids": (InterventionAnomaly, InterventionAnomaly.anomaly_id),
+}
+
+KIND_LABELS = {Kind.PREVENTIVE: "preventive", Kind.CURATIVE: "curative", Kind.TRAINING: "training exercise"}
+
+
+def readable(organization_id: int) -> Select[tuple[Intervention]]:
+    """Every query for a caller starts here: its organisation, nothing cancelled (deleted)."""
+    return select(Intervention).where(
+        Intervention.organization_id == organization_id, Intervention.deleted_at.is_(None)
+    )
+
+
+async def get_for_update(
+    session: AsyncSession, organization_id: int, intervention_id: int, kind: Kind | None = None
+) -> Intervention:
+    """The intervention, row-locked until the end of the transaction, else 404.
+
+    An intervention of another kind than the path names is a 404 too.
+    """
+    stmt = readable(organization_id).where(Intervention.id == intervention_id).with_for_update()
+    intervention = (await session.execute(stmt)).scalar_one_or_none()
+    if intervention is None or (kind is not None and intervention.type != kind):
+        label = KIND_LABELS[kind] + " intervention" if kind is not None else "intervention"
+        raise NotFound(f"No {label} {intervention_id}.")
+    return intervention
+
+
+async def get(session: AsyncSession, organization_id: int, intervention_id: int) -> Intervention:
+    stmt = readable(organization_id).where(Intervention.id == intervention_id)
+    intervention = (await session.execute(stmt)).scalar_one_or_none()
+    if intervention is None:
+        raise NotFound(f"No intervention {intervention_id}.")
+    return intervention
+
+
+async def add_links(
+    session: AsyncSession, intervention: Intervention, member: str, ids: Iterable[int]
+) -> None:
+    """Link ``ids`` (sites, site rules, rules or anomalies) in one INSERT."""
+    model, column = LINK_TABLES[member]
+    rows = [
+        {
+            "intervention_id": intervention.id,
+            column.key: i,
+            "organization_id": intervention.organization_id,
+        }
+        for i in dict.fromkeys(ids)
+    ]
+    if rows:
+        await session.execute(insert(model), rows)
+
+
+async def replace_links(
+    session: AsyncSession, intervention: Intervention, member: str, ids: Sequence[int]
+) -> None:
+    model, _ = LINK_TABLES[member]
+    await session.execute(delete(model).where(model.intervention_id == intervention.id))
+    await add_links(session, intervention, member, ids)
+
+
+async def links(session: AsyncSession, intervention_ids: Sequence[int]) -> dict[int, dict[str, list[int]]]:
+    """All four link sets of the interventions, in one statement."""
+    out: dict[int, dict[str, list[int]]] = defaultdict(lambda: {k: [] for k in LINK_TABLES})
+    if not intervention_ids:
+        return out
+    parts = [
+        select(literal(member).label("member"), model.intervention_id, column.label("ref"))
+        .where(model.intervention_id.in_(intervention_ids))
+        for member, (model, column) in LINK_TABLES.items()
+    ]
+    rows = (await session.execute(union_all(*parts))).all()
+    for member, intervention_id, ref in rows:
+        out[intervention_id][member].append(ref)
+    for value in out.values():
+        for ids in value.values():
+            ids.sort()
+    return out
+
+
+async def profile_users(session: AsyncSession, profile_ids: Iterable[int | None]) -> dict[int, int]:
+    wanted = {p for p in profile_ids if p is not None}
+    if not wanted:
+        return {}
+    rows = await session.execute(select(Profile.id, Profile.user_id).where(Profile.id.in_(wanted)))
+    return {pid: uid for pid, uid in rows.all()}
+
+
+def signature_path(file_id: str | None) -> str | None:
+    return f"/storage/v1/rs/files/{file_id}" if file_id else None
+
+
+def to_read(
+    intervention: Intervention, link_sets: dict[str, list[int]], assigned_user_id: int | None
+) -> InterventionRead:
+    i = intervention
+    return InterventionRead(
+        id=i.id,
+        status=i.status,
+        type=i.type,
+        description=i.description,
+        img_signature=signature_path(i.signature_file_id),
+        code_pin=i.code_pin,
+        auto_created=i.auto_created,
+        creation_status=i.creation_status,
+        scheduled_start=i.scheduled_start,
+        scheduled_end=i.scheduled_end,
+        actual_start=i.actual_start,
+        actual_end=i.actual_end,
+        provider_name=i.provider_name,
+        provider_email=i.provider_email,
+        provider_action_comment=i.provider_action_comment,
+        provider_general_comment=i.provider_general_comment,
+        assigned_company_contact_id=i.assigned_company_contact_id,
+        assigned_user_id=assigned_user_id,
+        assigned_profile_id=i.assigned_profile_id,
+        verified_by_user_id=i.verified_by_user_id,
+        verified_by_id=i.verified_by_user_id,
+        verified_at=i.verified_at,
+        decision_comment=i.decision_comment,
+        attendee_count=i.attendee_count,
+        routine_id=i.routine_id,
+        organization_id=i.organization_id,
+        created_by_user_id=i.created_by_user_id,
+        created_by_id=i.created_by_user_id,
+        company_id=i.company_id,
+        negotiation_end_date=i.negotiation_end_date,
+        check_type=i.check_type,
+        archived_at=i.archived_at,
+        deleted_at=i.deleted_at,
+        updated_at=i.updated_at,
+        created_at=i.created_at,
+        **link_sets,
+    )
+
+
+async def read_many(session: AsyncSession, interventions: Sequence[Intervention]) -> list[InterventionRead]:
+    """Wire form of several interventions: two statements whatever their number."""
+    ids = [i.id for i in interventions]
+    link_sets = await links(session, ids)
+    users = await profile_users(session, (i.assigned_profile_id for i in interventions))
+    return [
+        to_read(
+            i,
+            link_sets[i.id],
+            users.get(i.assigned_profile_id) if i.assigned_profile_id is not None else None,
+        )
+        for i in interventions
+    ]
+
+
+async def read_one(session: AsyncSession, intervention: Intervention) -> InterventionRead:
+    return (await read_many(session, [intervention]))[0]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return format_datetime(value)
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def record_history(
+    session: AsyncSession,
+    intervention: Intervention,
+    *,
+    user_id: int | None,
+    action: str,
+    changes: dict[str, tuple[Any, Any]] | dict[str, Any],
+) -> None:
+    """Append one history entry. ``changes`` maps a member to ``(before, after)``."""
+    payload = {
+        key: ({"from": _jsonable(v[0]), "to": _jsonable(v[1])} if isinstance(v, tuple) else _jsonable(v))
+        for key, v in changes.items()
+    }
+    session.add(
+        InterventionHistory(
+            organization_id=intervention.organization_id,
+            intervention_id=intervention.id,
+            user_id=user_id,
+            action=action,
+            changes=payload,
+            created_at=utcnow(),
+        )
+    )

@@ -1,0 +1,204 @@
+"""Intervention request and response bodies, per direction (seed pages 000–004, SPEC §4–5b)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import EmailStr, Field
+
+from interventions.errors import BadRequest
+from interventions.wire import (
+    DateTimeIn,
+    DateTimeOut,
+    Flag,
+    Id,
+    IdList,
+    Name,
+    ReadModel,
+    StrictChoice,
+    Text,
+    WireModel,
+)
+
+CreationStatus = Annotated[
+    Literal[0, 1, 2],
+    StrictChoice,
+    Field(description="0 toScheduled · 1 scheduled · 2 done"),
+]
+Decision = Annotated[Literal[1, 2], StrictChoice, Field(description="1 accept · 2 reject")]
+Email = Annotated[EmailStr, Field(max_length=250)]
+
+
+class AssigneeFields(WireModel):
+    """``assignedUserId`` is the older name of ``assignedProfileId``: both are accepted."""
+
+    assigned_company_contact_id: Id | None = None
+    assigned_user_id: Id | None = Field(
+        default=None, description="Older name of assignedProfileId (a profile id)."
+    )
+    assigned_profile_id: Id | None = None
+
+    def assignee_profile(self) -> tuple[bool, int | None]:
+        """Whether an assignee profile was given, and which (``None`` unassigns)."""
+        given = self.model_fields_set
+        by_user = "assigned_user_id" in given
+        by_profile = "assigned_profile_id" in given
+        if by_user and by_profile and self.assigned_user_id != self.assigned_profile_id:
+            raise BadRequest(
+                "assignedUserId and assignedProfileId name the same thing and differ.",
+                errors=[
+                    {
+                        "field": "assignedProfileId",
+                        "message": "Differs from assignedUserId; give one of them.",
+                    }
+                ],
+            )
+        if by_profile:
+            return True, self.assigned_profile_id
+        if by_user:
+            return True, self.assigned_user_id
+        return False, None
+
+    def contact_given(self) -> bool:
+        return "assigned_company_contact_id" in self.model_fields_set
+
+
+class CurativeCreate(AssigneeFields):
+    """Seed 000: a curative intervention that repairs open anomalies."""
+
+    scheduled_start: DateTimeIn
+    scheduled_end: DateTimeIn
+    anomaly_ids: IdList
+    creation_status: CreationStatus
+    description: Text | None = None
+
+
+class SignatureMeta(WireModel):
+    name: Name
+    mime_type: Literal["image/jpeg", "image/png", "image/webp"]
+    size: Annotated[int, Field(strict=True, ge=1, le=9007199254740991)]
+
+
+class ProviderIn(WireModel):
+    first_name: Name
+    last_name: Name
+    email: Email | None = None
+    action_comment: Text | None = None
+    comment: Text | None = None
+
+
+class UnplannedCreate(WireModel):
+    """Seed 001: a preventive intervention recorded on site, already executed and signed."""
+
+    company_id: Id
+    site_ids: IdList
+    rule_ids: IdList
+    signature: SignatureMeta
+    provider: ProviderIn
+    actual_start: DateTimeIn | None = Field(
+        default=None, description="When the provider started; defaults to now."
+    )
+
+
+class PreviousAssigneeNotification(WireModel):
+    send_email: Flag = False
+    reason: Text | None = None
+
+
+class PreventiveUpdate(AssigneeFields):
+    """Seed 002. Every field optional; ``null`` clears the description and the assignees."""
+
+    description: Text | None = None
+    scheduled_start: DateTimeIn | None = None
+    scheduled_end: DateTimeIn | None = None
+    site_rule_ids: IdList | None = None
+    creation_status: CreationStatus | None = None
+    send_update_email_to_current_assignee: Flag = False
+    previous_assignee_notification: PreviousAssigneeNotification | None = None
+
+
+class TrainingUpdate(AssigneeFields):
+    """Seed 003."""
+
+    description: Text | None = None
+    scheduled_start: DateTimeIn | None = None
+    scheduled_end: DateTimeIn | None = None
+    rule_id: Id | None = None
+    site_ids: IdList | None = None
+    creation_status: CreationStatus | None = None
+    validate_intervention: Flag = False
+
+
+class VerifyRequest(WireModel):
+    """Seed 004."""
+
+    decision_comment: Annotated[str, Field(strict=True, min_length=1, max_length=2500)]
+    decision: Decision
+    notification_id: Annotated[str, Field(strict=True, min_length=1, max_length=64)] | None = None
+
+
+class RoutineInterventionCreate(WireModel):
+    scheduled_start: DateTimeIn
+    scheduled_end: DateTimeIn
+    creation_status: CreationStatus
+    routine_id: Id
+
+
+class TrainingCreate(AssigneeFields):
+    scheduled_start: DateTimeIn
+    scheduled_end: DateTimeIn
+    rule_id: Id
+    site_ids: IdList
+    creation_status: CreationStatus
+    description: Text | None = None
+
+
+class InterventionRead(ReadModel):
+    """The intervention resource (SPEC §4.1), with both generations of member names."""
+
+    id: int
+    status: int = Field(description="1 toSchedule · 2 scheduled · 3 inProgress · 4 toVerify · 5 validated · 6 rejected · 7 cancelled", ge=1, le=7)
+    type: int = Field(description="1 preventive · 2 curative · 3 training exercise", ge=1, le=3)
+    description: str | None
+    img_signature: str | None = Field(description="Download path of the signature image.")
+    code_pin: int
+    auto_created: bool
+    creation_status: int = Field(description="0 toScheduled · 1 scheduled · 2 done", ge=0, le=2)
+    scheduled_start: DateTimeOut | None
+    scheduled_end: DateTimeOut | None
+    actual_start: DateTimeOut | None
+    actual_end: DateTimeOut | None
+    provider_name: str | None
+    provider_email: str | None
+    provider_action_comment: str | None
+    provider_general_comment: str | None
+    assigned_company_contact_id: int | None
+    assigned_user_id: int | None = Field(description="User of the assigned profile.")
+    assigned_profile_id: int | None
+    verified_by_user_id: int | None
+    verified_by_id: int | None
+    verified_at: DateTimeOut | None
+    decision_comment: str | None
+    attendee_count: int | None
+    routine_id: int | None
+    organization_id: int
+    created_by_user_id: int | None
+    created_by_id: int | None
+    company_id: int | None
+    negotiation_end_date: DateTimeOut | None
+    check_type: int | None = Field(description="1 planned · 2 unplanned")
+    archived_at: DateTimeOut | None
+    deleted_at: DateTimeOut | None
+    updated_at: DateTimeOut
+    created_at: DateTimeOut
+    site_ids: list[int]
+    site_rule_ids: list[int]
+    rule_ids: list[int]
+    anomaly_ids: list[int]
+
+
+class UnplannedCreated(ReadModel):
+    data: InterventionRead
+    presigned_url: str = Field(description="Expiring URL: PUT the signature image bytes to it.")
+
+

@@ -1,0 +1,601 @@
+"""Intervention use cases. Services validate, change rows and flush; the request commits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from interventions.auth.dependencies import Caller
+from interventions.auth.models import Profile, User
+from interventions.config import Settings
+from interventions.db import utcnow
+from interventions.errors import BadRequest, Conflict, NotFound, Unprocessable
+from interventions.interventions import repository as repo
+from interventions.interventions.lifecycle import (
+    Action,
+    AnomalyStatus,
+    CheckType,
+    CreationStatus,
+    Decision,
+    Kind,
+    Status,
+    ensure,
+    status_after_decision,
+    status_for_creation,
+)
+from interventions.interventions.models import Intervention, InterventionAnomaly
+from interventions.interventions.schemas import (
+    AssigneeFields,
+    CurativeCreate,
+    InterventionRead,
+    PreventiveUpdate,
+    RoutineInterventionCreate,
+    TrainingCreate,
+    TrainingUpdate,
+    UnplannedCreate,
+    VerifyRequest,
+)
+from interventions.notifications import service as notifications
+from interventions.references import repository as refs
+from interventions.references.models import Anomaly, Company, CompanyContact, Rule, Site, SiteRule
+from interventions.storage import service as storage
+from interventions.wire import format_datetime
+
+
+def draw_code_pin() -> int:
+    """Six digits from the operating system's cryptographic random source."""
+    return 100_000 + secrets.randbelow(900_000)
+
+
+def check_schedule(start: dt.datetime | None, end: dt.datetime | None) -> None:
+    if start is not None and end is not None and end < start:
+        raise Unprocessable(
+            "scheduledEnd is before scheduledStart.",
+            errors=[{"field": "scheduledEnd", "message": "Must not be before scheduledStart."}],
+        )
+
+
+@dataclass
+class Assignment:
+    profile_id: int | None
+    contact: CompanyContact | None
+
+
+async def resolve_assignment(
+    session: AsyncSession,
+    caller: Caller,
+    body: AssigneeFields,
+    current: Intervention | None = None,
+) -> Assignment:
+    """The assignee profile and contact after applying ``body`` (422 for foreign ids)."""
+    given, profile_id = body.assignee_profile()
+    if not given:
+        profile_id = current.assigned_profile_id if current else None
+    elif profile_id is not None:
+        field = "assignedProfileId" if "assigned_profile_id" in body.model_fields_set else "assignedUserId"
+        await refs.require_profile(session, caller.organization_id, profile_id, field=field)
+    contact: CompanyContact | None = None
+    if body.contact_given():
+        if body.assigned_company_contact_id is not None:
+            contact = await refs.require_contact(
+                session,
+                caller.organization_id,
+                body.assigned_company_contact_id,
+                field="assignedCompanyContactId",
+            )
+    elif current is not None and current.assigned_company_contact_id is not None:
+        contact = await session.get(CompanyContact, current.assigned_company_contact_id)
+    return Assignment(profile_id=profile_id, contact=contact)
+
+
+def _new_intervention(caller: Caller, *, kind: Kind, creation_status: int, **fields: Any) -> Intervention:
+    now = utcnow()
+    status = status_for_creation(creation_status)
+    intervention = Intervention(
+        organization_id=caller.organization_id,
+        type=kind,
+        status=status,
+        creation_status=creation_status,
+        code_pin=draw_code_pin(),
+        auto_created=False,
+        created_by_user_id=caller.user_id,
+        created_at=now,
+        updated_at=now,
+        **fields,
+    )
+    if status == Status.TO_VERIFY and intervention.actual_start is None:
+        # "Done": recorded after the fact, so it happened when it was planned.
+        intervention.actual_start = intervention.scheduled_start
+        intervention.actual_end = intervention.scheduled_end
+    return intervention
+
+
+async def _created(session: AsyncSession, caller: Caller, intervention: Intervention) -> InterventionRead:
+    await session.flush()
+    repo.record_history(
+        session,
+        intervention,
+        user_id=caller.user_id,
+        action="create",
+        changes={"status": intervention.status, "type": intervention.type},
+    )
+    return await repo.read_one(session, intervention)
+
+
+async def create_curative(session: AsyncSession, caller: Caller, body: CurativeCreate) -> InterventionRead:
+    """Seed 000: repair open anomalies; they move to 'in repair' in the same transaction."""
+    check_schedule(body.scheduled_start, body.scheduled_end)
+    anomalies = await refs.require_all(
+        session, Anomaly, caller.organization_id, body.anomaly_ids, field="anomalyIds", label="anomaly"
+    )
+    busy = [a.id for a in anomalies.values() if a.status != AnomalyStatus.OPEN]
+    if busy:
+        ids = ", ".join(map(str, busy))
+        raise Unprocessable(
+            f"Anomalies {ids} are already resolved or being repaired.",
+            errors=[{"field": "anomalyIds", "message": f"Not open: {ids}."}],
+        )
+    assignment = await resolve_assignment(session, caller, body)
+    intervention = _new_intervention(
+        caller,
+        kind=Kind.CURATIVE,
+        creation_status=body.creation_status,
+        description=body.description,
+        scheduled_start=body.scheduled_start,
+        scheduled_end=body.scheduled_end,
+        assigned_profile_id=assignment.profile_id,
+        assigned_company_contact_id=assignment.contact.id if assignment.contact else None,
+        company_id=assignment.contact.company_id if assignment.contact else None,
+    )
+    session.add(intervention)
+    await session.flush()
+    await repo.add_links(session, intervention, "anomaly_ids", body.anomaly_ids)
+    await repo.add_links(session, intervention, "site_ids", sorted({a.site_id for a in anomalies.values()}))
+    # Guarded by status so that two curatives racing for one anomaly cannot both take it.
+    taken = await session.execute(
+        update(Anomaly)
+        .where(Anomaly.id.in_(body.anomaly_ids), Anomaly.status == AnomalyStatus.OPEN)
+        .values(status=AnomalyStatus.IN_REPAIR, updated_at=utcnow())
+    )
+    if taken.rowcount != len(anomalies):  # type: ignore[attr-defined]
+        raise Conflict("Another intervention took one of these anomalies; try again.")
+    return await _created(session, caller, intervention)
+
+
+async def create_unplanned(
+    session: AsyncSession, caller: Caller, body: UnplannedCreate, settings: Settings, base_url: str, storage_backend: storage.Storage
+) -> tuple[InterventionRead, str]:
+    """Seed 001: a check done on the spot, already executed and signed (status 4)."""
+    if body.signature.size > settings.signature_max_bytes:
+        raise BadRequest(
+            "The signature is too large.",
+            errors=[{"field": "signature.size", "message": f"At most {settings.signature_max_bytes} bytes."}],
+        )
+    now = utcnow()
+    actual_start = body.actual_start or now
+    if actual_start > now + dt.timedelta(seconds=settings.clock_skew_seconds):
+        raise Unprocessable(
+            "actualStart is in the future.",
+            errors=[{"field": "actualStart", "message": "Must not be in the future."}],
+        )
+    org = caller.organization_id
+    await refs.require_all(session, Company, org, [body.company_id], field="companyId", label="company")
+    await refs.require_all(session, Site, org, body.site_ids, field="siteIds", label="site")
+    await refs.require_all(session, Rule, org, body.rule_ids, field="ruleIds", label="rule")
+    pairs = await refs.site_rules_between(session, org, body.site_ids, body.rule_ids)
+    missing = [(s, r) for s in body.site_ids for r in body.rule_ids if (s, r) not in pairs]
+    if missing:
+        text = ", ".join(f"(site {s}, rule {r})" for s, r in missing)
+        raise Unprocessable(
+            f"These sites do not carry these rules: {text}.",
+            errors=[{"field": "ruleIds", "message": f"Not a site rule: {text}."}],
+        )
+    signature = storage.new_file(
+        session,
+        organization_id=org,
+        user_id=caller.user_id,
+        name=body.signature.name,
+        mime_type=body.signature.mime_type,
+        size=body.signature.size,
+    )
+    provider = body.provider
+    intervention = _new_intervention(
+        caller,
+        kind=Kind.PREVENTIVE,
+        creation_status=CreationStatus.DONE,
+        check_type=CheckType.UNPLANNED,
+        scheduled_start=actual_start,
+        scheduled_end=now if now >= actual_start else actual_start,
+        actual_start=actual_start,
+        actual_end=now if now >= actual_start else actual_start,
+        provider_name=f"{provider.first_name} {provider.last_name}",
+        provider_email=provider.email,
+        provider_action_comment=provider.action_comment,
+        provider_general_comment=provider.comment,
+        company_id=body.company_id,
+        signature_file_id=signature.id,
+    )
+    session.add(intervention)
+    await session.flush()
+    await repo.add_links(session, intervention, "site_ids", body.site_ids)
+    await repo.add_links(session, intervention, "rule_ids", body.rule_ids)
+    await repo.add_links(session, intervention, "site_rule_ids", sorted(sr.id for sr in pairs.values()))
+    await notifications.notify_writers(
+        session,
+        organization_id=org,
+        intervention_id=intervention.id,
+        kind=notifications.INTERVENTION_EXECUTED,
+        message=f"Intervention {intervention.id} was executed and awaits verification.",
+    )
+    read = await _created(session, caller, intervention)
+    return read, storage_backend.presign_put(signature, base_url)
+
+
+async def create_from_routine(
+    session: AsyncSession, caller: Caller, body: RoutineInterventionCreate
+) -> InterventionRead:
+    check_schedule(body.scheduled_start, body.scheduled_end)
+    found = await refs.routine_with_site_rules(session, caller.organization_id, body.routine_id)
+    if found is None:
+        raise refs.unprocessable_ids("routineId", "routine", [body.routine_id])
+    routine, site_rules = found
+    if not site_rules:
+        raise Unprocessable(
+            f"Routine {routine.id} has no site rules to plan.",
+            errors=[{"field": "routineId", "message": "The routine has no site rules."}],
+        )
+    contact = (
+        await session.get(CompanyContact, routine.assigned_company_contact_id)
+        if routine.assigned_company_contact_id
+        else None
+    )
+    intervention = _new_intervention(
+        caller,
+        kind=Kind.PREVENTIVE,
+        creation_status=body.creation_status,
+        check_type=CheckType.PLANNED,
+        scheduled_start=body.scheduled_start,
+        scheduled_end=body.scheduled_end,
+        routine_id=routine.id,
+        assigned_profile_id=routine.assigned_profile_id,
+        assigned_company_contact_id=contact.id if contact else None,
+        company_id=contact.company_id if contact else None,
+    )
+    session.add(intervention)
+    await session.flush()
+    await _link_site_rules(session, intervention, site_rules)
+    return await _created(session, caller, intervention)
+
+
+async def _link_site_rules(session: AsyncSession, intervention: Intervention, site_rules: Sequence[SiteRule]) -> None:
+    await repo.replace_links(session, intervention, "site_rule_ids", [sr.id for sr in site_rules])
+    await repo.replace_links(session, intervention, "site_ids", sorted({sr.site_id for sr in site_rules}))
+    await repo.replace_links(session, intervention, "rule_ids", sorted({sr.rule_id for sr in site_rules}))
+
+
+async def _require_training_rule(session: AsyncSession, caller: Caller, rule_id: int) -> Rule:
+    found = await refs.require_all(session, Rule, caller.organization_id, [rule_id], field="ruleId", label="rule")
+    rule: Rule = found[rule_id]
+    if rule.type != 2:
+        raise Unprocessable(
+            f"Rule {rule_id} is not a training rule.",
+            errors=[{"field": "ruleId", "message": "Must be a training rule (type 2)."}],
+        )
+    return rule
+
+
+async def create_training(session: AsyncSession, caller: Caller, body: TrainingCreate) -> InterventionRead:
+    check_schedule(body.scheduled_start, body.scheduled_end)
+    await _require_training_rule(session, caller, body.rule_id)
+    await refs.require_all(session, Site, caller.organization_id, body.site_ids, field="siteIds", label="site")
+    assignment = await resolve_assignment(session, caller, body)
+    intervention = _new_intervention(
+        caller,
+        kind=Kind.TRAINING,
+        creation_status=body.creation_status,
+        description=body.description,
+        scheduled_start=body.scheduled_start,
+        scheduled_end=body.scheduled_end,
+        assigned_profile_id=assignment.profile_id,
+        assigned_company_contact_id=assignment.contact.id if assignment.contact else None,
+        company_id=assignment.contact.company_id if assignment.contact else None,
+    )
+    session.add(intervention)
+    await session.flush()
+    await repo.add_links(session, intervention, "rule_ids", [body.rule_id])
+    await repo.add_links(session, intervention, "site_ids", body.site_ids)
+    return await _created(session, caller, intervention)
+
+
+class ChangeSet:
+    """Applies member changes to an intervention and remembers them for the history."""
+
+    def __init__(self, intervention: Intervention) -> None:
+        self.intervention = intervention
+        self.changes: dict[str, tuple[Any, Any]] = {}
+
+    def set(self, attr: str, value: Any) -> None:
+        before = getattr(self.intervention, attr)
+        if before != value:
+            self.changes[attr] = (before, value)
+            setattr(self.intervention, attr, value)
+
+    def links(self, member: str, before: list[int], after: list[int]) -> None:
+        if sorted(set(before)) != sorted(set(after)):
+            self.changes[member] = (sorted(set(before)), sorted(set(after)))
+
+
+async def _apply_common(
+    session: AsyncSession,
+    caller: Caller,
+    intervention: Intervention,
+    body: PreventiveUpdate | TrainingUpdate,
+    changes: ChangeSet,
+) -> tuple[Assignment, Assignment]:
+    """Description, dates, assignees and creation status, shared by both PATCH endpoints."""
+    fields = body.model_fields_set
+    for name in ("scheduled_start", "scheduled_end", "creation_status"):
+        if name in fields and getattr(body, name) is None:
+            raise BadRequest(
+                f"{_camel(name)} cannot be null.",
+                errors=[{"field": _camel(name), "message": "Cannot be null."}],
+            )
+    start = body.scheduled_start if "scheduled_start" in fields else intervention.scheduled_start
+    end = body.scheduled_end if "scheduled_end" in fields else intervention.scheduled_end
+    check_schedule(start, end)
+
+    previous = Assignment(
+        profile_id=intervention.assigned_profile_id,
+        contact=(
+            await session.get(CompanyContact, intervention.assigned_company_contact_id)
+            if intervention.assigned_company_contact_id
+            else None
+        ),
+    )
+    current = await resolve_assignment(session, caller, body, intervention)
+
+    if "description" in fields:
+        changes.set("description", body.description)
+    changes.set("scheduled_start", start)
+    changes.set("scheduled_end", end)
+    changes.set("assigned_profile_id", current.profile_id)
+    changes.set("assigned_company_contact_id", current.contact.id if current.contact else None)
+    if body.contact_given():
+        changes.set("company_id", current.contact.company_id if current.contact else None)
+
+    creation_status = body.creation_status if body.creation_status is not None else intervention.creation_status
+    if creation_status != intervention.creation_status or intervention.status == Status.REJECTED:
+        # A change of creation status, or the re-planning of a rejected intervention, moves
+        # the status as at creation; the earlier decision stays in the history.
+        changes.set("creation_status", creation_status)
+        new_status = status_for_creation(creation_status)
+        changes.set("status", new_status)
+        if intervention.status != Status.TO_VERIFY or new_status != Status.TO_VERIFY:
+            changes.set("verified_by_user_id", None)
+            changes.set("verified_at", None)
+            changes.set("decision_comment", None)
+        if new_status == Status.TO_VERIFY:
+            changes.set("actual_start", intervention.scheduled_start)
+            changes.set("actual_end", intervention.scheduled_end)
+    return previous, current
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+async def _finish_update(
+    session: AsyncSession, caller: Caller, intervention: Intervention, changes: ChangeSet, action: str
+) -> InterventionRead:
+    if changes.changes:
+        intervention.updated_at = utcnow()
+        repo.record_history(session, intervention, user_id=caller.user_id, action=action, changes=changes.changes)
+    await session.flush()
+    return await repo.read_one(session, intervention)
+
+
+async def update_preventive(
+    session: AsyncSession, caller: Caller, intervention_id: int, body: PreventiveUpdate
+) -> InterventionRead:
+    """Seed 002: re-plan, change site rules or assignee, with optional e-mails."""
+    intervention = await repo.get_for_update(session, caller.organization_id, intervention_id, Kind.PREVENTIVE)
+    ensure(Action.UPDATE, intervention.status, intervention.type)
+    changes = ChangeSet(intervention)
+    if body.site_rule_ids is not None:
+        found = await refs.require_all(
+            session, SiteRule, caller.organization_id, body.site_rule_ids, field="siteRuleIds", label="site rule"
+        )
+        before = (await repo.links(session, [intervention.id]))[intervention.id]["site_rule_ids"]
+        changes.links("siteRuleIds", before, body.site_rule_ids)
+        await _link_site_rules(session, intervention, [found[i] for i in body.site_rule_ids])
+    previous, current = await _apply_common(session, caller, intervention, body, changes)
+    await _queue_assignee_emails(session, intervention, body, previous, current)
+    return await _finish_update(session, caller, intervention, changes, "update")
+
+
+async def update_training(
+    session: AsyncSession, caller: Caller, intervention_id: int, body: TrainingUpdate
+) -> InterventionRead:
+    """Seed 003: re-plan a drill, or validate it (``validateIntervention``)."""
+    intervention = await repo.get_for_update(session, caller.organization_id, intervention_id, Kind.TRAINING)
+    edits = body.model_fields_set - {"validate_intervention"}
+    if edits or not body.validate_intervention:
+        ensure(Action.UPDATE, intervention.status, intervention.type)
+    if body.validate_intervention:
+        ensure(Action.VALIDATE_TRAINING, intervention.status, intervention.type)
+    changes = ChangeSet(intervention)
+    if body.rule_id is not None:
+        await _require_training_rule(session, caller, body.rule_id)
+        before = (await repo.links(session, [intervention.id]))[intervention.id]
+        changes.links("ruleIds", before["rule_ids"], [body.rule_id])
+        await repo.replace_links(session, intervention, "rule_ids", [body.rule_id])
+    elif "rule_id" in body.model_fields_set:
+        raise BadRequest("ruleId cannot be null.", errors=[{"field": "ruleId", "message": "Cannot be null."}])
+    if body.site_ids is not None:
+        await refs.require_all(session, Site, caller.organization_id, body.site_ids, field="siteIds", label="site")
+        before = (await repo.links(session, [intervention.id]))[intervention.id]
+        changes.links("siteIds", before["site_ids"], body.site_ids)
+        await repo.replace_links(session, intervention, "site_ids", body.site_ids)
+    elif "site_ids" in body.model_fields_set:
+        raise BadRequest("siteIds cannot be null.", errors=[{"field": "siteIds", "message": "Cannot be null."}])
+    if edits:
+        await _apply_common(session, caller, intervention, body, changes)
+    action = "update"
+    if body.validate_intervention:
+        now = utcnow()
+        changes.set("status", Status.VALIDATED)
+        changes.set("verified_by_user_id", caller.user_id)
+        changes.set("verified_at", now)
+        if intervention.actual_start is None:
+            changes.set("actual_start", intervention.scheduled_start)
+            changes.set("actual_end", intervention.scheduled_end)
+        action = "validate"
+    return await _finish_update(session, caller, intervention, changes, action)
+
+
+async def verify(session: AsyncSession, caller: Caller, intervention_id: int, body: VerifyRequest) -> InterventionRead:
+    """Seed 004: accept or reject an executed intervention; exactly one concurrent call wins."""
+    intervention = await repo.get_for_update(session, caller.organization_id, intervention_id)
+    ensure(Action.VERIFY, intervention.status, intervention.type)
+    if body.notification_id is not None:
+        await notifications.mark_read(
+            session,
+            organization_id=caller.organization_id,
+            user_id=caller.user_id,
+            notification_id=body.notification_id,
+            field="notificationId",
+        )
+    now = utcnow()
+    new_status = status_after_decision(body.decision)
+    # Conditional on the status we read: on databases where the row lock above is a no-op
+    # (SQLite, serialised by BEGIN IMMEDIATE instead) this is what makes the winner unique.
+    result = await session.execute(
+        update(Intervention)
+        .where(Intervention.id == intervention.id, Intervention.status == Status.TO_VERIFY)
+        .values(
+            status=new_status,
+            verified_by_user_id=caller.user_id,
+            verified_at=now,
+            decision_comment=body.decision_comment,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict("The intervention was verified by someone else meanwhile.")
+    before = intervention.status
+    await session.refresh(intervention)
+    if intervention.type == Kind.CURATIVE:
+        await _settle_anomalies(session, caller, intervention, accepted=body.decision == Decision.ACCEPT, now=now)
+    repo.record_history(
+        session,
+        intervention,
+        user_id=caller.user_id,
+        action="verify",
+        changes={"status": (before, new_status), "decision": body.decision, "decisionComment": body.decision_comment},
+    )
+    return await repo.read_one(session, intervention)
+
+
+async def _settle_anomalies(
+    session: AsyncSession, caller: Caller, intervention: Intervention, *, accepted: bool, now: dt.datetime
+) -> None:
+    linked = select(InterventionAnomaly.anomaly_id).where(InterventionAnomaly.intervention_id == intervention.id)
+    values: dict[str, Any] = (
+        {"status": AnomalyStatus.RESOLVED, "resolved_at": now, "resolved_by_user_id": caller.user_id}
+        if accepted
+        else {"status": AnomalyStatus.OPEN}
+    )
+    await session.execute(
+        update(Anomaly)
+        .where(Anomaly.id.in_(linked), Anomaly.status == AnomalyStatus.IN_REPAIR)
+        .values(updated_at=now, **values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def get_one(session: AsyncSession, caller: Caller, intervention_id: int) -> InterventionRead:
+    intervention = await repo.get(session, caller.organization_id, intervention_id)
+    return await repo.read_one(session, intervention)
+
+
+async def _assignee_addresses(session: AsyncSession, assignment: Assignment) -> list[tuple[str, str]]:
+    """(address, display name) of an assignment's profile user and contact."""
+    out: list[tuple[str, str]] = []
+    if assignment.profile_id is not None:
+        row = (
+            await session.execute(
+                select(User.email, User.first_name, User.last_name)
+                .join(Profile, Profile.user_id == User.id)
+                .where(Profile.id == assignment.profile_id)
+            )
+        ).one_or_none()
+        if row is not None:
+            name = " ".join(p for p in (row.first_name, row.last_name) if p) or row.email
+            out.append((row.email, name))
+    if assignment.contact is not None and assignment.contact.email:
+        out.append((assignment.contact.email, assignment.contact.name))
+    return out
+
+
+def _describe(intervention: Intervention) -> str:
+    start = format_datetime(intervention.scheduled_start) if intervention.scheduled_start else "not set"
+    end = format_datetime(intervention.scheduled_end) if intervention.scheduled_end else "not set"
+    return (
+        f"Intervention {intervention.id}\n"
+        f"Scheduled from {start} to {end}\n"
+        f"PIN code for check-in: {intervention.code_pin}\n"
+        f"Description: {intervention.description or '-'}\n"
+    )
+
+
+async def _queue_assignee_emails(
+    session: AsyncSession,
+    intervention: Intervention,
+    body: PreventiveUpdate,
+    previous: Assignment,
+    current: Assignment,
+) -> None:
+    """Seed 002's e-mails, written to the outbox with the change."""
+    if body.send_update_email_to_current_assignee:
+        for address, name in await _assignee_addresses(session, current):
+            notifications.queue_email(
+                session,
+                organization_id=intervention.organization_id,
+                intervention_id=intervention.id,
+                recipient=address,
+                subject=f"Intervention {intervention.id} has been updated",
+                body=f"Hello {name},\n\nAn intervention assigned to you has been updated.\n\n{_describe(intervention)}",
+                kind="intervention.updated",
+            )
+    notice = body.previous_assignee_notification
+    if notice is not None and notice.send_email:
+        before = dict(await _assignee_addresses(session, previous))
+        after = dict(await _assignee_addresses(session, current))
+        reason = notice.reason or "No reason was given."
+        for address, name in before.items():
+            if address in after:
+                continue  # still assigned: not a previous assignee
+            notifications.queue_email(
+                session,
+                organization_id=intervention.organization_id,
+                intervention_id=intervention.id,
+                recipient=address,
+                subject=f"Intervention {intervention.id} is no longer assigned to you",
+                body=(
+                    f"Hello {name},\n\nIntervention {intervention.id} has been reassigned.\n"
+                    f"Reason: {reason}\n"
+                ),
+                kind="intervention.unassigned",
+            )
+
+
+def not_found(intervention_id: int) -> NotFound:
+    return NotFound(f"No intervention {intervention_id}.")

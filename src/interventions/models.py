@@ -1,0 +1,51 @@
+"""Every mapped class, imported once so that ``Base.metadata`` knows the whole schema."""
+
+from interventions.auth.models import AuthSession, Profile, RateLimitHit, User
+from interventions.db import Base
+from interventions.interventions.models import (
+    Intervention,
+    InterventionAnomaly,
+    InterventionHistory,
+    InterventionRule,
+    InterventionSite,
+    InterventionSiteRule,
+)
+from interventions.notifications.models import Notification, OutboxEmail
+from interventions.references.models import (
+    Anomaly,
+    Company,
+    CompanyContact,
+    Organization,
+    Routine,
+    RoutineSiteRule,
+    Rule,
+    Site,
+    SiteRule,
+)
+from interventions.storage.models import StoredFile
+
+__all__ = [
+    "Anomaly",
+    "AuthSession",
+    "Base",
+    "Company",
+    "CompanyContact",
+    "Intervention",
+    "InterventionAnomaly",
+    "InterventionHistory",
+    "InterventionRule",
+    "InterventionSite",
+    "InterventionSiteRule",
+    "Notification",
+    "Organization",
+    "OutboxEmail",
+    "Profile",
+    "RateLimitHit",
+    "Routine",
+    "RoutineSiteRule",
+    "Rule",
+    "Site",
+    "SiteRule",
+    "StoredFile",
+    "User",
+]

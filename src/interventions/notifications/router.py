@@ -1,0 +1,43 @@
+"""``/notifications/v1/rs``: the caller's in-app notifications."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from interventions.auth.dependencies import CurrentCaller
+from interventions.db import read_session
+from interventions.notifications import service
+from interventions.notifications.schemas import NotificationRead
+from interventions.openapi import errors_for
+from interventions.wire import ListEnvelope, Pagination
+
+router = APIRouter(prefix="/notifications/v1/rs", tags=["notifications"])
+
+
+@router.get(
+    "",
+    response_model=ListEnvelope[NotificationRead],
+    responses=errors_for(400),
+    summary="My notifications, newest first",
+)
+async def list_notifications(
+    caller: CurrentCaller,
+    session: Annotated[AsyncSession, Depends(read_session)],
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    page_size: Annotated[int, Query(alias="pageSize", ge=1, le=100)] = 20,
+) -> ListEnvelope[NotificationRead]:
+    rows, total = await service.list_for_user(
+        session,
+        organization_id=caller.organization_id,
+        user_id=caller.user_id,
+        page=page,
+        page_size=page_size,
+    )
+    return ListEnvelope(
+        data=[NotificationRead.model_validate(r) for r in rows],
+        total_count=total,
+        pagination=Pagination(page=page, page_size=page_size),
+    )
