@@ -181,7 +181,8 @@ def validation_errors(raw: Sequence[Any]) -> list[dict[str, str]]:
     out: list[dict[str, str]] = []
     seen: set[tuple[str, str]] = set()
     for err in raw:
-        item = {"field": _field_path(err.get("loc", ())), "message": _message(err)}
+        field = "body" if err.get("type") == "json_invalid" else _field_path(err.get("loc", ()))
+        item = {"field": field, "message": _message(err)}
         key = (item["field"], item["message"])
         if key not in seen:
             seen.add(key)

@@ -104,6 +104,7 @@ def _new_intervention(caller: Caller, *, kind: Kind, creation_status: int, **fie
         creation_status=creation_status,
         code_pin=draw_code_pin(),
         auto_created=False,
+        check_type=fields.pop("check_type", CheckType.PLANNED),
         created_by_user_id=caller.user_id,
         created_at=now,
         updated_at=now,
@@ -204,6 +205,7 @@ async def create_unplanned(
         mime_type=body.signature.mime_type,
         size=body.signature.size,
     )
+    await session.flush()  # no ORM relationship orders these inserts: the file goes first
     provider = body.provider
     intervention = _new_intervention(
         caller,

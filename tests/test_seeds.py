@@ -1,0 +1,271 @@
+"""Each seed page's own example request, checked member by member against the page."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+
+from tests.factories import Org
+
+DATETIME_OUT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+# Members every page's response shows, first generation (000, 001, 003, 004)…
+SEED_MEMBERS_V1 = {
+    "id", "status", "type", "description", "imgSignature", "codePin", "autoCreated",
+    "creationStatus", "scheduledStart", "scheduledEnd", "actualStart", "actualEnd",
+    "providerName", "providerEmail", "providerActionComment", "providerGeneralComment",
+    "assignedCompanyContactId", "assignedUserId", "verifiedByUserId", "verifiedAt",
+    "decisionComment", "attendeeCount", "routineId", "organizationId", "createdByUserId",
+    "archivedAt", "updatedAt", "createdAt",
+}
+# … and second generation (002).
+SEED_MEMBERS_V2 = {
+    "id", "status", "type", "description", "imgSignature", "codePin", "autoCreated",
+    "creationStatus", "scheduledStart", "scheduledEnd", "actualStart", "actualEnd",
+    "providerName", "providerEmail", "providerActionComment", "providerGeneralComment",
+    "assignedCompanyContactId", "assignedProfileId", "verifiedById", "verifiedAt",
+    "decisionComment", "routineId", "organizationId", "createdById", "archivedAt",
+    "updatedAt", "createdAt", "companyId", "negotiationEndDate", "checkType", "deletedAt",
+}
+DATETIME_MEMBERS = {
+    "scheduledStart", "scheduledEnd", "actualStart", "actualEnd", "verifiedAt", "archivedAt",
+    "updatedAt", "createdAt", "negotiationEndDate", "deletedAt",
+}
+
+
+def check_resource(data: dict[str, Any]) -> None:
+    """Both generations of names, consistent with each other, typed as the pages show."""
+    assert SEED_MEMBERS_V1 <= data.keys()
+    assert SEED_MEMBERS_V2 <= data.keys()
+    assert data["verifiedById"] == data["verifiedByUserId"]
+    assert data["createdById"] == data["createdByUserId"]
+    assert isinstance(data["id"], int) and data["id"] > 0
+    assert 100000 <= data["codePin"] <= 999999
+    assert isinstance(data["autoCreated"], bool)
+    for member in DATETIME_MEMBERS:
+        assert data[member] is None or DATETIME_OUT.match(data[member]), member
+
+
+async def test_000_create_curative(client: httpx.AsyncClient, factory: Any) -> None:
+    org: Org = await factory.org()
+    body = {
+        "scheduledStart": "2024-12-01T12:34:56.000Z",
+        "scheduledEnd": "2024-12-05T14:56:23.000Z",
+        "anomalyIds": [org.anomaly_ids[0]],
+        "creationStatus": 0,
+        "description": "Description of the intervention",
+        "assignedCompanyContactId": org.contact_ids[0],
+        "assignedUserId": org.manager.profile_id,
+    }
+    r = await client.post("/interventions/v2/rs/curative", json=body, headers=org.admin.headers)
+    assert r.status_code == 201, r.text
+    assert r.headers["content-type"] == "application/json"
+    data = r.json()["data"]
+    check_resource(data)
+    assert data["type"] == 2
+    assert data["status"] == 1 and data["creationStatus"] == 0
+    assert data["description"] == "Description of the intervention"
+    assert data["scheduledStart"] == "2024-12-01T12:34:56.000Z"
+    assert data["scheduledEnd"] == "2024-12-05T14:56:23.000Z"
+    assert data["actualStart"] is None and data["actualEnd"] is None
+    assert data["assignedCompanyContactId"] == org.contact_ids[0]
+    assert data["companyId"] == org.company_ids[0]
+    assert data["assignedProfileId"] == org.manager.profile_id
+    assert data["assignedUserId"] == org.manager.user_id
+    assert data["createdByUserId"] == org.admin.user_id
+    assert data["organizationId"] == org.id
+    assert data["anomalyIds"] == [org.anomaly_ids[0]]
+    assert data["siteIds"] == [org.site_ids[0]]
+    assert data["verifiedAt"] is None and data["verifiedByUserId"] is None
+    assert data["deletedAt"] is None and data["archivedAt"] is None
+    # The anomaly is now being repaired: a second curative on it is refused.
+    again = await client.post("/interventions/v2/rs/curative", json=body, headers=org.admin.headers)
+    assert again.status_code == 422
+    assert again.json()["errors"][0]["field"] == "anomalyIds"
+
+
+async def test_001_create_unplanned(client: httpx.AsyncClient, factory: Any) -> None:
+    org: Org = await factory.org()
+    body = {
+        "companyId": org.company_ids[0],
+        "siteIds": org.site_ids,
+        "ruleIds": org.rule_ids,
+        "signature": {"name": "example.jpg", "mimeType": "image/jpeg", "size": 1024},
+        "provider": {
+            "firstName": "Provider name",
+            "lastName": "Provider name",
+            "actionComment": "Action comment from the provider",
+            "email": "example@mail.fr",
+            "comment": "General comment from the provider",
+        },
+        "actualStart": "2024-12-01T12:34:56.000Z",
+    }
+    r = await client.post("/interventions/v2/mb/preventive/unplanned", json=body, headers=org.manager.headers)
+    assert r.status_code == 201, r.text
+    payload = r.json()
+    assert set(payload) == {"data", "presignedUrl"}
+    data = payload["data"]
+    check_resource(data)
+    assert data["type"] == 1 and data["status"] == 4
+    assert data["checkType"] == 2 and data["creationStatus"] == 2
+    assert data["actualStart"] == "2024-12-01T12:34:56.000Z"
+    assert data["scheduledStart"] == data["actualStart"]
+    assert data["scheduledEnd"] == data["actualEnd"] is not None
+    assert data["providerName"] == "Provider name Provider name"
+    assert data["providerEmail"] == "example@mail.fr"
+    assert data["providerActionComment"] == "Action comment from the provider"
+    assert data["providerGeneralComment"] == "General comment from the provider"
+    assert data["companyId"] == org.company_ids[0]
+    assert data["siteIds"] == sorted(org.site_ids)
+    assert data["ruleIds"] == sorted(org.rule_ids)
+    assert len(data["siteRuleIds"]) == 9
+    assert data["imgSignature"].startswith("/storage/v1/rs/files/")
+    assert payload["presignedUrl"].startswith("http://testserver/storage/v1/uploads/")
+
+    # The URL takes the bytes; the organisation can then download them.
+    image = b"\xff\xd8\xff" + bytes(1021)
+    put = await client.put(payload["presignedUrl"], content=image, headers={"content-type": "image/jpeg"})
+    assert put.status_code == 200, put.text
+    got = await client.get(data["imgSignature"], headers=org.viewer.headers)
+    assert got.status_code == 200
+    assert got.content == image
+    assert got.headers["content-type"] == "image/jpeg"
+
+    # The admins and managers are told it awaits verification.
+    notes = await client.get("/notifications/v1/rs", headers=org.admin.headers)
+    assert [n["interventionId"] for n in notes.json()["data"]] == [data["id"]]
+
+
+async def test_002_update_preventive(client: httpx.AsyncClient, factory: Any) -> None:
+    org: Org = await factory.org()
+    created = await client.post(
+        "/interventions/v2/rs/preventive/routine",
+        json={
+            "scheduledStart": "2024-11-01T08:00:00.000Z",
+            "scheduledEnd": "2024-11-01T10:00:00.000Z",
+            "creationStatus": 0,
+            "routineId": org.routine_id,
+        },
+        headers=org.admin.headers,
+    )
+    assert created.status_code == 201, created.text
+    intervention_id = created.json()["data"]["id"]
+    site_rules = [org.site_rule[(org.site_ids[1], r)] for r in org.rule_ids]
+    body = {
+        "description": "Description of the intervention",
+        "scheduledStart": "2024-12-01T12:34:56.000Z",
+        "scheduledEnd": "2024-12-05T14:56:23.000Z",
+        "siteRuleIds": site_rules,
+        "creationStatus": 1,
+        "assignedCompanyContactId": org.contact_ids[0],
+        "assignedProfileId": org.manager.profile_id,
+        "sendUpdateEmailToCurrentAssignee": False,
+        "previousAssigneeNotification": {"sendEmail": True, "reason": "The intervention details have changed."},
+    }
+    r = await client.patch(
+        f"/interventions/v2/rs/preventive/{intervention_id}",
+        json=body,
+        headers={**org.admin.headers, "Content-Type": "application/json", "X-Session-Token": org.admin.headers["x-session-token"]},
+    )
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    check_resource(data)
+    assert data["id"] == intervention_id
+    assert data["type"] == 1 and data["checkType"] == 1
+    assert data["status"] == 2 and data["creationStatus"] == 1
+    assert data["description"] == "Description of the intervention"
+    assert data["scheduledStart"] == "2024-12-01T12:34:56.000Z"
+    assert data["scheduledEnd"] == "2024-12-05T14:56:23.000Z"
+    assert data["siteRuleIds"] == sorted(site_rules)
+    assert data["siteIds"] == [org.site_ids[1]]
+    assert data["assignedCompanyContactId"] == org.contact_ids[0]
+    assert data["assignedProfileId"] == org.manager.profile_id
+    assert data["assignedUserId"] == org.manager.user_id
+    assert data["companyId"] == org.company_ids[0]
+    assert data["routineId"] == org.routine_id
+
+
+async def test_003_update_training(client: httpx.AsyncClient, factory: Any) -> None:
+    org: Org = await factory.org()
+    created = await client.post(
+        "/interventions/v2/rs/training-exercise",
+        json={
+            "scheduledStart": "2024-11-01T08:00:00.000Z",
+            "scheduledEnd": "2024-11-01T10:00:00.000Z",
+            "ruleId": org.training_rule_id,
+            "siteIds": [org.site_ids[0]],
+            "creationStatus": 0,
+        },
+        headers=org.admin.headers,
+    )
+    assert created.status_code == 201, created.text
+    intervention_id = created.json()["data"]["id"]
+    body = {
+        "description": "Description of the intervention",
+        "scheduledStart": "2024-12-01T12:34:56.000Z",
+        "scheduledEnd": "2024-12-05T14:56:23.000Z",
+        "ruleId": org.training_rule_id,
+        "siteIds": org.site_ids,
+        "creationStatus": 1,
+        "assignedCompanyContactId": org.contact_ids[1],
+        "assignedUserId": org.admin.profile_id,
+        "validateIntervention": True,
+    }
+    r = await client.patch(f"/interventions/v2/rs/training-exercise/{intervention_id}", json=body, headers=org.manager.headers)
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    check_resource(data)
+    assert data["type"] == 3
+    assert data["status"] == 5  # validated
+    assert data["verifiedByUserId"] == org.manager.user_id
+    assert data["verifiedAt"] is not None
+    assert data["description"] == "Description of the intervention"
+    assert data["scheduledStart"] == "2024-12-01T12:34:56.000Z"
+    assert data["scheduledEnd"] == "2024-12-05T14:56:23.000Z"
+    assert data["ruleIds"] == [org.training_rule_id]
+    assert data["siteIds"] == sorted(org.site_ids)
+    assert data["assignedCompanyContactId"] == org.contact_ids[1]
+    assert data["assignedUserId"] == org.admin.user_id
+    assert data["assignedProfileId"] == org.admin.profile_id
+    assert data["creationStatus"] == 1
+
+
+async def test_004_verify(client: httpx.AsyncClient, factory: Any) -> None:
+    org: Org = await factory.org()
+    created = await client.post(
+        "/interventions/v2/mb/preventive/unplanned",
+        json={
+            "companyId": org.company_ids[0],
+            "siteIds": [org.site_ids[0]],
+            "ruleIds": [org.rule_ids[0]],
+            "signature": {"name": "s.png", "mimeType": "image/png", "size": 10},
+            "provider": {"firstName": "Ann", "lastName": "Lee"},
+        },
+        headers=org.admin.headers,
+    )
+    assert created.status_code == 201, created.text
+    intervention_id = created.json()["data"]["id"]
+    notes = (await client.get("/notifications/v1/rs", headers=org.manager.headers)).json()["data"]
+    notification_id = notes[0]["id"]
+    assert notes[0]["readAt"] is None
+    body = {
+        "decisionComment": "Provider refused the intervention due to scheduling conflicts.",
+        "decision": 2,
+        "notificationId": notification_id,
+    }
+    r = await client.patch(f"/interventions/v2/rs/{intervention_id}/verify", json=body, headers=org.manager.headers)
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    check_resource(data)
+    assert data["status"] == 6  # rejected
+    assert data["decisionComment"] == "Provider refused the intervention due to scheduling conflicts."
+    assert data["verifiedByUserId"] == org.manager.user_id
+    assert data["verifiedAt"] is not None
+    notes = (await client.get("/notifications/v1/rs", headers=org.manager.headers)).json()["data"]
+    assert notes[0]["readAt"] is not None
+    # Verifying twice is a conflict.
+    again = await client.patch(f"/interventions/v2/rs/{intervention_id}/verify", json={**body, "notificationId": None}, headers=org.manager.headers)
+    assert again.status_code == 409
+    assert again.headers["content-type"] == "application/problem+json"
