@@ -65,7 +65,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.storage = LocalStorage(settings.storage_dir, secret, settings.upload_url_ttl_seconds)
 
     install_handlers(app)
-    for router in (auth_router, interventions_router, mobile_router, notifications_router, storage_router):
+    for router in (
+        auth_router,
+        interventions_router,
+        mobile_router,
+        notifications_router,
+        storage_router,
+    ):
         app.include_router(router)
 
     @app.get(

@@ -24,7 +24,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
-    migrate: Annotated[bool, typer.Option("--migrate/--no-migrate", help="Apply pending migrations first.")] = True,
+    migrate: Annotated[
+        bool, typer.Option("--migrate/--no-migrate", help="Apply pending migrations first.")
+    ] = True,
 ) -> None:
     """Serve the HTTP API (migrating the database first unless --no-migrate)."""
     import uvicorn
@@ -55,7 +57,9 @@ async def _import(settings: Settings, document: Any) -> Any:
 
 
 @cli.command("import")
-def import_(file: Annotated[Path, typer.Argument(help="JSON file in the reference data format.")]) -> None:
+def import_(
+    file: Annotated[Path, typer.Argument(help="JSON file in the reference data format.")],
+) -> None:
     """Load reference data (organisations, users, sites, rules…). Idempotent; all or nothing."""
     from interventions.references.importer import ImportError_
 
@@ -94,7 +98,9 @@ async def _demo(settings: Settings) -> tuple[Any, list[int]]:
 
 @cli.command()
 def demo(
-    url: Annotated[str, typer.Option(help="Where the service listens, for the printed examples.")] = "http://127.0.0.1:8000",
+    url: Annotated[
+        str, typer.Option(help="Where the service listens, for the printed examples.")
+    ] = "http://127.0.0.1:8000",
 ) -> None:
     """Load a small demo organisation and print how to log in."""
     from interventions.demo import DEMO_USERS
@@ -106,7 +112,9 @@ def demo(
     for _, email, password, _, _, role in DEMO_USERS:
         console.print(f"  {role:8} {email} / {password}")
     if created:
-        console.print(f"Planned interventions: preventive {created[0]}, training exercise {created[1]}.")
+        console.print(
+            f"Planned interventions: preventive {created[0]}, training exercise {created[1]}."
+        )
     body = json.dumps({"email": DEMO_USERS[0][1], "password": DEMO_USERS[0][2]})
     console.print("\nLog in:", style="bold")
     console.print(

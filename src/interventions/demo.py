@@ -48,13 +48,26 @@ def demo_document() -> dict[str, Any]:
             for uid, _, _, _, _, role in DEMO_USERS
         ],
         "sites": [{"id": i, "organizationId": DEMO_ORGANIZATION_ID, "name": n} for i, n in sites],
-        "rules": [{"id": i, "organizationId": DEMO_ORGANIZATION_ID, "name": n, "type": t} for i, n, t in rules],
+        "rules": [
+            {"id": i, "organizationId": DEMO_ORGANIZATION_ID, "name": n, "type": t}
+            for i, n, t in rules
+        ],
         "siteRules": site_rules,
         "companies": [
-            {"id": 1, "organizationId": DEMO_ORGANIZATION_ID, "name": "Bureau Contrôle", "type": 1,
-             "email": "contact@bc.example"},
-            {"id": 2, "organizationId": DEMO_ORGANIZATION_ID, "name": "Formation Sécurité", "type": 3,
-             "email": "contact@fs.example"},
+            {
+                "id": 1,
+                "organizationId": DEMO_ORGANIZATION_ID,
+                "name": "Bureau Contrôle",
+                "type": 1,
+                "email": "contact@bc.example",
+            },
+            {
+                "id": 2,
+                "organizationId": DEMO_ORGANIZATION_ID,
+                "name": "Formation Sécurité",
+                "type": 3,
+                "email": "contact@fs.example",
+            },
         ],
         "companyContacts": [
             {"id": 1, "companyId": 1, "name": "Paul Durand", "email": "paul@bc.example"},
@@ -70,8 +83,14 @@ def demo_document() -> dict[str, Any]:
             ]
         ],
         "routines": [
-            {"id": 1, "organizationId": DEMO_ORGANIZATION_ID, "name": "SSI annuel", "siteRuleIds": [1, 2, 3],
-             "rrule": "FREQ=YEARLY", "assignedCompanyContactId": 1},
+            {
+                "id": 1,
+                "organizationId": DEMO_ORGANIZATION_ID,
+                "name": "SSI annuel",
+                "siteRuleIds": [1, 2, 3],
+                "rrule": "FREQ=YEARLY",
+                "assignedCompanyContactId": 1,
+            },
         ],
     }
 
@@ -86,24 +105,39 @@ async def load_demo(session: AsyncSession) -> tuple[ImportReport, list[int]]:
     ).scalar_one()
     created: list[int] = []
     if count == 0:
-        admin = Caller(user_id=1, profile_id=1, organization_id=DEMO_ORGANIZATION_ID, role="admin", session_id="demo")
+        admin = Caller(
+            user_id=1,
+            profile_id=1,
+            organization_id=DEMO_ORGANIZATION_ID,
+            role="admin",
+            session_id="demo",
+        )
         start = (utcnow() + dt.timedelta(days=7)).replace(hour=9, minute=0, second=0, microsecond=0)
         preventive = await service.create_from_routine(
             session,
             admin,
             RoutineInterventionCreate.model_validate(
-                {"scheduledStart": _iso(start), "scheduledEnd": _iso(start + dt.timedelta(hours=3)),
-                 "creationStatus": 1, "routineId": 1}
+                {
+                    "scheduledStart": _iso(start),
+                    "scheduledEnd": _iso(start + dt.timedelta(hours=3)),
+                    "creationStatus": 1,
+                    "routineId": 1,
+                }
             ),
         )
         training = await service.create_training(
             session,
             admin,
             TrainingCreate.model_validate(
-                {"scheduledStart": _iso(start + dt.timedelta(days=3)),
-                 "scheduledEnd": _iso(start + dt.timedelta(days=3, hours=2)),
-                 "ruleId": 4, "siteIds": [1, 2, 3], "creationStatus": 1,
-                 "description": "Exercice d'évacuation du trimestre", "assignedCompanyContactId": 2}
+                {
+                    "scheduledStart": _iso(start + dt.timedelta(days=3)),
+                    "scheduledEnd": _iso(start + dt.timedelta(days=3, hours=2)),
+                    "ruleId": 4,
+                    "siteIds": [1, 2, 3],
+                    "creationStatus": 1,
+                    "description": "Exercice d'évacuation du trimestre",
+                    "assignedCompanyContactId": 2,
+                }
             ),
         )
         created = [preventive.id, training.id]

@@ -166,11 +166,6 @@ def _message(err: dict[str, Any]) -> str:
         return "Unknown field."
     if kind == "missing":
         return "Field required."
-    if kind == "string_pattern_mismatch" and "02-29" in str(err.get("ctx", {}).get("pattern", "")):
-        return (
-            "Must be a UTC date-time in ISO 8601 with a trailing Z on a real calendar date, "
-            "e.g. 2024-12-01T12:34:56.000Z."
-        )
     if kind == "json_invalid":
         return "Malformed JSON: " + str(err.get("ctx", {}).get("error", "cannot be parsed"))
     msg = str(err.get("msg", "Invalid value."))

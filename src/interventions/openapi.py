@@ -44,7 +44,9 @@ def errors_for(*statuses: int, auth: bool = True) -> dict[int | str, dict[str, A
     return {
         status: {
             "description": PROBLEM_DESCRIPTIONS[status],
-            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            "content": {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+            },
         }
         for status in sorted(wanted)
     }
@@ -54,7 +56,9 @@ def finish_document(schema: dict[str, Any]) -> dict[str, Any]:
     """Validation errors are 400 problems here, never FastAPI's default 422 shape."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-    components.update(Problem.model_json_schema(ref_template="#/components/schemas/{model}").pop("$defs", {}))
+    components.update(
+        Problem.model_json_schema(ref_template="#/components/schemas/{model}").pop("$defs", {})
+    )
     components["Problem"].pop("$defs", None)
     for path in schema.get("paths", {}).values():
         for operation in path.values():

@@ -8,14 +8,17 @@ from typing import Annotated, Generic, TypeVar
 
 from pydantic import (
     AfterValidator,
-    BeforeValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
+    PlainValidator,
     StrictBool,
+    WithJsonSchema,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 MAX_SAFE_INTEGER = 9007199254740991
 
@@ -50,14 +53,33 @@ def format_datetime(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+_DATETIME_RE = re.compile(DATETIME_PATTERN)
+
+
+def _datetime_in(value: object) -> dt.datetime:
+    if not isinstance(value, str) or not _DATETIME_RE.match(value):
+        raise PydanticCustomError(
+            "datetime_format",
+            "Must be a UTC date-time in ISO 8601 with a trailing Z on a real calendar date, "
+            "e.g. 2024-12-01T12:34:56.000Z",
+        )
+    try:
+        return parse_datetime(value)
+    except ValueError as exc:
+        raise PydanticCustomError("datetime_format", "Not a real date-time") from exc
+
+
 DateTimeIn = Annotated[
-    str,
-    Field(
-        pattern=DATETIME_PATTERN,
-        json_schema_extra={"format": "date-time"},
-        examples=["2024-12-01T12:34:56.000Z"],
+    dt.datetime,
+    PlainValidator(_datetime_in),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "pattern": DATETIME_PATTERN,
+            "examples": ["2024-12-01T12:34:56.000Z"],
+        }
     ),
-    AfterValidator(parse_datetime),
 ]
 DateTimeOut = Annotated[
     dt.datetime,

@@ -11,7 +11,9 @@ from interventions.auth.models import RateLimitHit
 from interventions.db import utcnow
 
 
-async def hits(session: AsyncSession, key: str, window_seconds: int) -> tuple[int, dt.datetime | None]:
+async def hits(
+    session: AsyncSession, key: str, window_seconds: int
+) -> tuple[int, dt.datetime | None]:
     """How many hits ``key`` has in the window, and when the oldest of them was."""
     since = utcnow() - dt.timedelta(seconds=window_seconds)
     row = (

@@ -60,7 +60,10 @@ async def login(body: LoginCredentials, request: Request) -> Envelope[TokensRead
 )
 async def refresh(body: RefreshRequest, request: Request) -> Envelope[AccessTokenRead]:
     token = await service.refresh(
-        request.app.state.db, request.app.state.settings, request.app.state.secret, body.refresh_token
+        request.app.state.db,
+        request.app.state.settings,
+        request.app.state.secret,
+        body.refresh_token,
     )
     return Envelope(data=AccessTokenRead(access_token=token))
 

@@ -72,7 +72,9 @@ async def login(
     )
 
 
-async def _choose_profile(session: AsyncSession, user_id: int, organization_id: int | None) -> Profile:
+async def _choose_profile(
+    session: AsyncSession, user_id: int, organization_id: int | None
+) -> Profile:
     profiles = list(
         (
             await session.execute(

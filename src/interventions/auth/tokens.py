@@ -27,9 +27,7 @@ def _encode(payload: dict[str, Any], secret: str) -> str:
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
 
 
-def issue_access(
-    secret: str, *, user_id: int, session_id: str, now: dt.datetime, ttl: int
-) -> str:
+def issue_access(secret: str, *, user_id: int, session_id: str, now: dt.datetime, ttl: int) -> str:
     return _encode(
         {
             "sub": str(user_id),

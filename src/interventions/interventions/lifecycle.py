@@ -65,9 +65,7 @@ _ALL_KINDS = frozenset(Kind)
 
 TRANSITIONS: dict[Action, Transition] = {
     # Re-planning: before the provider arrives, or after a rejection.
-    Action.UPDATE: Transition(
-        frozenset({Status.TO_SCHEDULE, Status.SCHEDULED, Status.REJECTED})
-    ),
+    Action.UPDATE: Transition(frozenset({Status.TO_SCHEDULE, Status.SCHEDULED, Status.REJECTED})),
     Action.VERIFY: Transition(frozenset({Status.TO_VERIFY})),
     Action.VALIDATE_TRAINING: Transition(
         frozenset({Status.TO_SCHEDULE, Status.SCHEDULED, Status.TO_VERIFY}),
@@ -115,7 +113,7 @@ def _past(action: Action) -> str:
 
 
 def status_for_creation(creation_status: int) -> Status:
-    """``creationStatus`` 0 → to schedule, 1 → scheduled, 2 (done, recorded after the fact) → to verify."""
+    """``creationStatus`` 0 → to schedule, 1 → scheduled, 2 (done, after the fact) → to verify."""
     return {
         CreationStatus.TO_SCHEDULE: Status.TO_SCHEDULE,
         CreationStatus.SCHEDULED: Status.SCHEDULED,

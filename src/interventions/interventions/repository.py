@@ -32,10 +32,14 @@ LINK_TABLES: dict[str, Any] = {
     "anomaly_ids": (InterventionAnomaly, InterventionAnomaly.anomaly_id),
 }
 
-KIND_LABELS = {Kind.PREVENTIVE: "preventive", Kind.CURATIVE: "curative", Kind.TRAINING: "training exercise"}
+KIND_LABELS = {
+    Kind.PREVENTIVE: "preventive",
+    Kind.CURATIVE: "curative",
+    Kind.TRAINING: "training exercise",
+}
 
 
-def readable(organization_id: int) -> Select[tuple[Intervention]]:
+def readable(organization_id: int) -> Select[Intervention]:
     """Every query for a caller starts here: its organisation, nothing cancelled (deleted)."""
     return select(Intervention).where(
         Intervention.organization_id == organization_id, Intervention.deleted_at.is_(None)
@@ -90,14 +94,17 @@ async def replace_links(
     await add_links(session, intervention, member, ids)
 
 
-async def links(session: AsyncSession, intervention_ids: Sequence[int]) -> dict[int, dict[str, list[int]]]:
+async def links(
+    session: AsyncSession, intervention_ids: Sequence[int]
+) -> dict[int, dict[str, list[int]]]:
     """All four link sets of the interventions, in one statement."""
     out: dict[int, dict[str, list[int]]] = defaultdict(lambda: {k: [] for k in LINK_TABLES})
     if not intervention_ids:
         return out
     parts = [
-        select(literal(member).label("member"), model.intervention_id, column.label("ref"))
-        .where(model.intervention_id.in_(intervention_ids))
+        select(literal(member).label("member"), model.intervention_id, column.label("ref")).where(
+            model.intervention_id.in_(intervention_ids)
+        )
         for member, (model, column) in LINK_TABLES.items()
     ]
     rows = (await session.execute(union_all(*parts))).all()
@@ -165,7 +172,9 @@ def to_read(
     )
 
 
-async def read_many(session: AsyncSession, interventions: Sequence[Intervention]) -> list[InterventionRead]:
+async def read_many(
+    session: AsyncSession, interventions: Sequence[Intervention]
+) -> list[InterventionRead]:
     """Wire form of several interventions: two statements whatever their number."""
     ids = [i.id for i in interventions]
     link_sets = await links(session, ids)
@@ -202,7 +211,11 @@ def record_history(
 ) -> None:
     """Append one history entry. ``changes`` maps a member to ``(before, after)``."""
     payload = {
-        key: ({"from": _jsonable(v[0]), "to": _jsonable(v[1])} if isinstance(v, tuple) else _jsonable(v))
+        key: (
+            {"from": _jsonable(v[0]), "to": _jsonable(v[1])}
+            if isinstance(v, tuple)
+            else _jsonable(v)
+        )
         for key, v in changes.items()
     }
     session.add(

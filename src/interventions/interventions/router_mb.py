@@ -35,6 +35,11 @@ async def create_unplanned(
     session: Annotated[AsyncSession, Depends(write_session, scope="function")],
 ) -> UnplannedCreated:
     read, url = await service.create_unplanned(
-        session, caller, body, request.app.state.settings, public_base_url(request), request.app.state.storage
+        session,
+        caller,
+        body,
+        request.app.state.settings,
+        public_base_url(request),
+        request.app.state.storage,
     )
     return UnplannedCreated(data=read, presigned_url=url)

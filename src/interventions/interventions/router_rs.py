@@ -85,7 +85,10 @@ async def create_training(
     summary="Update preventive intervention scheduled",
 )
 async def update_preventive(
-    intervention_id: InterventionId, body: PreventiveUpdate, caller: CurrentWriter, session: WriteSession
+    intervention_id: InterventionId,
+    body: PreventiveUpdate,
+    caller: CurrentWriter,
+    session: WriteSession,
 ) -> Envelope[InterventionRead]:
     return Envelope(data=await service.update_preventive(session, caller, intervention_id, body))
 
@@ -97,7 +100,10 @@ async def update_preventive(
     summary="Update training session intervention scheduled",
 )
 async def update_training(
-    intervention_id: InterventionId, body: TrainingUpdate, caller: CurrentWriter, session: WriteSession
+    intervention_id: InterventionId,
+    body: TrainingUpdate,
+    caller: CurrentWriter,
+    session: WriteSession,
 ) -> Envelope[InterventionRead]:
     return Envelope(data=await service.update_training(session, caller, intervention_id, body))
 
@@ -109,7 +115,10 @@ async def update_training(
     summary="Accept or reject intervention verification",
 )
 async def verify(
-    intervention_id: InterventionId, body: VerifyRequest, caller: CurrentWriter, session: WriteSession
+    intervention_id: InterventionId,
+    body: VerifyRequest,
+    caller: CurrentWriter,
+    session: WriteSession,
 ) -> Envelope[InterventionRead]:
     return Envelope(data=await service.verify(session, caller, intervention_id, body))
 

@@ -157,7 +157,14 @@ class InterventionRead(ReadModel):
     """The intervention resource (SPEC §4.1), with both generations of member names."""
 
     id: int
-    status: int = Field(description="1 toSchedule · 2 scheduled · 3 inProgress · 4 toVerify · 5 validated · 6 rejected · 7 cancelled", ge=1, le=7)
+    status: int = Field(
+        description=(
+            "1 toSchedule · 2 scheduled · 3 inProgress · 4 toVerify · 5 validated · "
+            "6 rejected · 7 cancelled"
+        ),
+        ge=1,
+        le=7,
+    )
     type: int = Field(description="1 preventive · 2 curative · 3 training exercise", ge=1, le=3)
     description: str | None
     img_signature: str | None = Field(description="Download path of the signature image.")
@@ -200,5 +207,3 @@ class InterventionRead(ReadModel):
 class UnplannedCreated(ReadModel):
     data: InterventionRead
     presigned_url: str = Field(description="Expiring URL: PUT the signature image bytes to it.")
-
-

@@ -78,7 +78,11 @@ async def resolve_assignment(
     if not given:
         profile_id = current.assigned_profile_id if current else None
     elif profile_id is not None:
-        field = "assignedProfileId" if "assigned_profile_id" in body.model_fields_set else "assignedUserId"
+        field = (
+            "assignedProfileId"
+            if "assigned_profile_id" in body.model_fields_set
+            else "assignedUserId"
+        )
         await refs.require_profile(session, caller.organization_id, profile_id, field=field)
     contact: CompanyContact | None = None
     if body.contact_given():
@@ -94,7 +98,9 @@ async def resolve_assignment(
     return Assignment(profile_id=profile_id, contact=contact)
 
 
-def _new_intervention(caller: Caller, *, kind: Kind, creation_status: int, **fields: Any) -> Intervention:
+def _new_intervention(
+    caller: Caller, *, kind: Kind, creation_status: int, **fields: Any
+) -> Intervention:
     now = utcnow()
     status = status_for_creation(creation_status)
     intervention = Intervention(
@@ -117,7 +123,9 @@ def _new_intervention(caller: Caller, *, kind: Kind, creation_status: int, **fie
     return intervention
 
 
-async def _created(session: AsyncSession, caller: Caller, intervention: Intervention) -> InterventionRead:
+async def _created(
+    session: AsyncSession, caller: Caller, intervention: Intervention
+) -> InterventionRead:
     await session.flush()
     repo.record_history(
         session,
@@ -129,11 +137,18 @@ async def _created(session: AsyncSession, caller: Caller, intervention: Interven
     return await repo.read_one(session, intervention)
 
 
-async def create_curative(session: AsyncSession, caller: Caller, body: CurativeCreate) -> InterventionRead:
+async def create_curative(
+    session: AsyncSession, caller: Caller, body: CurativeCreate
+) -> InterventionRead:
     """Seed 000: repair open anomalies; they move to 'in repair' in the same transaction."""
     check_schedule(body.scheduled_start, body.scheduled_end)
     anomalies = await refs.require_all(
-        session, Anomaly, caller.organization_id, body.anomaly_ids, field="anomalyIds", label="anomaly"
+        session,
+        Anomaly,
+        caller.organization_id,
+        body.anomaly_ids,
+        field="anomalyIds",
+        label="anomaly",
     )
     busy = [a.id for a in anomalies.values() if a.status != AnomalyStatus.OPEN]
     if busy:
@@ -157,7 +172,9 @@ async def create_curative(session: AsyncSession, caller: Caller, body: CurativeC
     session.add(intervention)
     await session.flush()
     await repo.add_links(session, intervention, "anomaly_ids", body.anomaly_ids)
-    await repo.add_links(session, intervention, "site_ids", sorted({a.site_id for a in anomalies.values()}))
+    await repo.add_links(
+        session, intervention, "site_ids", sorted({a.site_id for a in anomalies.values()})
+    )
     # Guarded by status so that two curatives racing for one anomaly cannot both take it.
     taken = await session.execute(
         update(Anomaly)
@@ -170,13 +187,23 @@ async def create_curative(session: AsyncSession, caller: Caller, body: CurativeC
 
 
 async def create_unplanned(
-    session: AsyncSession, caller: Caller, body: UnplannedCreate, settings: Settings, base_url: str, storage_backend: storage.Storage
+    session: AsyncSession,
+    caller: Caller,
+    body: UnplannedCreate,
+    settings: Settings,
+    base_url: str,
+    storage_backend: storage.Storage,
 ) -> tuple[InterventionRead, str]:
     """Seed 001: a check done on the spot, already executed and signed (status 4)."""
     if body.signature.size > settings.signature_max_bytes:
         raise BadRequest(
             "The signature is too large.",
-            errors=[{"field": "signature.size", "message": f"At most {settings.signature_max_bytes} bytes."}],
+            errors=[
+                {
+                    "field": "signature.size",
+                    "message": f"At most {settings.signature_max_bytes} bytes.",
+                }
+            ],
         )
     now = utcnow()
     actual_start = body.actual_start or now
@@ -186,7 +213,9 @@ async def create_unplanned(
             errors=[{"field": "actualStart", "message": "Must not be in the future."}],
         )
     org = caller.organization_id
-    await refs.require_all(session, Company, org, [body.company_id], field="companyId", label="company")
+    await refs.require_all(
+        session, Company, org, [body.company_id], field="companyId", label="company"
+    )
     await refs.require_all(session, Site, org, body.site_ids, field="siteIds", label="site")
     await refs.require_all(session, Rule, org, body.rule_ids, field="ruleIds", label="rule")
     pairs = await refs.site_rules_between(session, org, body.site_ids, body.rule_ids)
@@ -227,7 +256,9 @@ async def create_unplanned(
     await session.flush()
     await repo.add_links(session, intervention, "site_ids", body.site_ids)
     await repo.add_links(session, intervention, "rule_ids", body.rule_ids)
-    await repo.add_links(session, intervention, "site_rule_ids", sorted(sr.id for sr in pairs.values()))
+    await repo.add_links(
+        session, intervention, "site_rule_ids", sorted(sr.id for sr in pairs.values())
+    )
     await notifications.notify_writers(
         session,
         organization_id=org,
@@ -275,14 +306,22 @@ async def create_from_routine(
     return await _created(session, caller, intervention)
 
 
-async def _link_site_rules(session: AsyncSession, intervention: Intervention, site_rules: Sequence[SiteRule]) -> None:
+async def _link_site_rules(
+    session: AsyncSession, intervention: Intervention, site_rules: Sequence[SiteRule]
+) -> None:
     await repo.replace_links(session, intervention, "site_rule_ids", [sr.id for sr in site_rules])
-    await repo.replace_links(session, intervention, "site_ids", sorted({sr.site_id for sr in site_rules}))
-    await repo.replace_links(session, intervention, "rule_ids", sorted({sr.rule_id for sr in site_rules}))
+    await repo.replace_links(
+        session, intervention, "site_ids", sorted({sr.site_id for sr in site_rules})
+    )
+    await repo.replace_links(
+        session, intervention, "rule_ids", sorted({sr.rule_id for sr in site_rules})
+    )
 
 
 async def _require_training_rule(session: AsyncSession, caller: Caller, rule_id: int) -> Rule:
-    found = await refs.require_all(session, Rule, caller.organization_id, [rule_id], field="ruleId", label="rule")
+    found = await refs.require_all(
+        session, Rule, caller.organization_id, [rule_id], field="ruleId", label="rule"
+    )
     rule: Rule = found[rule_id]
     if rule.type != 2:
         raise Unprocessable(
@@ -292,10 +331,14 @@ async def _require_training_rule(session: AsyncSession, caller: Caller, rule_id:
     return rule
 
 
-async def create_training(session: AsyncSession, caller: Caller, body: TrainingCreate) -> InterventionRead:
+async def create_training(
+    session: AsyncSession, caller: Caller, body: TrainingCreate
+) -> InterventionRead:
     check_schedule(body.scheduled_start, body.scheduled_end)
     await _require_training_rule(session, caller, body.rule_id)
-    await refs.require_all(session, Site, caller.organization_id, body.site_ids, field="siteIds", label="site")
+    await refs.require_all(
+        session, Site, caller.organization_id, body.site_ids, field="siteIds", label="site"
+    )
     assignment = await resolve_assignment(session, caller, body)
     intervention = _new_intervention(
         caller,
@@ -371,7 +414,9 @@ async def _apply_common(
     if body.contact_given():
         changes.set("company_id", current.contact.company_id if current.contact else None)
 
-    creation_status = body.creation_status if body.creation_status is not None else intervention.creation_status
+    creation_status = (
+        body.creation_status if body.creation_status is not None else intervention.creation_status
+    )
     if creation_status != intervention.creation_status or intervention.status == Status.REJECTED:
         # A change of creation status, or the re-planning of a rejected intervention, moves
         # the status as at creation; the earlier decision stays in the history.
@@ -394,11 +439,17 @@ def _camel(name: str) -> str:
 
 
 async def _finish_update(
-    session: AsyncSession, caller: Caller, intervention: Intervention, changes: ChangeSet, action: str
+    session: AsyncSession,
+    caller: Caller,
+    intervention: Intervention,
+    changes: ChangeSet,
+    action: str,
 ) -> InterventionRead:
     if changes.changes:
         intervention.updated_at = utcnow()
-        repo.record_history(session, intervention, user_id=caller.user_id, action=action, changes=changes.changes)
+        repo.record_history(
+            session, intervention, user_id=caller.user_id, action=action, changes=changes.changes
+        )
     await session.flush()
     return await repo.read_one(session, intervention)
 
@@ -407,12 +458,19 @@ async def update_preventive(
     session: AsyncSession, caller: Caller, intervention_id: int, body: PreventiveUpdate
 ) -> InterventionRead:
     """Seed 002: re-plan, change site rules or assignee, with optional e-mails."""
-    intervention = await repo.get_for_update(session, caller.organization_id, intervention_id, Kind.PREVENTIVE)
+    intervention = await repo.get_for_update(
+        session, caller.organization_id, intervention_id, Kind.PREVENTIVE
+    )
     ensure(Action.UPDATE, intervention.status, intervention.type)
     changes = ChangeSet(intervention)
     if body.site_rule_ids is not None:
         found = await refs.require_all(
-            session, SiteRule, caller.organization_id, body.site_rule_ids, field="siteRuleIds", label="site rule"
+            session,
+            SiteRule,
+            caller.organization_id,
+            body.site_rule_ids,
+            field="siteRuleIds",
+            label="site rule",
         )
         before = (await repo.links(session, [intervention.id]))[intervention.id]["site_rule_ids"]
         changes.links("siteRuleIds", before, body.site_rule_ids)
@@ -426,7 +484,9 @@ async def update_training(
     session: AsyncSession, caller: Caller, intervention_id: int, body: TrainingUpdate
 ) -> InterventionRead:
     """Seed 003: re-plan a drill, or validate it (``validateIntervention``)."""
-    intervention = await repo.get_for_update(session, caller.organization_id, intervention_id, Kind.TRAINING)
+    intervention = await repo.get_for_update(
+        session, caller.organization_id, intervention_id, Kind.TRAINING
+    )
     edits = body.model_fields_set - {"validate_intervention"}
     if edits or not body.validate_intervention:
         ensure(Action.UPDATE, intervention.status, intervention.type)
@@ -439,14 +499,20 @@ async def update_training(
         changes.links("ruleIds", before["rule_ids"], [body.rule_id])
         await repo.replace_links(session, intervention, "rule_ids", [body.rule_id])
     elif "rule_id" in body.model_fields_set:
-        raise BadRequest("ruleId cannot be null.", errors=[{"field": "ruleId", "message": "Cannot be null."}])
+        raise BadRequest(
+            "ruleId cannot be null.", errors=[{"field": "ruleId", "message": "Cannot be null."}]
+        )
     if body.site_ids is not None:
-        await refs.require_all(session, Site, caller.organization_id, body.site_ids, field="siteIds", label="site")
+        await refs.require_all(
+            session, Site, caller.organization_id, body.site_ids, field="siteIds", label="site"
+        )
         before = (await repo.links(session, [intervention.id]))[intervention.id]
         changes.links("siteIds", before["site_ids"], body.site_ids)
         await repo.replace_links(session, intervention, "site_ids", body.site_ids)
     elif "site_ids" in body.model_fields_set:
-        raise BadRequest("siteIds cannot be null.", errors=[{"field": "siteIds", "message": "Cannot be null."}])
+        raise BadRequest(
+            "siteIds cannot be null.", errors=[{"field": "siteIds", "message": "Cannot be null."}]
+        )
     if edits:
         await _apply_common(session, caller, intervention, body, changes)
     action = "update"
@@ -462,7 +528,9 @@ async def update_training(
     return await _finish_update(session, caller, intervention, changes, action)
 
 
-async def verify(session: AsyncSession, caller: Caller, intervention_id: int, body: VerifyRequest) -> InterventionRead:
+async def verify(
+    session: AsyncSession, caller: Caller, intervention_id: int, body: VerifyRequest
+) -> InterventionRead:
     """Seed 004: accept or reject an executed intervention; exactly one concurrent call wins."""
     intervention = await repo.get_for_update(session, caller.organization_id, intervention_id)
     ensure(Action.VERIFY, intervention.status, intervention.type)
@@ -495,23 +563,40 @@ async def verify(session: AsyncSession, caller: Caller, intervention_id: int, bo
     before = intervention.status
     await session.refresh(intervention)
     if intervention.type == Kind.CURATIVE:
-        await _settle_anomalies(session, caller, intervention, accepted=body.decision == Decision.ACCEPT, now=now)
+        await _settle_anomalies(
+            session, caller, intervention, accepted=body.decision == int(Decision.ACCEPT), now=now
+        )
     repo.record_history(
         session,
         intervention,
         user_id=caller.user_id,
         action="verify",
-        changes={"status": (before, new_status), "decision": body.decision, "decisionComment": body.decision_comment},
+        changes={
+            "status": (before, new_status),
+            "decision": body.decision,
+            "decisionComment": body.decision_comment,
+        },
     )
     return await repo.read_one(session, intervention)
 
 
 async def _settle_anomalies(
-    session: AsyncSession, caller: Caller, intervention: Intervention, *, accepted: bool, now: dt.datetime
+    session: AsyncSession,
+    caller: Caller,
+    intervention: Intervention,
+    *,
+    accepted: bool,
+    now: dt.datetime,
 ) -> None:
-    linked = select(InterventionAnomaly.anomaly_id).where(InterventionAnomaly.intervention_id == intervention.id)
+    linked = select(InterventionAnomaly.anomaly_id).where(
+        InterventionAnomaly.intervention_id == intervention.id
+    )
     values: dict[str, Any] = (
-        {"status": AnomalyStatus.RESOLVED, "resolved_at": now, "resolved_by_user_id": caller.user_id}
+        {
+            "status": AnomalyStatus.RESOLVED,
+            "resolved_at": now,
+            "resolved_by_user_id": caller.user_id,
+        }
         if accepted
         else {"status": AnomalyStatus.OPEN}
     )
@@ -528,7 +613,9 @@ async def get_one(session: AsyncSession, caller: Caller, intervention_id: int) -
     return await repo.read_one(session, intervention)
 
 
-async def _assignee_addresses(session: AsyncSession, assignment: Assignment) -> list[tuple[str, str]]:
+async def _assignee_addresses(
+    session: AsyncSession, assignment: Assignment
+) -> list[tuple[str, str]]:
     """(address, display name) of an assignment's profile user and contact."""
     out: list[tuple[str, str]] = []
     if assignment.profile_id is not None:
@@ -548,7 +635,9 @@ async def _assignee_addresses(session: AsyncSession, assignment: Assignment) -> 
 
 
 def _describe(intervention: Intervention) -> str:
-    start = format_datetime(intervention.scheduled_start) if intervention.scheduled_start else "not set"
+    start = (
+        format_datetime(intervention.scheduled_start) if intervention.scheduled_start else "not set"
+    )
     end = format_datetime(intervention.scheduled_end) if intervention.scheduled_end else "not set"
     return (
         f"Intervention {intervention.id}\n"
@@ -574,7 +663,10 @@ async def _queue_assignee_emails(
                 intervention_id=intervention.id,
                 recipient=address,
                 subject=f"Intervention {intervention.id} has been updated",
-                body=f"Hello {name},\n\nAn intervention assigned to you has been updated.\n\n{_describe(intervention)}",
+                body=(
+                    f"Hello {name},\n\nAn intervention assigned to you has been updated.\n\n"
+                    + _describe(intervention)
+                ),
                 kind="intervention.updated",
             )
     notice = body.previous_assignee_notification

@@ -13,7 +13,9 @@ from interventions.references.models import ID
 
 class Notification(Base):
     __tablename__ = "notifications"
-    __table_args__ = (Index("ix_notifications_user_org_created", "user_id", "organization_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_notifications_user_org_created", "user_id", "organization_id", "created_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))

@@ -120,9 +120,7 @@ async def list_for_user(
     base = select(Notification).where(
         Notification.organization_id == organization_id, Notification.user_id == user_id
     )
-    total = (
-        await session.execute(select(func.count()).select_from(base.subquery()))
-    ).scalar_one()
+    total = (await session.execute(select(func.count()).select_from(base.subquery()))).scalar_one()
     rows = (
         await session.execute(
             base.order_by(Notification.created_at.desc(), Notification.id.desc())

@@ -14,7 +14,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.models import Profile, User
@@ -32,11 +32,14 @@ from interventions.references.models import (
 from interventions.wire import Id, Name
 
 
-
 class _Entry(BaseModel):
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, strict=True)
 
     id: Id = Field(gt=0)
+
+
+class _OwnedEntry(_Entry):
+    organization_id: Id
 
 
 class OrganizationIn(_Entry):
@@ -50,18 +53,18 @@ class UserIn(_Entry):
     last_name: Name | None = None
 
 
-class ProfileIn(_Entry):
+class ProfileIn(_OwnedEntry):
     user_id: Id
     organization_id: Id
     role: Literal["admin", "manager", "viewer"]
 
 
-class SiteIn(_Entry):
+class SiteIn(_OwnedEntry):
     organization_id: Id
     name: Name
 
 
-class RuleIn(_Entry):
+class RuleIn(_OwnedEntry):
     organization_id: Id
     name: Name
     type: Literal[1, 2]
@@ -72,7 +75,7 @@ class SiteRuleIn(_Entry):
     rule_id: Id
 
 
-class CompanyIn(_Entry):
+class CompanyIn(_OwnedEntry):
     organization_id: Id
     name: Name
     type: Literal[1, 2, 3]
@@ -85,7 +88,7 @@ class CompanyContactIn(_Entry):
     email: Name | None = None
 
 
-class AnomalyIn(_Entry):
+class AnomalyIn(_OwnedEntry):
     organization_id: Id
     site_id: Id
     title: Name
@@ -94,7 +97,7 @@ class AnomalyIn(_Entry):
     status: Literal[0, 1, 2] = 0
 
 
-class RoutineIn(_Entry):
+class RoutineIn(_OwnedEntry):
     organization_id: Id
     name: Name
     site_rule_ids: list[Id] = Field(default_factory=list)
@@ -164,57 +167,86 @@ class _Importer:
         self.data = data
         self.report = ImportReport()
 
-    async def _owners(self, model: Any, ids: set[int], column: str = "organization_id") -> dict[int, int]:
+    async def _owners(
+        self, model: Any, ids: set[int], column: str = "organization_id"
+    ) -> dict[int, int]:
         """id → owning id (organisation, company…) for rows already in the database."""
         if not ids:
             return {}
-        rows = await self.session.execute(select(model.id, getattr(model, column)).where(model.id.in_(ids)))
+        rows = await self.session.execute(
+            select(model.id, getattr(model, column)).where(model.id.in_(ids))
+        )
         return {i: o for i, o in rows.all()}
 
     async def _ids(self, model: Any, ids: set[int]) -> set[int]:
         if not ids:
             return set()
-        return set((await self.session.execute(select(model.id).where(model.id.in_(ids)))).scalars())
+        return set(
+            (await self.session.execute(select(model.id).where(model.id.in_(ids)))).scalars()
+        )
 
     async def check(self) -> None:
         """Every reference must exist (in the file or the database), in the right organisation."""
         d = self.data
         orgs = {o.id for o in d.organizations} | await self._ids(
             Organization,
-            {e.organization_id for e in [*d.profiles, *d.sites, *d.rules, *d.companies, *d.anomalies, *d.routines]},
+            {
+                e.organization_id
+                for e in [*d.profiles, *d.sites, *d.rules, *d.companies, *d.anomalies, *d.routines]
+            },
         )
         users = {u.id for u in d.users} | await self._ids(User, {p.user_id for p in d.profiles})
         site_org = {s.id: s.organization_id for s in d.sites}
-        site_org |= await self._owners(Site, {e.site_id for e in [*d.site_rules, *d.anomalies]} - site_org.keys())
+        site_org |= await self._owners(
+            Site,
+            ({e.site_id for e in d.site_rules} | {a.site_id for a in d.anomalies})
+            - site_org.keys(),
+        )
         rule_org = {r.id: r.organization_id for r in d.rules}
         rule_org |= await self._owners(Rule, {e.rule_id for e in d.site_rules} - rule_org.keys())
         company_org = {c.id: c.organization_id for c in d.companies}
-        company_org |= await self._owners(Company, {c.company_id for c in d.company_contacts} - company_org.keys())
+        company_org |= await self._owners(
+            Company, {c.company_id for c in d.company_contacts} - company_org.keys()
+        )
         sr_org = {sr.id: site_org.get(sr.site_id) for sr in d.site_rules}
         wanted_sr = {i for r in d.routines for i in r.site_rule_ids} - sr_org.keys()
         sr_org |= await self._owners(SiteRule, wanted_sr)
         profile_org = {p.id: p.organization_id for p in d.profiles}
         profile_org |= await self._owners(
-            Profile, {r.assigned_profile_id for r in d.routines if r.assigned_profile_id} - profile_org.keys()
+            Profile,
+            {r.assigned_profile_id for r in d.routines if r.assigned_profile_id}
+            - profile_org.keys(),
         )
         contact_company = {c.id: c.company_id for c in d.company_contacts}
         contact_company |= await self._owners(
             CompanyContact,
-            {r.assigned_company_contact_id for r in d.routines if r.assigned_company_contact_id} - contact_company.keys(),
+            {r.assigned_company_contact_id for r in d.routines if r.assigned_company_contact_id}
+            - contact_company.keys(),
             "company_id",
         )
-        company_org |= await self._owners(Company, set(contact_company.values()) - company_org.keys())
+        company_org |= await self._owners(
+            Company, set(contact_company.values()) - company_org.keys()
+        )
 
         def need(ok: bool, where: str, message: str) -> None:
             if not ok:
                 raise ImportError_(f"{where}: {message}")
 
-        for name, entries in (
-            ("profiles", d.profiles), ("sites", d.sites), ("rules", d.rules),
-            ("companies", d.companies), ("anomalies", d.anomalies), ("routines", d.routines),
-        ):
+        owned: tuple[tuple[str, Sequence[_OwnedEntry]], ...] = (
+            ("profiles", d.profiles),
+            ("sites", d.sites),
+            ("rules", d.rules),
+            ("companies", d.companies),
+            ("anomalies", d.anomalies),
+            ("routines", d.routines),
+        )
+        for name, entries in owned:
             for n, e in enumerate(entries):
-                need(e.organization_id in orgs, f"{name}[{n}]", f"organization {e.organization_id} does not exist")
+                need(
+                    e.organization_id in orgs,
+                    f"{name}[{n}]",
+                    f"organization {e.organization_id} does not exist",
+                )
         for n, p in enumerate(d.profiles):
             need(p.user_id in users, f"profiles[{n}]", f"user {p.user_id} does not exist")
         for n, sr in enumerate(d.site_rules):
@@ -226,14 +258,26 @@ class _Importer:
                 f"site {sr.site_id} and rule {sr.rule_id} belong to different organisations",
             )
         for n, c in enumerate(d.company_contacts):
-            need(c.company_id in company_org, f"companyContacts[{n}]", f"company {c.company_id} does not exist")
+            need(
+                c.company_id in company_org,
+                f"companyContacts[{n}]",
+                f"company {c.company_id} does not exist",
+            )
         for n, a in enumerate(d.anomalies):
             need(a.site_id in site_org, f"anomalies[{n}]", f"site {a.site_id} does not exist")
-            need(site_org[a.site_id] == a.organization_id, f"anomalies[{n}]", f"site {a.site_id} is in another organisation")
+            need(
+                site_org[a.site_id] == a.organization_id,
+                f"anomalies[{n}]",
+                f"site {a.site_id} is in another organisation",
+            )
         for n, r in enumerate(d.routines):
             for sr_id in r.site_rule_ids:
                 need(sr_id in sr_org, f"routines[{n}]", f"site rule {sr_id} does not exist")
-                need(sr_org[sr_id] == r.organization_id, f"routines[{n}]", f"site rule {sr_id} is in another organisation")
+                need(
+                    sr_org[sr_id] == r.organization_id,
+                    f"routines[{n}]",
+                    f"site rule {sr_id} is in another organisation",
+                )
             if r.assigned_profile_id is not None:
                 need(
                     profile_org.get(r.assigned_profile_id) == r.organization_id,
@@ -245,7 +289,8 @@ class _Importer:
                 need(
                     company is not None and company_org.get(company) == r.organization_id,
                     f"routines[{n}]",
-                    f"company contact {r.assigned_company_contact_id} is not in organization {r.organization_id}",
+                    f"company contact {r.assigned_company_contact_id} is not in "
+                    f"organization {r.organization_id}",
                 )
         emails: dict[str, int] = {}
         for n, u in enumerate(d.users):
@@ -253,9 +298,15 @@ class _Importer:
             need(key not in emails, f"users[{n}]", f"e-mail {u.email} appears twice")
             emails[key] = u.id
         if emails:
-            taken = await self.session.execute(select(User.id, User.email).where(User.email.in_(emails)))
+            taken = await self.session.execute(
+                select(User.id, User.email).where(User.email.in_(emails))
+            )
             for uid, email in taken.all():
-                need(emails[email] == uid, f"users[{list(emails).index(email)}]", f"e-mail {email} belongs to user {uid}")
+                need(
+                    emails[email] == uid,
+                    f"users[{list(emails).index(email)}]",
+                    f"e-mail {email} belongs to user {uid}",
+                )
 
     async def upsert(
         self,
@@ -271,7 +322,12 @@ class _Importer:
             raise ImportError_(f"{label}: id {dup} appears twice")
         existing = {}
         if ids:
-            existing = {r.id: r for r in (await self.session.execute(select(model).where(model.id.in_(ids)))).scalars()}
+            existing = {
+                r.id: r
+                for r in (
+                    await self.session.execute(select(model).where(model.id.in_(ids)))
+                ).scalars()
+            }
         created = updated = unchanged = 0
         for entry in entries:
             wanted = values(entry)
@@ -282,9 +338,8 @@ class _Importer:
                 continue
             changed = False
             for key, value in wanted.items():
-                if key == "password_hash":
-                    if same is not None and same(row, entry):
-                        continue
+                if key == "password_hash" and same is not None and same(row, entry):
+                    continue
                 if getattr(row, key) != value:
                     setattr(row, key, value)
                     changed = True
@@ -298,7 +353,9 @@ class _Importer:
     async def run(self) -> ImportReport:
         await self.check()
         d = self.data
-        await self.upsert("organizations", Organization, d.organizations, lambda e: {"name": e.name})
+        await self.upsert(
+            "organizations", Organization, d.organizations, lambda e: {"name": e.name}
+        )
         await self.upsert(
             "users",
             User,
@@ -312,21 +369,45 @@ class _Importer:
             same=lambda row, e: _same_password(row.password_hash, e.password),
         )
         await self.upsert(
-            "profiles", Profile, d.profiles,
+            "profiles",
+            Profile,
+            d.profiles,
             lambda e: {"user_id": e.user_id, "organization_id": e.organization_id, "role": e.role},
         )
-        await self.upsert("sites", Site, d.sites, lambda e: {"organization_id": e.organization_id, "name": e.name})
         await self.upsert(
-            "rules", Rule, d.rules, lambda e: {"organization_id": e.organization_id, "name": e.name, "type": e.type}
-        )
-        site_org = dict((await self.session.execute(select(Site.id, Site.organization_id))).all()) if d.site_rules else {}
-        await self.upsert(
-            "siteRules", SiteRule, d.site_rules,
-            lambda e: {"organization_id": site_org[e.site_id], "site_id": e.site_id, "rule_id": e.rule_id},
+            "sites", Site, d.sites, lambda e: {"organization_id": e.organization_id, "name": e.name}
         )
         await self.upsert(
-            "companies", Company, d.companies,
-            lambda e: {"organization_id": e.organization_id, "name": e.name, "type": e.type, "email": e.email},
+            "rules",
+            Rule,
+            d.rules,
+            lambda e: {"organization_id": e.organization_id, "name": e.name, "type": e.type},
+        )
+        site_org = (
+            dict((await self.session.execute(select(Site.id, Site.organization_id))).all())
+            if d.site_rules
+            else {}
+        )
+        await self.upsert(
+            "siteRules",
+            SiteRule,
+            d.site_rules,
+            lambda e: {
+                "organization_id": site_org[e.site_id],
+                "site_id": e.site_id,
+                "rule_id": e.rule_id,
+            },
+        )
+        await self.upsert(
+            "companies",
+            Company,
+            d.companies,
+            lambda e: {
+                "organization_id": e.organization_id,
+                "name": e.name,
+                "type": e.type,
+                "email": e.email,
+            },
         )
         company_org = (
             dict((await self.session.execute(select(Company.id, Company.organization_id))).all())
@@ -334,22 +415,37 @@ class _Importer:
             else {}
         )
         await self.upsert(
-            "companyContacts", CompanyContact, d.company_contacts,
+            "companyContacts",
+            CompanyContact,
+            d.company_contacts,
             lambda e: {
-                "organization_id": company_org[e.company_id], "company_id": e.company_id, "name": e.name, "email": e.email,
+                "organization_id": company_org[e.company_id],
+                "company_id": e.company_id,
+                "name": e.name,
+                "email": e.email,
             },
         )
         await self.upsert(
-            "anomalies", Anomaly, d.anomalies,
+            "anomalies",
+            Anomaly,
+            d.anomalies,
             lambda e: {
-                "organization_id": e.organization_id, "site_id": e.site_id, "title": e.title,
-                "description": e.description, "risk": e.risk, "status": e.status,
+                "organization_id": e.organization_id,
+                "site_id": e.site_id,
+                "title": e.title,
+                "description": e.description,
+                "risk": e.risk,
+                "status": e.status,
             },
         )
         await self.upsert(
-            "routines", Routine, d.routines,
+            "routines",
+            Routine,
+            d.routines,
             lambda e: {
-                "organization_id": e.organization_id, "name": e.name, "rrule": e.rrule,
+                "organization_id": e.organization_id,
+                "name": e.name,
+                "rrule": e.rrule,
                 "assigned_profile_id": e.assigned_profile_id,
                 "assigned_company_contact_id": e.assigned_company_contact_id,
                 "auto_create_enabled": e.auto_create_enabled,
@@ -359,18 +455,22 @@ class _Importer:
             current = set(
                 (
                     await self.session.execute(
-                        select(RoutineSiteRule.site_rule_id).where(RoutineSiteRule.routine_id == r.id)
+                        select(RoutineSiteRule.site_rule_id).where(
+                            RoutineSiteRule.routine_id == r.id
+                        )
                     )
                 ).scalars()
             )
             wanted = set(r.site_rule_ids)
             if current != wanted:
                 await self.session.execute(
-                    RoutineSiteRule.__table__.delete().where(RoutineSiteRule.routine_id == r.id)
+                    delete(RoutineSiteRule).where(RoutineSiteRule.routine_id == r.id)
                 )
                 for sr_id in sorted(wanted):
                     self.session.add(
-                        RoutineSiteRule(routine_id=r.id, site_rule_id=sr_id, organization_id=r.organization_id)
+                        RoutineSiteRule(
+                            routine_id=r.id, site_rule_id=sr_id, organization_id=r.organization_id
+                        )
                     )
                 if self.report.unchanged.get("routines"):
                     self.report.unchanged["routines"] -= 1
@@ -381,10 +481,20 @@ class _Importer:
 
     async def _advance_sequences(self) -> None:
         """Explicit ids bypass PostgreSQL sequences: move them past the largest id."""
-        if self.session.bind.dialect.name != "postgresql":
+        if self.session.get_bind().dialect.name != "postgresql":
             return
-        for table in ("organizations", "users", "profiles", "sites", "rules", "site_rules",
-                      "companies", "company_contacts", "anomalies", "routines"):
+        for table in (
+            "organizations",
+            "users",
+            "profiles",
+            "sites",
+            "rules",
+            "site_rules",
+            "companies",
+            "company_contacts",
+            "anomalies",
+            "routines",
+        ):
             await self.session.execute(
                 text(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608 - fixed names
@@ -397,5 +507,3 @@ async def import_reference_data(session: AsyncSession, document: Any) -> ImportR
     """Check and write ``document``; raises ``ImportError_`` naming the first bad entry."""
     data = parse(document)
     return await _Importer(session, data).run()
-
-

@@ -17,6 +17,7 @@ from interventions.references.models import (
     SiteRule,
 )
 
+
 def unprocessable_ids(field: str, label: str, missing: Iterable[int]) -> Unprocessable:
     ids = ", ".join(str(i) for i in missing)
     return Unprocessable(
@@ -26,7 +27,12 @@ def unprocessable_ids(field: str, label: str, missing: Iterable[int]) -> Unproce
 
 
 async def existing(
-    session: AsyncSession, model: Any, organization_id: int, ids: Sequence[int], *, active: bool = True
+    session: AsyncSession,
+    model: Any,
+    organization_id: int,
+    ids: Sequence[int],
+    *,
+    active: bool = True,
 ) -> dict[int, Any]:
     """The rows of ``model`` among ``ids`` that belong to the organisation (not archived)."""
     if not ids:

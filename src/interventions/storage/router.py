@@ -37,7 +37,10 @@ class StoredFileRead(ReadModel):
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {m: {"schema": {"type": "string", "format": "binary"}} for m in ("image/jpeg", "image/png", "image/webp")},
+            "content": {
+                m: {"schema": {"type": "string", "format": "binary"}}
+                for m in ("image/jpeg", "image/png", "image/webp")
+            },
         }
     },
 )
@@ -65,7 +68,10 @@ async def upload(
 @router.get(
     "/storage/v1/rs/files/{file_id}",
     responses={
-        200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}, "description": "The file's bytes."},
+        200: {
+            "content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}},
+            "description": "The file's bytes.",
+        },
         **errors_for(400, 404),
     },
     response_class=Response,
@@ -90,5 +96,8 @@ async def download(
     return Response(
         storage.read(stored),
         media_type=stored.mime_type,
-        headers={"Content-Disposition": f'inline; filename="{stored.id}"', "Cache-Control": "private, max-age=300"},
+        headers={
+            "Content-Disposition": f'inline; filename="{stored.id}"',
+            "Cache-Control": "private, max-age=300",
+        },
     )

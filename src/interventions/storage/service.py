@@ -111,7 +111,10 @@ def check_upload(stored: StoredFile, content_type: str, data: bytes) -> None:
     errors = []
     if media != stored.mime_type:
         errors.append(
-            {"field": "Content-Type", "message": f"Announced as {stored.mime_type}, sent as {media or 'nothing'}."}
+            {
+                "field": "Content-Type",
+                "message": f"Announced as {stored.mime_type}, sent as {media or 'nothing'}.",
+            }
         )
     if len(data) != stored.size:
         errors.append(
@@ -120,6 +123,8 @@ def check_upload(stored: StoredFile, content_type: str, data: bytes) -> None:
     elif not data.startswith(MAGIC[stored.mime_type]) or (
         stored.mime_type == "image/webp" and data[8:12] != b"WEBP"
     ):
-        errors.append({"field": "body", "message": f"The bytes are not a {stored.mime_type} image."})
+        errors.append(
+            {"field": "body", "message": f"The bytes are not a {stored.mime_type} image."}
+        )
     if errors:
         raise BadRequest("The upload does not match the announced file.", errors=errors)
