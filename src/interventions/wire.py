@@ -86,10 +86,26 @@ DateTimeOut = Annotated[
     PlainSerializer(format_datetime, return_type=str, when_used="json"),
 ]
 
+
+def _storable(value: str) -> str:
+    """Refuse what no database can store faithfully: NUL characters and lone surrogates."""
+    if "\x00" in value:
+        raise PydanticCustomError("string_nul", "Must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PydanticCustomError("string_unicode", "Must be valid Unicode text") from exc
+    return value
+
+
+Storable = AfterValidator(_storable)
 Id = Annotated[int, Field(strict=True, ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
-SafeInt = Id
-Text = Annotated[str, Field(strict=True, max_length=2500)]
-Name = Annotated[str, Field(strict=True, min_length=1, max_length=250)]
+Text = Annotated[str, Field(strict=True, max_length=2500), Storable]
+Name = Annotated[str, Field(strict=True, min_length=1, max_length=250), Storable]
+# Opaque strings a client sends back to us (tokens, notification ids).
+Opaque = Annotated[str, Field(strict=True, min_length=1), Storable]
+# At most this many ids in one array: bounded work per request and per SQL statement.
+MAX_IDS = 1000
 Flag = StrictBool
 
 
@@ -107,7 +123,7 @@ def _unique(ids: list[int]) -> list[int]:
     return list(dict.fromkeys(ids))
 
 
-IdList = Annotated[list[Id], Field(min_length=1), AfterValidator(_unique)]
+IdList = Annotated[list[Id], Field(min_length=1, max_length=MAX_IDS), AfterValidator(_unique)]
 
 
 class WireModel(BaseModel):

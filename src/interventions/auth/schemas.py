@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 
-from interventions.wire import Id, ReadModel, WireModel
+from interventions.wire import Id, Name, Opaque, ReadModel, WireModel
 
 
 class LoginCredentials(WireModel):
-    email: str = Field(strict=True, min_length=1, max_length=250)
-    password: str = Field(strict=True, min_length=1, max_length=1000)
+    email: Annotated[Name, Field(max_length=250)]
+    password: Annotated[Opaque, Field(max_length=1000)]
     organization_id: Id | None = None
 
 
@@ -20,7 +22,7 @@ class TokensRead(ReadModel):
 
 
 class RefreshRequest(WireModel):
-    refresh_token: str = Field(strict=True, min_length=1, max_length=4000)
+    refresh_token: Annotated[Opaque, Field(max_length=4000)]
 
 
 class AccessTokenRead(ReadModel):

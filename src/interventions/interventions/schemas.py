@@ -14,6 +14,7 @@ from interventions.wire import (
     Id,
     IdList,
     Name,
+    Opaque,
     ReadModel,
     StrictChoice,
     Text,
@@ -132,9 +133,9 @@ class TrainingUpdate(AssigneeFields):
 class VerifyRequest(WireModel):
     """Seed 004."""
 
-    decision_comment: Annotated[str, Field(strict=True, min_length=1, max_length=2500)]
+    decision_comment: Annotated[Text, Field(min_length=1)]
     decision: Decision
-    notification_id: Annotated[str, Field(strict=True, min_length=1, max_length=64)] | None = None
+    notification_id: Annotated[Opaque, Field(max_length=64)] | None = None
 
 
 class RoutineInterventionCreate(WireModel):
