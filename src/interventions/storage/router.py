@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from interventions.auth.dependencies import CurrentCaller
 from interventions.db import read_session, utcnow, write_session
 from interventions.errors import Forbidden, NotFound
+from interventions.interventions.models import Intervention
 from interventions.openapi import errors_for
 from interventions.storage.models import StoredFile
 from interventions.storage.service import LocalStorage, check_upload
@@ -85,8 +86,14 @@ async def download(
 ) -> Response:
     stored = (
         await session.execute(
-            select(StoredFile).where(
-                StoredFile.id == file_id, StoredFile.organization_id == caller.organization_id
+            # A signature is readable as long as its intervention is (not cancelled).
+            select(StoredFile)
+            .join(Intervention, Intervention.signature_file_id == StoredFile.id)
+            .where(
+                StoredFile.id == file_id,
+                StoredFile.organization_id == caller.organization_id,
+                Intervention.organization_id == caller.organization_id,
+                Intervention.deleted_at.is_(None),
             )
         )
     ).scalar_one_or_none()

@@ -1,0 +1,728 @@
+"""The intervention lifecycle (SPEC §4.3): the transition table, then the same rules over HTTP.
+
+Statuses: 1 toSchedule · 2 scheduled · 3 inProgress · 4 toVerify · 5 validated · 6 rejected ·
+7 cancelled. Anomaly statuses: 0 open · 1 in repair · 2 resolved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from interventions.errors import Conflict
+from interventions.interventions import lifecycle
+from interventions.interventions.lifecycle import Action, Kind, Status
+from interventions.interventions.models import InterventionHistory
+from interventions.notifications.models import OutboxEmail
+from interventions.references.models import Anomaly, CompanyContact
+from tests.factories import Org
+from tests.test_seeds import check_resource
+
+RS = "/interventions/v2/rs"
+START = "2024-11-01T08:00:00.000Z"
+END = "2024-11-01T10:00:00.000Z"
+KINDS = ["preventive", "curative", "training"]
+
+
+# --- the transition table, as data -------------------------------------------------------
+
+ALL_KINDS = frozenset(Kind)
+
+# What SPEC §4.3 says, action by action: (statuses it is allowed from, kinds it applies to).
+SPEC_TABLE: dict[Action, tuple[frozenset[int], frozenset[Kind]]] = {
+    Action.UPDATE: (frozenset({1, 2, 6}), ALL_KINDS),
+    Action.VERIFY: (frozenset({4}), ALL_KINDS),
+    Action.VALIDATE_TRAINING: (frozenset({1, 2, 4}), frozenset({Kind.TRAINING})),
+    Action.EXECUTE: (frozenset({3}), ALL_KINDS),
+}
+
+
+def test_every_action_has_a_transition() -> None:
+    assert set(lifecycle.TRANSITIONS) == set(Action)
+
+
+@pytest.mark.parametrize("action", list(SPEC_TABLE), ids=lambda a: a.value)
+def test_allows_matches_the_spec(action: Action) -> None:
+    statuses, kinds = SPEC_TABLE[action]
+    got = {(s, k): lifecycle.allows(action, s, k) for s in Status for k in Kind}
+    want = {(s, k): (s in statuses and k in kinds) for s in Status for k in Kind}
+    assert got == want
+
+
+def test_check_in_is_before_execution_only() -> None:
+    # The provider checks in on a planned intervention, never on one already under way or done.
+    assert lifecycle.allows(Action.CHECK_IN, Status.SCHEDULED, Kind.PREVENTIVE)
+    for status in (3, 4, 5, 6, 7):
+        for kind in Kind:
+            assert not lifecycle.allows(Action.CHECK_IN, status, kind), (status, kind)
+
+
+def test_nothing_leaves_cancelled() -> None:
+    for action in Action:
+        for kind in Kind:
+            assert not lifecycle.allows(action, Status.CANCELLED, kind), (action, kind)
+
+
+@pytest.mark.parametrize("action", list(Action), ids=lambda a: a.value)
+def test_ensure_raises_409_exactly_when_not_allowed(action: Action) -> None:
+    for status in Status:
+        for kind in Kind:
+            if lifecycle.allows(action, status, kind):
+                assert lifecycle.ensure(action, status, kind) is None
+            else:
+                with pytest.raises(Conflict) as caught:
+                    lifecycle.ensure(action, status, kind)
+                assert caught.value.status == 409
+                assert caught.value.detail
+
+
+def test_status_for_creation() -> None:
+    assert lifecycle.status_for_creation(0) == Status.TO_SCHEDULE == 1
+    assert lifecycle.status_for_creation(1) == Status.SCHEDULED == 2
+    assert lifecycle.status_for_creation(2) == Status.TO_VERIFY == 4
+    for value in (0, 1, 2):
+        assert isinstance(lifecycle.status_for_creation(value), Status)
+    for bad in (-1, 3, 7):
+        with pytest.raises((ValueError, KeyError)):
+            lifecycle.status_for_creation(bad)
+
+
+def test_status_after_decision() -> None:
+    assert lifecycle.status_after_decision(1) == Status.VALIDATED == 5
+    assert lifecycle.status_after_decision(2) == Status.REJECTED == 6
+
+
+# --- HTTP helpers --------------------------------------------------------------------------
+
+
+async def create(
+    client: httpx.AsyncClient,
+    org: Org,
+    kind: str,
+    creation_status: int = 0,
+    *,
+    anomaly_ids: list[int] | None = None,
+    start: str = START,
+    end: str = END,
+) -> dict[str, Any]:
+    """A new intervention of ``kind`` created by the organisation's admin."""
+    common = {"scheduledStart": start, "scheduledEnd": end, "creationStatus": creation_status}
+    if kind == "preventive":
+        path, body = f"{RS}/preventive/routine", {**common, "routineId": org.routine_id}
+    elif kind == "curative":
+        ids = anomaly_ids if anomaly_ids is not None else [org.anomaly_ids[0]]
+        path, body = f"{RS}/curative", {**common, "anomalyIds": ids}
+    else:
+        path = f"{RS}/training-exercise"
+        body = {**common, "ruleId": org.training_rule_id, "siteIds": [org.site_ids[0]]}
+    r = await client.post(path, json=body, headers=org.admin.headers)
+    assert r.status_code == 201, r.text
+    data: dict[str, Any] = r.json()["data"]
+    return data
+
+
+async def verify(
+    client: httpx.AsyncClient, org: Org, intervention_id: int, decision: int, **extra: Any
+) -> httpx.Response:
+    body = {"decision": decision, "decisionComment": f"decision {decision}", **extra}
+    return await client.patch(
+        f"{RS}/{intervention_id}/verify", json=body, headers=org.manager.headers
+    )
+
+
+async def get(client: httpx.AsyncClient, org: Org, intervention_id: int) -> dict[str, Any]:
+    r = await client.get(f"{RS}/{intervention_id}", headers=org.viewer.headers)
+    assert r.status_code == 200, r.text
+    data: dict[str, Any] = r.json()["data"]
+    return data
+
+
+async def in_status(client: httpx.AsyncClient, org: Org, kind: str, status: int) -> dict[str, Any]:
+    """An intervention brought to ``status`` (1, 2, 4, 5 or 6) through the API."""
+    anomaly = [org.anomaly_ids[status % 4]]
+    creation = {1: 0, 2: 1}.get(status, 2)
+    data = await create(client, org, kind, creation, anomaly_ids=anomaly)
+    if status in (5, 6):
+        r = await verify(client, org, data["id"], 1 if status == 5 else 2)
+        assert r.status_code == 200, r.text
+        data = r.json()["data"]
+    assert data["status"] == status
+    return data
+
+
+def assert_problem(r: httpx.Response, status: int) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = r.json()
+    assert body["status"] == status
+    assert {"type", "title", "status", "detail"} <= body.keys()
+    return body
+
+
+async def anomaly_status(factory: Any, anomaly_id: int) -> Anomaly:
+    async with factory.db.reader() as s:
+        row = await s.get(Anomaly, anomaly_id)
+        assert row is not None
+        return row
+
+
+async def history(factory: Any, intervention_id: int) -> list[InterventionHistory]:
+    async with factory.db.reader() as s:
+        rows = await s.execute(
+            select(InterventionHistory)
+            .where(InterventionHistory.intervention_id == intervention_id)
+            .order_by(InterventionHistory.id)
+        )
+        return list(rows.scalars())
+
+
+async def outbox(factory: Any, intervention_id: int) -> list[OutboxEmail]:
+    async with factory.db.reader() as s:
+        rows = await s.execute(
+            select(OutboxEmail)
+            .where(OutboxEmail.intervention_id == intervention_id)
+            .order_by(OutboxEmail.id)
+        )
+        return list(rows.scalars())
+
+
+# --- creation --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("creation_status", "status"), [(0, 1), (1, 2), (2, 4)])
+async def test_creation_status_sets_status(
+    client: httpx.AsyncClient, factory: Any, kind: str, creation_status: int, status: int
+) -> None:
+    org: Org = await factory.org()
+    data = await create(client, org, kind, creation_status)
+    check_resource(data)
+    assert data["status"] == status
+    assert data["creationStatus"] == creation_status
+    assert data["scheduledStart"] == START
+    assert data["scheduledEnd"] == END
+    if creation_status == 2:
+        # "Done": recorded after the fact, it happened as planned.
+        assert data["actualStart"] == START
+        assert data["actualEnd"] == END
+    else:
+        assert data["actualStart"] is None
+        assert data["actualEnd"] is None
+    assert data["verifiedAt"] is None
+    assert data["verifiedByUserId"] is None
+    assert await get(client, org, data["id"]) == data
+
+
+async def test_code_pin_is_six_digits_and_drawn_per_creation(
+    client: httpx.AsyncClient, factory: Any
+) -> None:
+    org: Org = await factory.org()
+    pins = [(await create(client, org, "preventive"))["codePin"] for _ in range(10)]
+    for pin in pins:
+        assert isinstance(pin, int)
+        assert not isinstance(pin, bool)
+        assert 100000 <= pin <= 999999
+        assert re.fullmatch(r"\d{6}", str(pin))
+    # Ten draws from 900 000 values: two equal pairs would be a one-in-a-billion event.
+    assert len(set(pins)) >= 9, pins
+
+
+# --- verify -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("decision", [1, 2])
+async def test_verify_from_to_verify(
+    client: httpx.AsyncClient, factory: Any, kind: str, decision: int
+) -> None:
+    org: Org = await factory.org()
+    data = await in_status(client, org, kind, 4)
+    r = await verify(client, org, data["id"], decision)
+    assert r.status_code == 200, r.text
+    out = r.json()["data"]
+    check_resource(out)
+    assert out["status"] == (5 if decision == 1 else 6)
+    assert out["decisionComment"] == f"decision {decision}"
+    assert out["verifiedByUserId"] == out["verifiedById"] == org.manager.user_id
+    assert out["verifiedAt"] is not None
+    assert await get(client, org, data["id"]) == out
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("status", [1, 2, 5, 6])
+async def test_verify_outside_to_verify_is_409(
+    client: httpx.AsyncClient, factory: Any, kind: str, status: int
+) -> None:
+    org: Org = await factory.org()
+    data = await in_status(client, org, kind, status)
+    before = await get(client, org, data["id"])
+    for decision in (1, 2):
+        r = await verify(client, org, data["id"], decision)
+        assert_problem(r, 409)
+    assert await get(client, org, data["id"]) == before
+
+
+async def test_concurrent_verifications_one_wins(client: httpx.AsyncClient, factory: Any) -> None:
+    org: Org = await factory.org()
+    data = await create(client, org, "preventive", 2)
+    responses = await asyncio.gather(
+        *(
+            client.patch(
+                f"{RS}/{data['id']}/verify",
+                json={"decision": 1 + n % 2, "decisionComment": f"attempt {n}"},
+                headers=(org.admin if n % 3 else org.manager).headers,
+            )
+            for n in range(10)
+        )
+    )
+    counts = Counter(r.status_code for r in responses)
+    assert counts == {200: 1, 409: 9}, [r.text for r in responses]
+    winner = next(r for r in responses if r.status_code == 200).json()["data"]
+    for r in responses:
+        if r.status_code == 409:
+            assert_problem(r, 409)
+    final = await get(client, org, data["id"])
+    assert final["status"] == winner["status"] in (5, 6)
+    assert final["decisionComment"] == winner["decisionComment"]
+    assert final["verifiedByUserId"] == winner["verifiedByUserId"]
+    verifies = [h for h in await history(factory, data["id"]) if h.action == "verify"]
+    assert len(verifies) == 1
+
+
+# --- PATCH (re-planning) -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [1, 2, 6])
+async def test_update_preventive_allowed(
+    client: httpx.AsyncClient, factory: Any, status: int
+) -> None:
+    org: Org = await factory.org()
+    data = await in_status(client, org, "preventive", status)
+    r = await client.patch(
+        f"{RS}/preventive/{data['id']}",
+        json={
+            "description": "Re-planned",
+            "scheduledStart": "2025-01-02T08:00:00.000Z",
+            "scheduledEnd": "2025-01-02T09:00:00.000Z",
+        },
+        headers=org.admin.headers,
+    )
+    assert r.status_code == 200, r.text
+    out = r.json()["data"]
+    assert out["description"] == "Re-planned"
+    assert out["scheduledStart"] == "2025-01-02T08:00:00.000Z"
+    assert out["scheduledEnd"] == "2025-01-02T09:00:00.000Z"
+    if status in (1, 2):
+        assert out["status"] == status
+    assert await get(client, org, data["id"]) == out
+
+
+async def test_rejected_is_re_planned(client: httpx.AsyncClient, factory: Any) -> None:
+    org: Org = await factory.org()
+    data = await in_status(client, org, "preventive", 6)
+    r = await client.patch(
+        f"{RS}/preventive/{data['id']}", json={"creationStatus": 1}, headers=org.admin.headers
+    )
+    assert r.status_code == 200, r.text
+    out = r.json()["data"]
+    assert out["status"] == 2
+    assert out["creationStatus"] == 1
+    # Scheduled again: it can be executed and verified afresh, not verified as it stands.
+    assert_problem(await verify(client, org, data["id"], 1), 409)
+
+
+@pytest.mark.parametrize("kind", ["preventive", "training"])
+@pytest.mark.parametrize("status", [4, 5])
+async def test_update_after_execution_is_409(
+    client: httpx.AsyncClient, factory: Any, kind: str, status: int
+) -> None:
+    org: Org = await factory.org()
+    data = await in_status(client, org, kind, status)
+    before = await get(client, org, data["id"])
+    path = f"{RS}/{'preventive' if kind == 'preventive' else 'training-exercise'}/{data['id']}"
+    for body in ({"description": "Too late"}, {"creationStatus": 0}, {"scheduledEnd": END}):
+        assert_problem(await client.patch(path, json=body, headers=org.admin.headers), 409)
+    assert await get(client, org, data["id"]) == before
+
+
+@pytest.mark.parametrize("kind", ["preventive", "training"])
+async def test_update_creation_status_moves_status(
+    client: httpx.AsyncClient, factory: Any, kind: str
+) -> None:
+    org: Org = await factory.org()
+    data = await create(client, org, kind, 0)
+    path = f"{RS}/{'preventive' if kind == 'preventive' else 'training-exercise'}/{data['id']}"
+    for creation_status, status in ((1, 2), (0, 1), (1, 2), (2, 4)):
+        r = await client.patch(
+            path, json={"creationStatus": creation_status}, headers=org.admin.headers
+        )
+        assert r.status_code == 200, r.text
+        out = r.json()["data"]
+        assert (out["creationStatus"], out["status"]) == (creation_status, status)
+    # Done: it happened as planned.
+    assert out["actualStart"] == START
+    assert out["actualEnd"] == END
+    # Now awaiting verification: no more re-planning.
+    assert_problem(
+        await client.patch(path, json={"creationStatus": 1}, headers=org.admin.headers), 409
+    )
+
+
+async def test_update_without_creation_status_keeps_status(
+    client: httpx.AsyncClient, factory: Any
+) -> None:
+    org: Org = await factory.org()
+    data = await create(client, org, "preventive", 1)
+    r = await client.patch(
+        f"{RS}/preventive/{data['id']}", json={"description": "x"}, headers=org.admin.headers
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["data"]["status"] == 2
+
+
+# --- training validation -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [1, 2, 4])
+async def test_training_validation(client: httpx.AsyncClient, factory: Any, status: int) -> None:
+    org: Org = await factory.org()
+    data = await in_status(client, org, "training", status)
+    path = f"{RS}/training-exercise/{data['id']}"
+    r = await client.patch(path, json={"validateIntervention": True}, headers=org.manager.headers)
+    assert r.status_code == 200, r.text
+    out = r.json()["data"]
+    assert out["status"] == 5
+    assert out["verifiedByUserId"] == out["verifiedById"] == org.manager.user_id
+    assert out["verifiedAt"] is not None
+    assert await get(client, org, data["id"]) == out
+    # Validated: neither validated again nor verified.
+    again = await client.patch(path, json={"validateIntervention": True}, headers=org.admin.headers)
+    assert_problem(again, 409)
+    assert_problem(await verify(client, org, data["id"], 1), 409)
+    assert await get(client, org, data["id"]) == out
+
+
+async def test_training_validation_from_validated_is_409(
+    client: httpx.AsyncClient, factory: Any
+) -> None:
+    org: Org = await factory.org()
+    data = await in_status(client, org, "training", 5)
+    r = await client.patch(
+        f"{RS}/training-exercise/{data['id']}",
+        json={"validateIntervention": True},
+        headers=org.manager.headers,
+    )
+    assert_problem(r, 409)
+    assert (await get(client, org, data["id"]))["verifiedByUserId"] == data["verifiedByUserId"]
+
+
+async def test_validation_is_for_training_only(client: httpx.AsyncClient, factory: Any) -> None:
+    org: Org = await factory.org()
+    data = await create(client, org, "preventive", 2)
+    r = await client.patch(
+        f"{RS}/preventive/{data['id']}",
+        json={"validateIntervention": True},
+        headers=org.admin.headers,
+    )
+    # Not a member of the preventive update: an unknown field.
+    assert_problem(r, 400)
+    assert (await get(client, org, data["id"]))["status"] == 4
+
+
+# --- curative and anomalies -------------------------------------------------------------
+
+
+async def test_curative_takes_its_anomalies(client: httpx.AsyncClient, factory: Any) -> None:
+    org: Org = await factory.org()
+    first, second = org.anomaly_ids[0], org.anomaly_ids[1]
+    data = await create(client, org, "curative", 0, anomaly_ids=[first, second])
+    assert data["anomalyIds"] == sorted([first, second])
+    assert (await anomaly_status(factory, first)).status == 1
+    assert (await anomaly_status(factory, second)).status == 1
+    assert (await anomaly_status(factory, org.anomaly_ids[2])).status == 0
+    for ids in ([first], [second], [org.anomaly_ids[2], second]):
+        r = await client.post(
+            f"{RS}/curative",
+            json={
+                "scheduledStart": START,
+                "scheduledEnd": END,
+                "anomalyIds": ids,
+                "creationStatus": 0,
+            },
+            headers=org.admin.headers,
+        )
+        body = assert_problem(r, 422)
+        assert "anomalyIds" in [e["field"] for e in body["errors"]]
+    # The refused attempt changed nothing.
+    assert (await anomaly_status(factory, org.anomaly_ids[2])).status == 0
+
+
+async def test_accepting_a_curative_resolves_its_anomalies(
+    client: httpx.AsyncClient, factory: Any
+) -> None:
+    org: Org = await factory.org()
+    ids = [org.anomaly_ids[0], org.anomaly_ids[3]]
+    data = await create(client, org, "curative", 2, anomaly_ids=ids)
+    assert data["status"] == 4
+    r = await verify(client, org, data["id"], 1)
+    assert r.status_code == 200, r.text
+    for anomaly_id in ids:
+        anomaly = await anomaly_status(factory, anomaly_id)
+        assert anomaly.status == 2
+        assert anomaly.resolved_at is not None
+        assert anomaly.resolved_by_user_id == org.manager.user_id
+    # Resolved: no further repair of it.
+    r = await client.post(
+        f"{RS}/curative",
+        json={
+            "scheduledStart": START,
+            "scheduledEnd": END,
+            "anomalyIds": [ids[0]],
+            "creationStatus": 0,
+        },
+        headers=org.admin.headers,
+    )
+    assert "anomalyIds" in [e["field"] for e in assert_problem(r, 422)["errors"]]
+    assert (await anomaly_status(factory, org.anomaly_ids[1])).status == 0
+
+
+async def test_rejecting_a_curative_reopens_its_anomalies(
+    client: httpx.AsyncClient, factory: Any
+) -> None:
+    org: Org = await factory.org()
+    ids = [org.anomaly_ids[1], org.anomaly_ids[2]]
+    data = await create(client, org, "curative", 2, anomaly_ids=ids)
+    r = await verify(client, org, data["id"], 2)
+    assert r.status_code == 200, r.text
+    for anomaly_id in ids:
+        anomaly = await anomaly_status(factory, anomaly_id)
+        assert anomaly.status == 0
+        assert anomaly.resolved_at is None
+    # Open again: a new curative may take them.
+    again = await create(client, org, "curative", 0, anomaly_ids=ids)
+    assert again["id"] != data["id"]
+    for anomaly_id in ids:
+        assert (await anomaly_status(factory, anomaly_id)).status == 1
+
+
+# --- history -----------------------------------------------------------------------------
+
+
+async def test_history_is_appended(client: httpx.AsyncClient, factory: Any) -> None:
+    org: Org = await factory.org()
+    data = await create(client, org, "preventive", 0)
+    rows = await history(factory, data["id"])
+    assert [h.action for h in rows] == ["create"]
+    assert rows[0].user_id == org.admin.user_id
+    r = await client.patch(
+        f"{RS}/preventive/{data['id']}",
+        json={"creationStatus": 2, "description": "Done on Monday"},
+        headers=org.manager.headers,
+    )
+    assert r.status_code == 200, r.text
+    r = await verify(client, org, data["id"], 1)
+    assert r.status_code == 200, r.text
+    rows = await history(factory, data["id"])
+    assert [h.action for h in rows] == ["create", "update", "verify"]
+    assert [h.user_id for h in rows] == [
+        org.admin.user_id,
+        org.manager.user_id,
+        org.manager.user_id,
+    ]
+    for h in rows:
+        assert h.organization_id == org.id
+        assert h.created_at is not None
+        assert h.changes
+    assert "status" in rows[1].changes
+    assert "description" in rows[1].changes
+    assert "status" in rows[2].changes
+    assert rows[0].created_at <= rows[1].created_at <= rows[2].created_at
+
+
+async def test_training_validation_is_recorded(client: httpx.AsyncClient, factory: Any) -> None:
+    org: Org = await factory.org()
+    data = await create(client, org, "training", 1)
+    r = await client.patch(
+        f"{RS}/training-exercise/{data['id']}",
+        json={"validateIntervention": True},
+        headers=org.manager.headers,
+    )
+    assert r.status_code == 200, r.text
+    rows = await history(factory, data["id"])
+    assert len(rows) == 2
+    assert rows[1].user_id == org.manager.user_id
+    assert "status" in rows[1].changes
+
+
+async def test_refused_changes_leave_no_history(client: httpx.AsyncClient, factory: Any) -> None:
+    org: Org = await factory.org()
+    data = await create(client, org, "preventive", 0)
+    assert_problem(await verify(client, org, data["id"], 1), 409)
+    r = await client.patch(
+        f"{RS}/preventive/{data['id']}",
+        json={"scheduledStart": "2024-11-02T08:00:00.000Z"},  # after scheduledEnd
+        headers=org.admin.headers,
+    )
+    assert_problem(r, 422)
+    assert [h.action for h in await history(factory, data["id"])] == ["create"]
+
+
+# --- e-mails on reassignment ---------------------------------------------------------------
+
+
+async def patch_preventive(
+    client: httpx.AsyncClient, org: Org, intervention_id: int, body: dict[str, Any]
+) -> dict[str, Any]:
+    r = await client.patch(
+        f"{RS}/preventive/{intervention_id}", json=body, headers=org.admin.headers
+    )
+    assert r.status_code == 200, r.text
+    data: dict[str, Any] = r.json()["data"]
+    return data
+
+
+async def test_update_email_only_when_asked(client: httpx.AsyncClient, factory: Any) -> None:
+    org: Org = await factory.org()
+    iid = (await create(client, org, "preventive", 1))["id"]
+    await patch_preventive(client, org, iid, {"assignedProfileId": org.manager.profile_id})
+    await patch_preventive(
+        client,
+        org,
+        iid,
+        {"assignedProfileId": org.admin.profile_id, "sendUpdateEmailToCurrentAssignee": False},
+    )
+    assert await outbox(factory, iid) == []
+
+    await patch_preventive(
+        client,
+        org,
+        iid,
+        {"assignedProfileId": org.manager.profile_id, "sendUpdateEmailToCurrentAssignee": True},
+    )
+    mails = await outbox(factory, iid)
+    # To the new assignee only: the previous one was not asked for.
+    assert [m.recipient for m in mails] == [org.manager.email]
+    assert mails[0].intervention_id == iid
+    assert mails[0].subject
+    assert mails[0].body
+
+    # The current assignee is told of a change that keeps them assigned, when asked.
+    await patch_preventive(
+        client,
+        org,
+        iid,
+        {"description": "New access code", "sendUpdateEmailToCurrentAssignee": True},
+    )
+    mails = await outbox(factory, iid)
+    assert [m.recipient for m in mails] == [org.manager.email, org.manager.email]
+    await patch_preventive(client, org, iid, {"description": "Quiet change"})
+    assert len(await outbox(factory, iid)) == 2
+
+
+async def test_previous_assignee_email_only_when_the_assignee_changed(
+    client: httpx.AsyncClient, factory: Any
+) -> None:
+    org: Org = await factory.org()
+    iid = (await create(client, org, "preventive", 1))["id"]
+    await patch_preventive(client, org, iid, {"assignedProfileId": org.manager.profile_id})
+    notice = {"sendEmail": True, "reason": "Away on holiday"}
+
+    # Unchanged assignee (not given, or given again): no previous assignee to tell.
+    await patch_preventive(
+        client, org, iid, {"description": "x", "previousAssigneeNotification": notice}
+    )
+    await patch_preventive(
+        client,
+        org,
+        iid,
+        {"assignedProfileId": org.manager.profile_id, "previousAssigneeNotification": notice},
+    )
+    assert await outbox(factory, iid) == []
+
+    # Reassigned without asking: nothing either.
+    await patch_preventive(
+        client,
+        org,
+        iid,
+        {
+            "assignedProfileId": org.viewer.profile_id,
+            "previousAssigneeNotification": {"sendEmail": False, "reason": "no"},
+        },
+    )
+    assert await outbox(factory, iid) == []
+
+    # Reassigned and asked: the previous assignee, with the reason; not the new one.
+    await patch_preventive(
+        client,
+        org,
+        iid,
+        {"assignedProfileId": org.admin.profile_id, "previousAssigneeNotification": notice},
+    )
+    mails = await outbox(factory, iid)
+    assert [m.recipient for m in mails] == [org.viewer.email]
+    assert "Away on holiday" in mails[0].body
+    assert mails[0].intervention_id == iid
+    assert mails[0].subject
+
+
+async def test_both_emails_on_contact_reassignment(client: httpx.AsyncClient, factory: Any) -> None:
+    org: Org = await factory.org()
+    async with factory.db.reader() as s:
+        contact_emails = {
+            c.id: c.email
+            for c in (
+                await s.execute(
+                    select(CompanyContact).where(CompanyContact.id.in_(org.contact_ids))
+                )
+            ).scalars()
+        }
+    iid = (await create(client, org, "preventive", 1))["id"]
+    await patch_preventive(client, org, iid, {"assignedCompanyContactId": org.contact_ids[0]})
+    assert await outbox(factory, iid) == []
+    out = await patch_preventive(
+        client,
+        org,
+        iid,
+        {
+            "assignedCompanyContactId": org.contact_ids[1],
+            "sendUpdateEmailToCurrentAssignee": True,
+            "previousAssigneeNotification": {"sendEmail": True, "reason": "Contract ended"},
+        },
+    )
+    assert out["assignedCompanyContactId"] == org.contact_ids[1]
+    assert out["companyId"] == org.company_ids[1]
+    mails = await outbox(factory, iid)
+    assert sorted(m.recipient for m in mails) == sorted(
+        [contact_emails[org.contact_ids[0]], contact_emails[org.contact_ids[1]]]
+    )
+    previous = next(m for m in mails if m.recipient == contact_emails[org.contact_ids[0]])
+    assert "Contract ended" in previous.body
+
+
+async def test_refused_update_queues_no_email(client: httpx.AsyncClient, factory: Any) -> None:
+    org: Org = await factory.org()
+    data = await create(client, org, "preventive", 2)  # awaiting verification: 409 on PATCH
+    r = await client.patch(
+        f"{RS}/preventive/{data['id']}",
+        json={
+            "assignedProfileId": org.manager.profile_id,
+            "sendUpdateEmailToCurrentAssignee": True,
+        },
+        headers=org.admin.headers,
+    )
+    assert_problem(r, 409)
+    async with factory.db.reader() as s:
+        count = (
+            await s.execute(
+                select(func.count())
+                .select_from(OutboxEmail)
+                .where(OutboxEmail.organization_id == org.id)
+            )
+        ).scalar_one()
+    assert count == 0
