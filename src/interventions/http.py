@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from interventions.errors import PayloadTooLarge, UnsupportedMediaType, render
+from interventions.errors import AppError, BadRequest, PayloadTooLarge, UnsupportedMediaType, render
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -79,6 +79,20 @@ class BodyGuard:
             )
             return
 
+        if body and raw_limit is None:
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError:
+                await self._reject(
+                    scope,
+                    send,
+                    BadRequest(
+                        "The request body is not valid UTF-8.",
+                        errors=[{"field": "body", "message": "Malformed JSON: not UTF-8 text."}],
+                    ),
+                )
+                return
+
         sent = False
 
         async def replay() -> Message:
@@ -95,8 +109,7 @@ class BodyGuard:
         return PayloadTooLarge(f"The request body is larger than {limit} bytes.")
 
     @staticmethod
-    async def _reject(scope: Scope, send: Send, error: Exception) -> None:
-        assert isinstance(error, (PayloadTooLarge, UnsupportedMediaType))
+    async def _reject(scope: Scope, send: Send, error: AppError) -> None:
         response = render(error, scope["path"])
 
         async def _empty() -> Message:
