@@ -27,7 +27,9 @@ from tests.factories import Factory
 POSTGRES_ADMIN_URL = os.environ.get(
     "INTERVENTIONS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-SKIP_POSTGRES = os.environ.get("INTERVENTIONS_TEST_SKIP_POSTGRES") == "1" and os.environ.get("CI") != "true"
+SKIP_POSTGRES = (
+    os.environ.get("INTERVENTIONS_TEST_SKIP_POSTGRES") == "1" and os.environ.get("CI") != "true"
+)
 BACKENDS = ["sqlite"] if SKIP_POSTGRES else ["sqlite", "postgresql"]
 TEST_SECRET = "test-secret-" + "x" * 32
 

@@ -81,13 +81,26 @@ class Factory:
             for role in ("admin", "manager", "viewer"):
                 email = f"{role}-{tag}@example.org"
                 uid = await self._insert(
-                    s, User, email=email, password_hash=_PASSWORD_HASH, first_name=role.title(), last_name=tag
+                    s,
+                    User,
+                    email=email,
+                    password_hash=_PASSWORD_HASH,
+                    first_name=role.title(),
+                    last_name=tag,
                 )
                 pid = await self._insert(s, Profile, user_id=uid, organization_id=org_id, role=role)
                 members[role] = Member(user_id=uid, profile_id=pid, email=email, role=role)
-            sites = [await self._insert(s, Site, organization_id=org_id, name=f"Site {n}") for n in range(3)]
-            rules = [await self._insert(s, Rule, organization_id=org_id, name=f"Rule {n}", type=1) for n in range(3)]
-            training = await self._insert(s, Rule, organization_id=org_id, name="Evacuation drill", type=2)
+            sites = [
+                await self._insert(s, Site, organization_id=org_id, name=f"Site {n}")
+                for n in range(3)
+            ]
+            rules = [
+                await self._insert(s, Rule, organization_id=org_id, name=f"Rule {n}", type=1)
+                for n in range(3)
+            ]
+            training = await self._insert(
+                s, Rule, organization_id=org_id, name="Evacuation drill", type=2
+            )
             site_rule = {}
             for site in sites:
                 for rule in [*rules, training]:
@@ -95,24 +108,50 @@ class Factory:
                         s, SiteRule, organization_id=org_id, site_id=site, rule_id=rule
                     )
             companies = [
-                await self._insert(s, Company, organization_id=org_id, name=f"Company {n}", type=n + 1, email=f"c{n}-{tag}@example.org")
+                await self._insert(
+                    s,
+                    Company,
+                    organization_id=org_id,
+                    name=f"Company {n}",
+                    type=n + 1,
+                    email=f"c{n}-{tag}@example.org",
+                )
                 for n in range(2)
             ]
             contacts = [
                 await self._insert(
-                    s, CompanyContact, organization_id=org_id, company_id=c, name=f"Contact {n}", email=f"contact{n}-{tag}@example.org"
+                    s,
+                    CompanyContact,
+                    organization_id=org_id,
+                    company_id=c,
+                    name=f"Contact {n}",
+                    email=f"contact{n}-{tag}@example.org",
                 )
                 for n, c in enumerate(companies)
             ]
             anomalies = [
-                await self._insert(s, Anomaly, organization_id=org_id, site_id=sites[n % 3], title=f"Anomaly {n}", risk=n % 4, status=0)
+                await self._insert(
+                    s,
+                    Anomaly,
+                    organization_id=org_id,
+                    site_id=sites[n % 3],
+                    title=f"Anomaly {n}",
+                    risk=n % 4,
+                    status=0,
+                )
                 for n in range(4)
             ]
-            routine = await self._insert(s, Routine, organization_id=org_id, name="Routine", rrule="FREQ=YEARLY")
+            routine = await self._insert(
+                s, Routine, organization_id=org_id, name="Routine", rrule="FREQ=YEARLY"
+            )
             await s.execute(
                 insert(RoutineSiteRule),
                 [
-                    {"routine_id": routine, "site_rule_id": site_rule[(sites[0], r)], "organization_id": org_id}
+                    {
+                        "routine_id": routine,
+                        "site_rule_id": site_rule[(sites[0], r)],
+                        "organization_id": org_id,
+                    }
                     for r in rules
                 ],
             )
@@ -134,18 +173,27 @@ class Factory:
         )
 
     async def _login(self, s: Any, member: Member, org_id: int) -> dict[str, str]:
-        """A live session for ``member``, as login would open it (without the password hash cost)."""
+        """A live session for ``member``, as login opens it (minus the password hash cost)."""
         now = utcnow()
         expires = now + dt.timedelta(hours=24)
         sid = secrets.token_urlsafe(24)
         s.add(
             AuthSession(
-                id=sid, user_id=member.user_id, profile_id=member.profile_id, organization_id=org_id,
-                created_at=now, expires_at=expires,
+                id=sid,
+                user_id=member.user_id,
+                profile_id=member.profile_id,
+                organization_id=org_id,
+                created_at=now,
+                expires_at=expires,
             )
         )
         issued = tokens.issue_all(
-            self.secret, user_id=member.user_id, session_id=sid, now=now, access_ttl=3600, session_expires=expires
+            self.secret,
+            user_id=member.user_id,
+            session_id=sid,
+            now=now,
+            access_ttl=3600,
+            session_expires=expires,
         )
         return {
             "Authorization": f"Bearer {issued.access_token}",

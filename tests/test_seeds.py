@@ -13,35 +13,91 @@ DATETIME_OUT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 # Members every page's response shows, first generation (000, 001, 003, 004)…
 SEED_MEMBERS_V1 = {
-    "id", "status", "type", "description", "imgSignature", "codePin", "autoCreated",
-    "creationStatus", "scheduledStart", "scheduledEnd", "actualStart", "actualEnd",
-    "providerName", "providerEmail", "providerActionComment", "providerGeneralComment",
-    "assignedCompanyContactId", "assignedUserId", "verifiedByUserId", "verifiedAt",
-    "decisionComment", "attendeeCount", "routineId", "organizationId", "createdByUserId",
-    "archivedAt", "updatedAt", "createdAt",
+    "id",
+    "status",
+    "type",
+    "description",
+    "imgSignature",
+    "codePin",
+    "autoCreated",
+    "creationStatus",
+    "scheduledStart",
+    "scheduledEnd",
+    "actualStart",
+    "actualEnd",
+    "providerName",
+    "providerEmail",
+    "providerActionComment",
+    "providerGeneralComment",
+    "assignedCompanyContactId",
+    "assignedUserId",
+    "verifiedByUserId",
+    "verifiedAt",
+    "decisionComment",
+    "attendeeCount",
+    "routineId",
+    "organizationId",
+    "createdByUserId",
+    "archivedAt",
+    "updatedAt",
+    "createdAt",
 }
 # … and second generation (002).
 SEED_MEMBERS_V2 = {
-    "id", "status", "type", "description", "imgSignature", "codePin", "autoCreated",
-    "creationStatus", "scheduledStart", "scheduledEnd", "actualStart", "actualEnd",
-    "providerName", "providerEmail", "providerActionComment", "providerGeneralComment",
-    "assignedCompanyContactId", "assignedProfileId", "verifiedById", "verifiedAt",
-    "decisionComment", "routineId", "organizationId", "createdById", "archivedAt",
-    "updatedAt", "createdAt", "companyId", "negotiationEndDate", "checkType", "deletedAt",
+    "id",
+    "status",
+    "type",
+    "description",
+    "imgSignature",
+    "codePin",
+    "autoCreated",
+    "creationStatus",
+    "scheduledStart",
+    "scheduledEnd",
+    "actualStart",
+    "actualEnd",
+    "providerName",
+    "providerEmail",
+    "providerActionComment",
+    "providerGeneralComment",
+    "assignedCompanyContactId",
+    "assignedProfileId",
+    "verifiedById",
+    "verifiedAt",
+    "decisionComment",
+    "routineId",
+    "organizationId",
+    "createdById",
+    "archivedAt",
+    "updatedAt",
+    "createdAt",
+    "companyId",
+    "negotiationEndDate",
+    "checkType",
+    "deletedAt",
 }
 DATETIME_MEMBERS = {
-    "scheduledStart", "scheduledEnd", "actualStart", "actualEnd", "verifiedAt", "archivedAt",
-    "updatedAt", "createdAt", "negotiationEndDate", "deletedAt",
+    "scheduledStart",
+    "scheduledEnd",
+    "actualStart",
+    "actualEnd",
+    "verifiedAt",
+    "archivedAt",
+    "updatedAt",
+    "createdAt",
+    "negotiationEndDate",
+    "deletedAt",
 }
 
 
 def check_resource(data: dict[str, Any]) -> None:
     """Both generations of names, consistent with each other, typed as the pages show."""
-    assert SEED_MEMBERS_V1 <= data.keys()
-    assert SEED_MEMBERS_V2 <= data.keys()
+    assert data.keys() >= SEED_MEMBERS_V1
+    assert data.keys() >= SEED_MEMBERS_V2
     assert data["verifiedById"] == data["verifiedByUserId"]
     assert data["createdById"] == data["createdByUserId"]
-    assert isinstance(data["id"], int) and data["id"] > 0
+    assert isinstance(data["id"], int)
+    assert data["id"] > 0
     assert 100000 <= data["codePin"] <= 999999
     assert isinstance(data["autoCreated"], bool)
     for member in DATETIME_MEMBERS:
@@ -65,11 +121,13 @@ async def test_000_create_curative(client: httpx.AsyncClient, factory: Any) -> N
     data = r.json()["data"]
     check_resource(data)
     assert data["type"] == 2
-    assert data["status"] == 1 and data["creationStatus"] == 0
+    assert data["status"] == 1
+    assert data["creationStatus"] == 0
     assert data["description"] == "Description of the intervention"
     assert data["scheduledStart"] == "2024-12-01T12:34:56.000Z"
     assert data["scheduledEnd"] == "2024-12-05T14:56:23.000Z"
-    assert data["actualStart"] is None and data["actualEnd"] is None
+    assert data["actualStart"] is None
+    assert data["actualEnd"] is None
     assert data["assignedCompanyContactId"] == org.contact_ids[0]
     assert data["companyId"] == org.company_ids[0]
     assert data["assignedProfileId"] == org.manager.profile_id
@@ -78,8 +136,10 @@ async def test_000_create_curative(client: httpx.AsyncClient, factory: Any) -> N
     assert data["organizationId"] == org.id
     assert data["anomalyIds"] == [org.anomaly_ids[0]]
     assert data["siteIds"] == [org.site_ids[0]]
-    assert data["verifiedAt"] is None and data["verifiedByUserId"] is None
-    assert data["deletedAt"] is None and data["archivedAt"] is None
+    assert data["verifiedAt"] is None
+    assert data["verifiedByUserId"] is None
+    assert data["deletedAt"] is None
+    assert data["archivedAt"] is None
     # The anomaly is now being repaired: a second curative on it is refused.
     again = await client.post("/interventions/v2/rs/curative", json=body, headers=org.admin.headers)
     assert again.status_code == 422
@@ -102,14 +162,18 @@ async def test_001_create_unplanned(client: httpx.AsyncClient, factory: Any) -> 
         },
         "actualStart": "2024-12-01T12:34:56.000Z",
     }
-    r = await client.post("/interventions/v2/mb/preventive/unplanned", json=body, headers=org.manager.headers)
+    r = await client.post(
+        "/interventions/v2/mb/preventive/unplanned", json=body, headers=org.manager.headers
+    )
     assert r.status_code == 201, r.text
     payload = r.json()
     assert set(payload) == {"data", "presignedUrl"}
     data = payload["data"]
     check_resource(data)
-    assert data["type"] == 1 and data["status"] == 4
-    assert data["checkType"] == 2 and data["creationStatus"] == 2
+    assert data["type"] == 1
+    assert data["status"] == 4
+    assert data["checkType"] == 2
+    assert data["creationStatus"] == 2
     assert data["actualStart"] == "2024-12-01T12:34:56.000Z"
     assert data["scheduledStart"] == data["actualStart"]
     assert data["scheduledEnd"] == data["actualEnd"] is not None
@@ -126,7 +190,9 @@ async def test_001_create_unplanned(client: httpx.AsyncClient, factory: Any) -> 
 
     # The URL takes the bytes; the organisation can then download them.
     image = b"\xff\xd8\xff" + bytes(1021)
-    put = await client.put(payload["presignedUrl"], content=image, headers={"content-type": "image/jpeg"})
+    put = await client.put(
+        payload["presignedUrl"], content=image, headers={"content-type": "image/jpeg"}
+    )
     assert put.status_code == 200, put.text
     got = await client.get(data["imgSignature"], headers=org.viewer.headers)
     assert got.status_code == 200
@@ -162,19 +228,28 @@ async def test_002_update_preventive(client: httpx.AsyncClient, factory: Any) ->
         "assignedCompanyContactId": org.contact_ids[0],
         "assignedProfileId": org.manager.profile_id,
         "sendUpdateEmailToCurrentAssignee": False,
-        "previousAssigneeNotification": {"sendEmail": True, "reason": "The intervention details have changed."},
+        "previousAssigneeNotification": {
+            "sendEmail": True,
+            "reason": "The intervention details have changed.",
+        },
     }
     r = await client.patch(
         f"/interventions/v2/rs/preventive/{intervention_id}",
         json=body,
-        headers={**org.admin.headers, "Content-Type": "application/json", "X-Session-Token": org.admin.headers["x-session-token"]},
+        headers={
+            **org.admin.headers,
+            "Content-Type": "application/json",
+            "X-Session-Token": org.admin.headers["x-session-token"],
+        },
     )
     assert r.status_code == 200, r.text
     data = r.json()["data"]
     check_resource(data)
     assert data["id"] == intervention_id
-    assert data["type"] == 1 and data["checkType"] == 1
-    assert data["status"] == 2 and data["creationStatus"] == 1
+    assert data["type"] == 1
+    assert data["checkType"] == 1
+    assert data["status"] == 2
+    assert data["creationStatus"] == 1
     assert data["description"] == "Description of the intervention"
     assert data["scheduledStart"] == "2024-12-01T12:34:56.000Z"
     assert data["scheduledEnd"] == "2024-12-05T14:56:23.000Z"
@@ -213,7 +288,11 @@ async def test_003_update_training(client: httpx.AsyncClient, factory: Any) -> N
         "assignedUserId": org.admin.profile_id,
         "validateIntervention": True,
     }
-    r = await client.patch(f"/interventions/v2/rs/training-exercise/{intervention_id}", json=body, headers=org.manager.headers)
+    r = await client.patch(
+        f"/interventions/v2/rs/training-exercise/{intervention_id}",
+        json=body,
+        headers=org.manager.headers,
+    )
     assert r.status_code == 200, r.text
     data = r.json()["data"]
     check_resource(data)
@@ -255,17 +334,25 @@ async def test_004_verify(client: httpx.AsyncClient, factory: Any) -> None:
         "decision": 2,
         "notificationId": notification_id,
     }
-    r = await client.patch(f"/interventions/v2/rs/{intervention_id}/verify", json=body, headers=org.manager.headers)
+    r = await client.patch(
+        f"/interventions/v2/rs/{intervention_id}/verify", json=body, headers=org.manager.headers
+    )
     assert r.status_code == 200, r.text
     data = r.json()["data"]
     check_resource(data)
     assert data["status"] == 6  # rejected
-    assert data["decisionComment"] == "Provider refused the intervention due to scheduling conflicts."
+    assert (
+        data["decisionComment"] == "Provider refused the intervention due to scheduling conflicts."
+    )
     assert data["verifiedByUserId"] == org.manager.user_id
     assert data["verifiedAt"] is not None
     notes = (await client.get("/notifications/v1/rs", headers=org.manager.headers)).json()["data"]
     assert notes[0]["readAt"] is not None
     # Verifying twice is a conflict.
-    again = await client.patch(f"/interventions/v2/rs/{intervention_id}/verify", json={**body, "notificationId": None}, headers=org.manager.headers)
+    again = await client.patch(
+        f"/interventions/v2/rs/{intervention_id}/verify",
+        json={**body, "notificationId": None},
+        headers=org.manager.headers,
+    )
     assert again.status_code == 409
     assert again.headers["content-type"] == "application/problem+json"

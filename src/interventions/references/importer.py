@@ -318,8 +318,11 @@ class _Importer:
     ) -> None:
         ids = [e.id for e in entries]
         if len(set(ids)) != len(ids):
-            dup = next(i for i in ids if ids.count(i) > 1)
-            raise ImportError_(f"{label}: id {dup} appears twice")
+            seen: set[int] = set()
+            for index, entry_id in enumerate(ids):
+                if entry_id in seen:
+                    raise ImportError_(f"{label}[{index}]: id {entry_id} appears twice")
+                seen.add(entry_id)
         existing = {}
         if ids:
             existing = {
@@ -435,7 +438,9 @@ class _Importer:
                 "title": e.title,
                 "description": e.description,
                 "risk": e.risk,
-                "status": e.status,
+                # The service moves anomalies (in repair, resolved): a file that does not
+                # name a status must not undo that on re-import.
+                **({"status": e.status} if "status" in e.model_fields_set else {}),
             },
         )
         await self.upsert(

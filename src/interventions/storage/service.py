@@ -58,7 +58,9 @@ class LocalStorage:
 
     def check_signature(self, file_id: str, expires: int, signature: str) -> str | None:
         """``None`` when the URL is valid now, else why not."""
-        if not hmac.compare_digest(self._signature(file_id, expires), signature):
+        if not hmac.compare_digest(
+            self._signature(file_id, expires).encode(), signature.encode("utf-8", "replace")
+        ):
             return "The upload URL signature is invalid."
         if expires < int(time.time()):
             return "The upload URL has expired."
