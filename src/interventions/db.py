@@ -139,14 +139,6 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
 
 
-async def session_scope(
-    factory: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[AsyncSession]:
-    """One transaction: committed when the block ends normally, rolled back otherwise."""
-    async with factory() as session, session.begin():
-        yield session
-
-
 def _database(request: Request) -> Database:
     db: Database = request.app.state.db
     return db

@@ -15,7 +15,7 @@ from interventions.auth.dependencies import Caller
 from interventions.auth.models import Profile, User
 from interventions.config import Settings
 from interventions.db import utcnow
-from interventions.errors import BadRequest, Conflict, NotFound, Unprocessable
+from interventions.errors import BadRequest, Conflict, Unprocessable
 from interventions.interventions import repository as repo
 from interventions.interventions.lifecycle import (
     Action,
@@ -65,6 +65,14 @@ def check_schedule(start: dt.datetime | None, end: dt.datetime | None) -> None:
 class Assignment:
     profile_id: int | None
     contact: CompanyContact | None
+
+    def columns(self) -> dict[str, int | None]:
+        """The intervention columns it sets; the provider company follows the contact."""
+        return {
+            "assigned_profile_id": self.profile_id,
+            "assigned_company_contact_id": self.contact.id if self.contact else None,
+            "company_id": self.contact.company_id if self.contact else None,
+        }
 
 
 async def resolve_assignment(
@@ -165,9 +173,7 @@ async def create_curative(
         description=body.description,
         scheduled_start=body.scheduled_start,
         scheduled_end=body.scheduled_end,
-        assigned_profile_id=assignment.profile_id,
-        assigned_company_contact_id=assignment.contact.id if assignment.contact else None,
-        company_id=assignment.contact.company_id if assignment.contact else None,
+        **assignment.columns(),
     )
     session.add(intervention)
     await session.flush()
@@ -283,10 +289,13 @@ async def create_from_routine(
             f"Routine {routine.id} has no site rules to plan.",
             errors=[{"field": "routineId", "message": "The routine has no site rules."}],
         )
-    contact = (
-        await session.get(CompanyContact, routine.assigned_company_contact_id)
-        if routine.assigned_company_contact_id
-        else None
+    assignment = Assignment(
+        profile_id=routine.assigned_profile_id,
+        contact=(
+            await session.get(CompanyContact, routine.assigned_company_contact_id)
+            if routine.assigned_company_contact_id
+            else None
+        ),
     )
     intervention = _new_intervention(
         caller,
@@ -296,9 +305,7 @@ async def create_from_routine(
         scheduled_start=body.scheduled_start,
         scheduled_end=body.scheduled_end,
         routine_id=routine.id,
-        assigned_profile_id=routine.assigned_profile_id,
-        assigned_company_contact_id=contact.id if contact else None,
-        company_id=contact.company_id if contact else None,
+        **assignment.columns(),
     )
     session.add(intervention)
     await session.flush()
@@ -347,9 +354,7 @@ async def create_training(
         description=body.description,
         scheduled_start=body.scheduled_start,
         scheduled_end=body.scheduled_end,
-        assigned_profile_id=assignment.profile_id,
-        assigned_company_contact_id=assignment.contact.id if assignment.contact else None,
-        company_id=assignment.contact.company_id if assignment.contact else None,
+        **assignment.columns(),
     )
     session.add(intervention)
     await session.flush()
@@ -689,7 +694,3 @@ async def _queue_assignee_emails(
                 ),
                 kind="intervention.unassigned",
             )
-
-
-def not_found(intervention_id: int) -> NotFound:
-    return NotFound(f"No intervention {intervention_id}.")
