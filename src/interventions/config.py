@@ -38,9 +38,38 @@ class Settings(BaseSettings):
     # the URL of the incoming request is used.
     public_url: str = ""
 
+    # Storage of signature files: "local" (the service's own signed URLs, files under
+    # storage_dir) or "s3" (any S3-compatible endpoint, presigned by boto3).
+    storage_backend: str = Field(default="local", pattern="^(local|s3)$")
+    s3_endpoint_url: str = ""
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+
+    # E-mail delivery. With no smtp_host, messages are written as .eml files to outbox_dir.
     smtp_host: str = ""
     smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = Field(default=30, gt=0)
     smtp_from: str = "interventions@localhost"
+    outbox_dir: Path = Path("var/outbox")
+    relay_batch_size: int = Field(default=50, gt=0)
+    relay_interval_seconds: float = Field(default=2, gt=0)
+    relay_lease_seconds: int = Field(default=120, gt=0)
+    relay_max_backoff_seconds: int = Field(default=3600, gt=0)
+    # The embedded default relays in the serving process; with PostgreSQL run
+    # `interventions worker` instead (or as well: relays never send a row twice at once).
+    relay_in_process: bool | None = None
+
+    # Routine planning by the worker.
+    planner_interval_seconds: float = Field(default=60, gt=0)
+
+    # PIN check-in attempts per intervention and per caller in the window.
+    pin_max_failures: int = Field(default=5, gt=0)
+    pin_window_seconds: int = Field(default=15 * 60, gt=0)
 
     log_sql: bool = False
 

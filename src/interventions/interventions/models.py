@@ -15,6 +15,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -33,6 +34,12 @@ class Intervention(Base):
         Index("ix_interventions_org_status", "organization_id", "status"),
         Index("ix_interventions_org_scheduled_start", "organization_id", "scheduled_start"),
         Index("ix_interventions_routine_id", "routine_id"),
+        Index("ix_interventions_org_type", "organization_id", "type"),
+        Index("ix_interventions_org_actual_start", "organization_id", "actual_start"),
+        Index("ix_interventions_assigned_profile_id", "assigned_profile_id"),
+        Index("ix_interventions_company_id", "company_id"),
+        # One intervention per routine occurrence, whatever the number of workers.
+        UniqueConstraint("routine_id", "occurrence_start"),
     )
 
     id: Mapped[int] = mapped_column(ID, primary_key=True)
@@ -63,6 +70,7 @@ class Intervention(Base):
     decision_comment: Mapped[str | None] = mapped_column(Text)
     attendee_count: Mapped[int | None] = mapped_column(Integer)
     routine_id: Mapped[int | None] = mapped_column(ForeignKey("routines.id"))
+    occurrence_start: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     negotiation_end_date: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     cancellation_reason: Mapped[str | None] = mapped_column(Text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any, Literal
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -10,7 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from interventions.config import get_settings
-from interventions.db import async_url
+from interventions.db import UTCDateTime, async_url
 from interventions.models import Base
 
 config = context.config
@@ -22,12 +23,20 @@ def _url() -> str:
     return async_url(str(url))
 
 
+def _render_item(type_: str, obj: Any, _context: Any) -> str | Literal[False]:
+    """Migrations stay free of application types: UTCDateTime is a timestamptz column."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        render_item=_render_item,
     )
     with context.begin_transaction():
         context.run_migrations()

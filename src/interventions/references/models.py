@@ -110,6 +110,11 @@ class Routine(Base):
         ForeignKey("company_contacts.id")
     )
     auto_create_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # First occurrence of the RRULE (its DTSTART); each occurrence lasts duration_minutes.
+    dtstart: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    duration_minutes: Mapped[int] = mapped_column(Integer, default=120, server_default="120")
+    # How far ahead the worker creates the occurrences' interventions.
+    horizon_days: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
     archived_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
