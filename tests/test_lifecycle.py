@@ -36,7 +36,8 @@ ALL_KINDS = frozenset(Kind)
 
 # What SPEC §4.3 says, action by action: (statuses it is allowed from, kinds it applies to).
 SPEC_TABLE: dict[Action, tuple[frozenset[int], frozenset[Kind]]] = {
-    Action.UPDATE: (frozenset({1, 2, 6}), ALL_KINDS),
+    # The PATCH endpoints are the preventive (002) and training (003) ones.
+    Action.UPDATE: (frozenset({1, 2, 6}), frozenset({Kind.PREVENTIVE, Kind.TRAINING})),
     Action.VERIFY: (frozenset({4}), ALL_KINDS),
     Action.VALIDATE_TRAINING: (frozenset({1, 2, 4}), frozenset({Kind.TRAINING})),
     Action.EXECUTE: (frozenset({3}), ALL_KINDS),
@@ -136,11 +137,17 @@ async def verify(
     )
 
 
+# Members the single read adds to the intervention resource (sites, history, actions…).
+DETAIL_ONLY = {"sites", "siteRules", "rules", "anomalies", "signatureUrl", "history", "actions"}
+
+
 async def get(client: httpx.AsyncClient, org: Org, intervention_id: int) -> dict[str, Any]:
+    """The intervention resource as GET shows it, without the detail-only members."""
     r = await client.get(f"{RS}/{intervention_id}", headers=org.viewer.headers)
     assert r.status_code == 200, r.text
     data: dict[str, Any] = r.json()["data"]
-    return data
+    assert data.keys() >= DETAIL_ONLY
+    return {k: v for k, v in data.items() if k not in DETAIL_ONLY}
 
 
 async def in_status(client: httpx.AsyncClient, org: Org, kind: str, status: int) -> dict[str, Any]:

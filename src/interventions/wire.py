@@ -100,6 +100,8 @@ def _storable(value: str) -> str:
 
 Storable = AfterValidator(_storable)
 Id = Annotated[int, Field(strict=True, ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
+# Ids in a query string arrive as text: parsed, then range-checked like body ids.
+QueryId = Annotated[int, Field(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
 Text = Annotated[str, Field(strict=True, max_length=2500), Storable]
 Name = Annotated[str, Field(strict=True, min_length=1, max_length=250), Storable]
 # Opaque strings a client sends back to us (tokens, notification ids).

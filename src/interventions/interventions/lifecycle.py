@@ -65,7 +65,11 @@ _ALL_KINDS = frozenset(Kind)
 
 TRANSITIONS: dict[Action, Transition] = {
     # Re-planning: before the provider arrives, or after a rejection.
-    Action.UPDATE: Transition(frozenset({Status.TO_SCHEDULE, Status.SCHEDULED, Status.REJECTED})),
+    # Only preventive interventions and drills have an update endpoint (seeds 002, 003).
+    Action.UPDATE: Transition(
+        frozenset({Status.TO_SCHEDULE, Status.SCHEDULED, Status.REJECTED}),
+        frozenset({Kind.PREVENTIVE, Kind.TRAINING}),
+    ),
     Action.VERIFY: Transition(frozenset({Status.TO_VERIFY})),
     Action.VALIDATE_TRAINING: Transition(
         frozenset({Status.TO_SCHEDULE, Status.SCHEDULED, Status.TO_VERIFY}),

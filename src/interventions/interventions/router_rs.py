@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.dependencies import CurrentCaller, CurrentWriter
 from interventions.db import read_session, write_session
-from interventions.interventions import service
+from interventions.interventions import search, service
 from interventions.interventions.schemas import (
     CurativeCreate,
+    InterventionDetail,
     InterventionRead,
     PreventiveUpdate,
     RoutineInterventionCreate,
@@ -19,8 +21,18 @@ from interventions.interventions.schemas import (
     TrainingUpdate,
     VerifyRequest,
 )
+from interventions.interventions.search import InterventionFilters, SortKey
 from interventions.openapi import errors_for
-from interventions.wire import MAX_SAFE_INTEGER, Envelope
+from interventions.wire import (
+    MAX_IDS,
+    MAX_SAFE_INTEGER,
+    DateTimeIn,
+    Envelope,
+    ListEnvelope,
+    Pagination,
+    QueryId,
+    Text,
+)
 
 router = APIRouter(prefix="/interventions/v2/rs", tags=["interventions"])
 
@@ -124,12 +136,72 @@ async def verify(
 
 
 @router.get(
+    "",
+    response_model=ListEnvelope[InterventionRead],
+    responses=errors_for(400),
+    summary="Find interventions",
+    description=(
+        "Filters combine with AND; a repeated filter (`status=1&status=2`) matches any of its "
+        "values. Date ranges are inclusive. `q` searches the description. `sort` takes "
+        "`scheduledStart`, `actualStart`, `createdAt`, `updatedAt`, `status` or `id`, with a "
+        "leading `-` for descending order; the default is `-scheduledStart`."
+    ),
+)
+async def find_interventions(
+    caller: CurrentCaller,
+    session: ReadSession,
+    status: Annotated[list[Annotated[int, Field(ge=1, le=7)]], Query(max_length=7)] = [],  # noqa: B006
+    type: Annotated[list[Annotated[int, Field(ge=1, le=3)]], Query(max_length=3)] = [],  # noqa: B006
+    creation_status: Annotated[
+        list[Annotated[int, Field(ge=0, le=2)]], Query(alias="creationStatus", max_length=3)
+    ] = [],  # noqa: B006
+    site_id: Annotated[list[QueryId], Query(alias="siteId", max_length=MAX_IDS)] = [],  # noqa: B006
+    site_rule_id: Annotated[list[QueryId], Query(alias="siteRuleId", max_length=MAX_IDS)] = [],  # noqa: B006
+    rule_id: Annotated[list[QueryId], Query(alias="ruleId", max_length=MAX_IDS)] = [],  # noqa: B006
+    routine_id: Annotated[list[QueryId], Query(alias="routineId", max_length=MAX_IDS)] = [],  # noqa: B006
+    assigned_profile_id: Annotated[
+        list[QueryId], Query(alias="assignedProfileId", max_length=MAX_IDS)
+    ] = [],  # noqa: B006
+    company_id: Annotated[list[QueryId], Query(alias="companyId", max_length=MAX_IDS)] = [],  # noqa: B006
+    scheduled_from: Annotated[DateTimeIn | None, Query(alias="scheduledStartFrom")] = None,
+    scheduled_to: Annotated[DateTimeIn | None, Query(alias="scheduledStartTo")] = None,
+    actual_from: Annotated[DateTimeIn | None, Query(alias="actualStartFrom")] = None,
+    actual_to: Annotated[DateTimeIn | None, Query(alias="actualStartTo")] = None,
+    q: Annotated[Text | None, Query(max_length=250)] = None,
+    sort: Annotated[list[SortKey], Query(max_length=6)] = [],  # noqa: B006
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    page_size: Annotated[int, Query(alias="pageSize", ge=1, le=100)] = 20,
+) -> ListEnvelope[InterventionRead]:
+    filters = InterventionFilters(
+        status=status,
+        type=type,
+        creation_status=creation_status,
+        site_id=site_id,
+        site_rule_id=site_rule_id,
+        rule_id=rule_id,
+        routine_id=routine_id,
+        assigned_profile_id=assigned_profile_id,
+        company_id=company_id,
+        scheduled_from=scheduled_from,
+        scheduled_to=scheduled_to,
+        actual_from=actual_from,
+        actual_to=actual_to,
+        q=q or None,
+        sort=sort or [SortKey.SCHEDULED_START_DESC],
+    )
+    rows, total = await search.find(session, caller, filters, page, page_size)
+    return ListEnvelope(
+        data=rows, total_count=total, pagination=Pagination(page=page, page_size=page_size)
+    )
+
+
+@router.get(
     "/{interventionId}",
-    response_model=Envelope[InterventionRead],
+    response_model=Envelope[InterventionDetail],
     responses=errors_for(400, 404),
-    summary="Read one intervention",
+    summary="Read one intervention, with its sites, rules, anomalies, history and actions",
 )
 async def get_intervention(
     intervention_id: InterventionId, caller: CurrentCaller, session: ReadSession
-) -> Envelope[InterventionRead]:
-    return Envelope(data=await service.get_one(session, caller, intervention_id))
+) -> Envelope[InterventionDetail]:
+    return Envelope(data=await search.detail(session, caller, intervention_id))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import EmailStr, Field
 
@@ -208,3 +208,57 @@ class InterventionRead(ReadModel):
 class UnplannedCreated(ReadModel):
     data: InterventionRead
     presigned_url: str = Field(description="Expiring URL: PUT the signature image bytes to it.")
+
+
+class SiteSummary(ReadModel):
+    id: int
+    name: str
+
+
+class SiteRuleSummary(ReadModel):
+    id: int
+    site_id: int
+    rule_id: int
+
+
+class RuleSummary(ReadModel):
+    id: int
+    name: str
+    type: int = Field(description="1 check/maintenance · 2 training")
+
+
+class AnomalySummary(ReadModel):
+    id: int
+    site_id: int
+    title: str
+    risk: int = Field(ge=0, le=3)
+    status: int = Field(description="0 open · 1 in repair · 2 resolved")
+
+
+class HistoryEntryRead(ReadModel):
+    id: int
+    action: str
+    user_id: int | None
+    changes: dict[str, Any] = Field(description="Member → value, or {from, to} for a change.")
+    created_at: DateTimeOut
+
+
+class ActionsRead(ReadModel):
+    """What the caller may do now with this intervention."""
+
+    can_be_updated: bool
+    can_be_deleted: bool
+    can_be_executed: bool = Field(description="Check-in or execution on site.")
+    can_be_verified: bool = Field(description="Verification, or validation of a drill.")
+
+
+class InterventionDetail(InterventionRead):
+    """The intervention resource enriched for one read."""
+
+    sites: list[SiteSummary]
+    site_rules: list[SiteRuleSummary]
+    rules: list[RuleSummary]
+    anomalies: list[AnomalySummary]
+    signature_url: str | None = Field(description="Download path of the signature, when any.")
+    history: list[HistoryEntryRead]
+    actions: ActionsRead

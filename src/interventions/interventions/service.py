@@ -613,11 +613,6 @@ async def _settle_anomalies(
     )
 
 
-async def get_one(session: AsyncSession, caller: Caller, intervention_id: int) -> InterventionRead:
-    intervention = await repo.get(session, caller.organization_id, intervention_id)
-    return await repo.read_one(session, intervention)
-
-
 async def _assignee_addresses(
     session: AsyncSession, assignment: Assignment
 ) -> list[tuple[str, str]]:
