@@ -9,9 +9,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.dependencies import CurrentWriter
 from interventions.db import write_session
-from interventions.interventions import service
-from interventions.interventions.schemas import UnplannedCreate, UnplannedCreated
+from interventions.interventions import onsite, service
+from interventions.interventions.schemas import (
+    CheckInRequest,
+    ExecuteRequest,
+    InterventionRead,
+    SignedIntervention,
+    UnplannedCreate,
+)
 from interventions.openapi import errors_for
+from interventions.wire import Envelope
 
 router = APIRouter(prefix="/interventions/v2/mb", tags=["interventions (mobile)"])
 
@@ -24,7 +31,7 @@ def public_base_url(request: Request) -> str:
 @router.post(
     "/preventive/unplanned",
     status_code=201,
-    response_model=UnplannedCreated,
+    response_model=SignedIntervention,
     responses=errors_for(400, 403, 413, 415, 422),
     summary="Create unplanned preventive intervention",
 )
@@ -33,7 +40,7 @@ async def create_unplanned(
     body: UnplannedCreate,
     caller: CurrentWriter,
     session: Annotated[AsyncSession, Depends(write_session, scope="function")],
-) -> UnplannedCreated:
+) -> SignedIntervention:
     read, url = await service.create_unplanned(
         session,
         caller,
@@ -42,4 +49,51 @@ async def create_unplanned(
         public_base_url(request),
         request.app.state.storage,
     )
-    return UnplannedCreated(data=read, presigned_url=url)
+    return SignedIntervention(data=read, presigned_url=url)
+
+
+@router.patch(
+    "/check-in",
+    response_model=Envelope[InterventionRead],
+    responses=errors_for(400, 403, 404, 409, 413, 415, 422, 429),
+    summary="Check in on site with the intervention's PIN",
+    description=(
+        "Moves a planned intervention (status 1 or 2) to in progress (3) and sets "
+        "`actualStart`. A wrong PIN is a 422; too many wrong PINs for the intervention or "
+        "from the caller within the window are a 429 with `Retry-After`."
+    ),
+)
+async def check_in(
+    request: Request, body: CheckInRequest, caller: CurrentWriter
+) -> Envelope[InterventionRead]:
+    return Envelope(
+        data=await onsite.check_in(request.app.state.db, request.app.state.settings, caller, body)
+    )
+
+
+@router.patch(
+    "/execute",
+    response_model=SignedIntervention,
+    responses=errors_for(400, 403, 404, 409, 413, 415, 422),
+    summary="Execute a checked-in intervention, with the provider's signature",
+    description=(
+        "From in progress (3) to to verify (4): sets `actualEnd` and the provider's members, "
+        "notifies the organisation's admins and managers, and returns `presignedUrl` where "
+        "the signature image is to be uploaded (HTTP PUT)."
+    ),
+)
+async def execute(
+    request: Request,
+    body: ExecuteRequest,
+    caller: CurrentWriter,
+    session: Annotated[AsyncSession, Depends(write_session, scope="function")],
+) -> SignedIntervention:
+    read, url = await onsite.execute(
+        session,
+        caller,
+        body,
+        request.app.state.settings,
+        public_base_url(request),
+        request.app.state.storage,
+    )
+    return SignedIntervention(data=read, presigned_url=url)

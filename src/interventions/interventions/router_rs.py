@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,7 +12,9 @@ from interventions.auth.dependencies import CurrentCaller, CurrentWriter
 from interventions.db import read_session, write_session
 from interventions.interventions import search, service
 from interventions.interventions.schemas import (
+    CancelRequest,
     CurativeCreate,
+    InformationEmailRequest,
     InterventionDetail,
     InterventionRead,
     PreventiveUpdate,
@@ -205,3 +207,40 @@ async def get_intervention(
     intervention_id: InterventionId, caller: CurrentCaller, session: ReadSession
 ) -> Envelope[InterventionDetail]:
     return Envelope(data=await search.detail(session, caller, intervention_id))
+
+
+@router.delete(
+    "/{interventionId}",
+    status_code=204,
+    responses=errors_for(*WRITE_ERRORS, 404, 409),
+    summary="Cancel an intervention",
+    description=(
+        "Status 7 (cancelled) with `deletedAt`; the intervention then reads as deleted (404). "
+        "A curative intervention's anomalies reopen. Allowed before execution (1, 2, 3) and "
+        "after a rejection (6). The body is optional."
+    ),
+)
+async def cancel_intervention(
+    intervention_id: InterventionId,
+    caller: CurrentWriter,
+    session: WriteSession,
+    body: CancelRequest | None = None,
+) -> Response:
+    await service.cancel(session, caller, intervention_id, body)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{interventionId}/emails/informations",
+    status_code=204,
+    responses=errors_for(*WRITE_ERRORS, 404),
+    summary="E-mail the intervention's information (dates, sites, PIN, assignee)",
+)
+async def send_information_email(
+    intervention_id: InterventionId,
+    body: InformationEmailRequest,
+    caller: CurrentWriter,
+    session: WriteSession,
+) -> Response:
+    await service.send_information(session, caller, intervention_id, body)
+    return Response(status_code=204)

@@ -154,6 +154,37 @@ class TrainingCreate(AssigneeFields):
     description: Text | None = None
 
 
+Pin = Annotated[int, Field(strict=True, ge=100000, le=999999, description="The 6-digit PIN.")]
+
+
+class CheckInRequest(WireModel):
+    """The provider on site proves it with the intervention's PIN."""
+
+    intervention_id: Id
+    code_pin: Pin
+
+
+class ExecuteRequest(WireModel):
+    """The provider has done the job: who, what, the signature; a drill's attendee count."""
+
+    intervention_id: Id
+    first_name: Name
+    last_name: Name
+    signature: SignatureMeta
+    email: Email | None = None
+    provider_action_comment: Text | None = None
+    comment: Text | None = None
+    attendee_count: Annotated[int, Field(strict=True, ge=0, le=1_000_000)] | None = None
+
+
+class CancelRequest(WireModel):
+    cancellation_reason: Text | None = None
+
+
+class InformationEmailRequest(WireModel):
+    email: Email
+
+
 class InterventionRead(ReadModel):
     """The intervention resource (SPEC §4.1), with both generations of member names."""
 
@@ -205,7 +236,9 @@ class InterventionRead(ReadModel):
     anomaly_ids: list[int]
 
 
-class UnplannedCreated(ReadModel):
+class SignedIntervention(ReadModel):
+    """An executed intervention and where to upload its signature."""
+
     data: InterventionRead
     presigned_url: str = Field(description="Expiring URL: PUT the signature image bytes to it.")
 

@@ -5,18 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.dependencies import Caller
-from interventions.auth.models import Profile, User
 from interventions.config import Settings
 from interventions.db import utcnow
 from interventions.errors import BadRequest, Conflict, Unprocessable
+from interventions.interventions import messaging, onsite
 from interventions.interventions import repository as repo
+from interventions.interventions.assignment import Assignment, resolve_assignment
 from interventions.interventions.lifecycle import (
     Action,
     AnomalyStatus,
@@ -31,8 +31,9 @@ from interventions.interventions.lifecycle import (
 )
 from interventions.interventions.models import Intervention, InterventionAnomaly
 from interventions.interventions.schemas import (
-    AssigneeFields,
+    CancelRequest,
     CurativeCreate,
+    InformationEmailRequest,
     InterventionRead,
     PreventiveUpdate,
     RoutineInterventionCreate,
@@ -45,7 +46,6 @@ from interventions.notifications import service as notifications
 from interventions.references import repository as refs
 from interventions.references.models import Anomaly, Company, CompanyContact, Rule, Site, SiteRule
 from interventions.storage import service as storage
-from interventions.wire import format_datetime
 
 
 def draw_code_pin() -> int:
@@ -59,51 +59,6 @@ def check_schedule(start: dt.datetime | None, end: dt.datetime | None) -> None:
             "scheduledEnd is before scheduledStart.",
             errors=[{"field": "scheduledEnd", "message": "Must not be before scheduledStart."}],
         )
-
-
-@dataclass
-class Assignment:
-    profile_id: int | None
-    contact: CompanyContact | None
-
-    def columns(self) -> dict[str, int | None]:
-        """The intervention columns it sets; the provider company follows the contact."""
-        return {
-            "assigned_profile_id": self.profile_id,
-            "assigned_company_contact_id": self.contact.id if self.contact else None,
-            "company_id": self.contact.company_id if self.contact else None,
-        }
-
-
-async def resolve_assignment(
-    session: AsyncSession,
-    caller: Caller,
-    body: AssigneeFields,
-    current: Intervention | None = None,
-) -> Assignment:
-    """The assignee profile and contact after applying ``body`` (422 for foreign ids)."""
-    given, profile_id = body.assignee_profile()
-    if not given:
-        profile_id = current.assigned_profile_id if current else None
-    elif profile_id is not None:
-        field = (
-            "assignedProfileId"
-            if "assigned_profile_id" in body.model_fields_set
-            else "assignedUserId"
-        )
-        await refs.require_profile(session, caller.organization_id, profile_id, field=field)
-    contact: CompanyContact | None = None
-    if body.contact_given():
-        if body.assigned_company_contact_id is not None:
-            contact = await refs.require_contact(
-                session,
-                caller.organization_id,
-                body.assigned_company_contact_id,
-                field="assignedCompanyContactId",
-            )
-    elif current is not None and current.assigned_company_contact_id is not None:
-        contact = await session.get(CompanyContact, current.assigned_company_contact_id)
-    return Assignment(profile_id=profile_id, contact=contact)
 
 
 def _new_intervention(
@@ -201,16 +156,7 @@ async def create_unplanned(
     storage_backend: storage.Storage,
 ) -> tuple[InterventionRead, str]:
     """Seed 001: a check done on the spot, already executed and signed (status 4)."""
-    if body.signature.size > settings.signature_max_bytes:
-        raise BadRequest(
-            "The signature is too large.",
-            errors=[
-                {
-                    "field": "signature.size",
-                    "message": f"At most {settings.signature_max_bytes} bytes.",
-                }
-            ],
-        )
+    onsite.check_signature_size(settings, body.signature.size, "signature.size")
     now = utcnow()
     actual_start = body.actual_start or now
     if actual_start > now + dt.timedelta(seconds=settings.clock_skew_seconds):
@@ -232,15 +178,7 @@ async def create_unplanned(
             f"These sites do not carry these rules: {text}.",
             errors=[{"field": "ruleIds", "message": f"Not a site rule: {text}."}],
         )
-    signature = storage.new_file(
-        session,
-        organization_id=org,
-        user_id=caller.user_id,
-        name=body.signature.name,
-        mime_type=body.signature.mime_type,
-        size=body.signature.size,
-    )
-    await session.flush()  # no ORM relationship orders these inserts: the file goes first
+    signature = await onsite.attach_signature(session, caller, None, body.signature)
     provider = body.provider
     intervention = _new_intervention(
         caller,
@@ -265,13 +203,7 @@ async def create_unplanned(
     await repo.add_links(
         session, intervention, "site_rule_ids", sorted(sr.id for sr in pairs.values())
     )
-    await notifications.notify_writers(
-        session,
-        organization_id=org,
-        intervention_id=intervention.id,
-        kind=notifications.INTERVENTION_EXECUTED,
-        message=f"Intervention {intervention.id} was executed and awaits verification.",
-    )
+    await onsite.notify_executed(session, intervention)
     read = await _created(session, caller, intervention)
     return read, storage_backend.presign_put(signature, base_url)
 
@@ -481,7 +413,7 @@ async def update_preventive(
         changes.links("siteRuleIds", before, body.site_rule_ids)
         await _link_site_rules(session, intervention, [found[i] for i in body.site_rule_ids])
     previous, current = await _apply_common(session, caller, intervention, body, changes)
-    await _queue_assignee_emails(session, intervention, body, previous, current)
+    await messaging.queue_assignee_emails(session, intervention, body, previous, current)
     return await _finish_update(session, caller, intervention, changes, "update")
 
 
@@ -571,6 +503,9 @@ async def verify(
         await _settle_anomalies(
             session, caller, intervention, accepted=body.decision == int(Decision.ACCEPT), now=now
         )
+    messaging.queue_decision_email(
+        session, intervention, accepted=body.decision == int(Decision.ACCEPT)
+    )
     repo.record_history(
         session,
         intervention,
@@ -613,79 +548,37 @@ async def _settle_anomalies(
     )
 
 
-async def _assignee_addresses(
-    session: AsyncSession, assignment: Assignment
-) -> list[tuple[str, str]]:
-    """(address, display name) of an assignment's profile user and contact."""
-    out: list[tuple[str, str]] = []
-    if assignment.profile_id is not None:
-        row = (
-            await session.execute(
-                select(User.email, User.first_name, User.last_name)
-                .join(Profile, Profile.user_id == User.id)
-                .where(Profile.id == assignment.profile_id)
-            )
-        ).one_or_none()
-        if row is not None:
-            name = " ".join(p for p in (row.first_name, row.last_name) if p) or row.email
-            out.append((row.email, name))
-    if assignment.contact is not None and assignment.contact.email:
-        out.append((assignment.contact.email, assignment.contact.name))
-    return out
-
-
-def _describe(intervention: Intervention) -> str:
-    start = (
-        format_datetime(intervention.scheduled_start) if intervention.scheduled_start else "not set"
-    )
-    end = format_datetime(intervention.scheduled_end) if intervention.scheduled_end else "not set"
-    return (
-        f"Intervention {intervention.id}\n"
-        f"Scheduled from {start} to {end}\n"
-        f"PIN code for check-in: {intervention.code_pin}\n"
-        f"Description: {intervention.description or '-'}\n"
-    )
-
-
-async def _queue_assignee_emails(
-    session: AsyncSession,
-    intervention: Intervention,
-    body: PreventiveUpdate,
-    previous: Assignment,
-    current: Assignment,
+async def cancel(
+    session: AsyncSession, caller: Caller, intervention_id: int, body: CancelRequest | None
 ) -> None:
-    """Seed 002's e-mails, written to the outbox with the change."""
-    if body.send_update_email_to_current_assignee:
-        for address, name in await _assignee_addresses(session, current):
-            notifications.queue_email(
-                session,
-                organization_id=intervention.organization_id,
-                intervention_id=intervention.id,
-                recipient=address,
-                subject=f"Intervention {intervention.id} has been updated",
-                body=(
-                    f"Hello {name},\n\nAn intervention assigned to you has been updated.\n\n"
-                    + _describe(intervention)
-                ),
-                kind="intervention.updated",
-            )
-    notice = body.previous_assignee_notification
-    if notice is not None and notice.send_email:
-        before = dict(await _assignee_addresses(session, previous))
-        after = dict(await _assignee_addresses(session, current))
-        reason = notice.reason or "No reason was given."
-        for address, name in before.items():
-            if address in after:
-                continue  # still assigned: not a previous assignee
-            notifications.queue_email(
-                session,
-                organization_id=intervention.organization_id,
-                intervention_id=intervention.id,
-                recipient=address,
-                subject=f"Intervention {intervention.id} is no longer assigned to you",
-                body=(
-                    f"Hello {name},\n\nIntervention {intervention.id} has been reassigned.\n"
-                    f"Reason: {reason}\n"
-                ),
-                kind="intervention.unassigned",
-            )
+    """Cancel: status 7 with ``deletedAt``, never a physical delete; anomalies reopen."""
+    intervention = await repo.get_for_update(session, caller.organization_id, intervention_id)
+    ensure(Action.CANCEL, intervention.status, intervention.type)
+    now = utcnow()
+    reason = body.cancellation_reason if body is not None else None
+    changes = ChangeSet(intervention)
+    changes.set("status", Status.CANCELLED)
+    changes.set("deleted_at", now)
+    changes.set("cancellation_reason", reason)
+    intervention.updated_at = now
+    if intervention.type == Kind.CURATIVE:
+        await _settle_anomalies(session, caller, intervention, accepted=False, now=now)
+    repo.record_history(
+        session, intervention, user_id=caller.user_id, action="cancel", changes=changes.changes
+    )
+    await session.flush()
+
+
+async def send_information(
+    session: AsyncSession, caller: Caller, intervention_id: int, body: InformationEmailRequest
+) -> None:
+    """Queue an e-mail describing the intervention (dates, sites, PIN, assignee)."""
+    intervention = await repo.get(session, caller.organization_id, intervention_id)
+    await messaging.queue_information_email(session, intervention, str(body.email))
+    repo.record_history(
+        session,
+        intervention,
+        user_id=caller.user_id,
+        action="information-email",
+        changes={"recipient": str(body.email)},
+    )

@@ -1,0 +1,158 @@
+"""On site, from the mobile app: the provider checks in with the PIN, then executes and signs."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from interventions.auth import rate_limit
+from interventions.auth.dependencies import Caller
+from interventions.config import Settings
+from interventions.db import Database, utcnow
+from interventions.errors import BadRequest, TooManyRequests, Unprocessable
+from interventions.interventions import repository as repo
+from interventions.interventions.lifecycle import Action, Kind, Status, ensure
+from interventions.interventions.models import Intervention
+from interventions.interventions.schemas import (
+    CheckInRequest,
+    ExecuteRequest,
+    InterventionRead,
+    SignatureMeta,
+)
+from interventions.notifications import service as notifications
+from interventions.storage import service as storage
+from interventions.storage.models import StoredFile
+
+
+def check_signature_size(settings: Settings, size: int, field: str) -> None:
+    if size > settings.signature_max_bytes:
+        raise BadRequest(
+            "The signature is too large.",
+            errors=[{"field": field, "message": f"At most {settings.signature_max_bytes} bytes."}],
+        )
+
+
+async def attach_signature(
+    session: AsyncSession, caller: Caller, intervention: Intervention | None, meta: SignatureMeta
+) -> StoredFile:
+    """A stored file awaiting its bytes; linked to ``intervention`` when given."""
+    signature = storage.new_file(
+        session,
+        organization_id=caller.organization_id,
+        user_id=caller.user_id,
+        name=meta.name,
+        mime_type=meta.mime_type,
+        size=meta.size,
+    )
+    await session.flush()  # no ORM relationship orders these inserts: the file goes first
+    if intervention is not None:
+        intervention.signature_file_id = signature.id
+    return signature
+
+
+async def notify_executed(session: AsyncSession, intervention: Intervention) -> None:
+    """SPEC §4.3: an execution notifies the organisation's admins and managers in-app."""
+    await notifications.notify_writers(
+        session,
+        organization_id=intervention.organization_id,
+        intervention_id=intervention.id,
+        kind=notifications.INTERVENTION_EXECUTED,
+        message=f"Intervention {intervention.id} was executed and awaits verification.",
+    )
+
+
+def _pin_keys(caller: Caller, intervention_id: int) -> list[str]:
+    # Per intervention (whoever tries) and per user (whichever intervention): the 900,000
+    # codes cannot be walked from one account nor from many.
+    return [f"pin:intervention:{intervention_id}", f"pin:user:{caller.user_id}"]
+
+
+async def check_in(
+    db: Database, settings: Settings, caller: Caller, body: CheckInRequest
+) -> InterventionRead:
+    """The provider is on site: the PIN matches → in progress, ``actualStart`` = now.
+
+    Failed attempts are counted in their own transaction (the refusal must not roll them
+    back) and, past ``pin_max_failures`` in the window, refused with 429 before comparing.
+    """
+    window = settings.pin_window_seconds
+    keys = _pin_keys(caller, body.intervention_id)
+    async with db.reader() as session, session.begin():
+        intervention = await repo.get(session, caller.organization_id, body.intervention_id)
+        for key in keys:
+            count, oldest = await rate_limit.hits(session, key, window)
+            if count >= settings.pin_max_failures:
+                wait = rate_limit.retry_after(oldest, window)
+                raise TooManyRequests(
+                    f"Too many wrong PIN codes; try again in {wait} seconds.",
+                    headers={"Retry-After": str(wait)},
+                )
+        ensure(Action.CHECK_IN, intervention.status, intervention.type)
+        pin_matches = intervention.code_pin == body.code_pin
+    if not pin_matches:
+        async with db.writer() as session, session.begin():
+            for key in keys:
+                await rate_limit.record(session, key, window)
+        raise Unprocessable(
+            "The PIN code does not match this intervention.",
+            errors=[{"field": "codePin", "message": "Wrong PIN code."}],
+        )
+    async with db.writer() as session, session.begin():
+        intervention = await repo.get_for_update(
+            session, caller.organization_id, body.intervention_id
+        )
+        ensure(Action.CHECK_IN, intervention.status, intervention.type)
+        now = utcnow()
+        before = intervention.status
+        intervention.status = Status.IN_PROGRESS
+        intervention.actual_start = now
+        intervention.updated_at = now
+        repo.record_history(
+            session,
+            intervention,
+            user_id=caller.user_id,
+            action="check-in",
+            changes={"status": (before, Status.IN_PROGRESS), "actualStart": (None, now)},
+        )
+        await session.flush()
+        return await repo.read_one(session, intervention)
+
+
+async def execute(
+    session: AsyncSession,
+    caller: Caller,
+    body: ExecuteRequest,
+    settings: Settings,
+    base_url: str,
+    storage_backend: storage.Storage,
+) -> tuple[InterventionRead, str]:
+    """Executed and signed → to verify; returns the signature's upload URL."""
+    check_signature_size(settings, body.signature.size, "signature.size")
+    intervention = await repo.get_for_update(session, caller.organization_id, body.intervention_id)
+    ensure(Action.EXECUTE, intervention.status, intervention.type)
+    if body.attendee_count is not None and intervention.type != Kind.TRAINING:
+        raise Unprocessable(
+            "attendeeCount is only for training exercises.",
+            errors=[{"field": "attendeeCount", "message": "Only for training exercises."}],
+        )
+    signature = await attach_signature(session, caller, intervention, body.signature)
+    now = utcnow()
+    changes = {
+        "status": Status.TO_VERIFY,
+        "actual_end": now,
+        "provider_name": f"{body.first_name} {body.last_name}",
+        "provider_email": body.email,
+        "provider_action_comment": body.provider_action_comment,
+        "provider_general_comment": body.comment,
+        "attendee_count": body.attendee_count,
+    }
+    history = {key: (getattr(intervention, key), value) for key, value in changes.items()}
+    for key, value in changes.items():
+        setattr(intervention, key, value)
+    intervention.updated_at = now
+    repo.record_history(
+        session, intervention, user_id=caller.user_id, action="execute", changes=history
+    )
+    await session.flush()
+    await notify_executed(session, intervention)
+    read = await repo.read_one(session, intervention)
+    return read, storage_backend.presign_put(signature, base_url)

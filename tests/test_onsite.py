@@ -1,0 +1,307 @@
+"""On site (check-in with the PIN, execution with a signature), cancellation, information e-mail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from interventions.notifications.models import OutboxEmail
+from interventions.references.models import Anomaly
+from tests.factories import Org
+
+RS = "/interventions/v2/rs"
+MB = "/interventions/v2/mb"
+SIGNATURE = {"name": "sig.png", "mimeType": "image/png", "size": 16}
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(8)
+
+
+async def _planned(client: httpx.AsyncClient, org: Org, kind: str = "training") -> dict[str, Any]:
+    if kind == "training":
+        body: dict[str, Any] = {
+            "scheduledStart": "2025-01-10T08:00:00Z",
+            "scheduledEnd": "2025-01-10T09:00:00Z",
+            "ruleId": org.training_rule_id,
+            "siteIds": [org.site_ids[0]],
+            "creationStatus": 1,
+        }
+        r = await client.post(f"{RS}/training-exercise", json=body, headers=org.admin.headers)
+    else:
+        body = {
+            "scheduledStart": "2025-01-10T08:00:00Z",
+            "scheduledEnd": "2025-01-10T09:00:00Z",
+            "anomalyIds": [org.anomaly_ids[0]],
+            "creationStatus": 1,
+        }
+        r = await client.post(f"{RS}/curative", json=body, headers=org.admin.headers)
+    assert r.status_code == 201, r.text
+    return dict(r.json()["data"])
+
+
+async def _check_in(client: httpx.AsyncClient, org: Org, iid: int, pin: int) -> httpx.Response:
+    return await client.patch(
+        f"{MB}/check-in", json={"interventionId": iid, "codePin": pin}, headers=org.manager.headers
+    )
+
+
+def _wrong(pin: int) -> int:
+    return 100000 if pin != 100000 else 100001
+
+
+async def test_check_in_then_execute(client: httpx.AsyncClient, factory: Any) -> None:
+    org: Org = await factory.org()
+    planned = await _planned(client, org)
+    r = await _check_in(client, org, planned["id"], planned["codePin"])
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    assert data["status"] == 3
+    assert data["actualStart"] is not None
+    assert data["actualEnd"] is None
+    body = {
+        "interventionId": planned["id"],
+        "firstName": "Paul",
+        "lastName": "Durand",
+        "email": "paul@provider.example",
+        "providerActionComment": "Drill done",
+        "comment": "All good",
+        "signature": SIGNATURE,
+        "attendeeCount": 42,
+    }
+    r = await client.patch(f"{MB}/execute", json=body, headers=org.manager.headers)
+    assert r.status_code == 200, r.text
+    payload = r.json()
+    data = payload["data"]
+    assert data["status"] == 4
+    assert data["actualEnd"] is not None
+    assert data["providerName"] == "Paul Durand"
+    assert data["providerEmail"] == "paul@provider.example"
+    assert data["providerActionComment"] == "Drill done"
+    assert data["providerGeneralComment"] == "All good"
+    assert data["attendeeCount"] == 42
+    put = await client.put(
+        payload["presignedUrl"], content=PNG, headers={"content-type": "image/png"}
+    )
+    assert put.status_code == 200, put.text
+    got = await client.get(data["imgSignature"], headers=org.admin.headers)
+    assert got.content == PNG
+    notes = (await client.get("/notifications/v1/rs", headers=org.admin.headers)).json()["data"]
+    assert [n["interventionId"] for n in notes] == [planned["id"]]
+    detail = (await client.get(f"{RS}/{planned['id']}", headers=org.admin.headers)).json()["data"]
+    assert [h["action"] for h in detail["history"]] == ["create", "check-in", "execute"]
+    assert detail["actions"]["canBeVerified"] is True
+
+
+async def test_execute_without_check_in_is_409(client: httpx.AsyncClient, factory: Any) -> None:
+    org: Org = await factory.org()
+    planned = await _planned(client, org)
+    body = {
+        "interventionId": planned["id"],
+        "firstName": "A",
+        "lastName": "B",
+        "signature": SIGNATURE,
+    }
+    r = await client.patch(f"{MB}/execute", json=body, headers=org.admin.headers)
+    assert r.status_code == 409
+    assert (await client.get(f"{RS}/{planned['id']}", headers=org.admin.headers)).json()["data"][
+        "status"
+    ] == 2
+
+
+async def test_attendee_count_is_for_drills_only(client: httpx.AsyncClient, factory: Any) -> None:
+    org: Org = await factory.org()
+    planned = await _planned(client, org, "curative")
+    assert (await _check_in(client, org, planned["id"], planned["codePin"])).status_code == 200
+    body = {
+        "interventionId": planned["id"],
+        "firstName": "A",
+        "lastName": "B",
+        "signature": SIGNATURE,
+        "attendeeCount": 3,
+    }
+    r = await client.patch(f"{MB}/execute", json=body, headers=org.admin.headers)
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "attendeeCount"
+
+
+async def test_pin_of_another_organisation_or_executed(
+    client: httpx.AsyncClient, factory: Any
+) -> None:
+    org: Org = await factory.org()
+    other: Org = await factory.org()
+    theirs = await _planned(client, other)
+    r = await _check_in(client, org, theirs["id"], theirs["codePin"])
+    assert r.status_code == 404
+    assert (await client.get(f"{RS}/{theirs['id']}", headers=other.admin.headers)).json()["data"][
+        "status"
+    ] == 2
+    mine = await _planned(client, org)
+    assert (await _check_in(client, org, mine["id"], mine["codePin"])).status_code == 200
+    again = await _check_in(client, org, mine["id"], mine["codePin"])
+    assert again.status_code == 409
+
+
+async def test_wrong_pins_are_rate_limited(client: httpx.AsyncClient, factory: Any) -> None:
+    org: Org = await factory.org()
+    planned = await _planned(client, org)
+    wrong = _wrong(planned["codePin"])
+    for _ in range(5):  # pin_max_failures defaults to 5
+        r = await _check_in(client, org, planned["id"], wrong)
+        assert r.status_code == 422
+        assert r.json()["errors"][0]["field"] == "codePin"
+    r = await _check_in(client, org, planned["id"], wrong)
+    assert r.status_code == 429
+    assert int(r.headers["retry-after"]) > 0
+    # Even the right PIN now waits: the codes cannot be walked.
+    r = await _check_in(client, org, planned["id"], planned["codePin"])
+    assert r.status_code == 429
+    # The same caller on another intervention is limited too.
+    other = await _planned(client, org)
+    r = await _check_in(client, org, other["id"], _wrong(other["codePin"]))
+    assert r.status_code == 429
+    assert (await client.get(f"{RS}/{planned['id']}", headers=org.admin.headers)).json()["data"][
+        "status"
+    ] == 2
+
+
+@pytest.mark.parametrize("pin", [99999, 1000000, "123456", 123456.0, None])
+async def test_pin_must_be_six_digits(client: httpx.AsyncClient, factory: Any, pin: Any) -> None:
+    org: Org = await factory.org()
+    planned = await _planned(client, org)
+    r = await client.patch(
+        f"{MB}/check-in",
+        json={"interventionId": planned["id"], "codePin": pin},
+        headers=org.admin.headers,
+    )
+    assert r.status_code == 400
+    assert r.json()["errors"][0]["field"] == "codePin"
+
+
+async def test_viewer_cannot_check_in(client: httpx.AsyncClient, factory: Any) -> None:
+    org: Org = await factory.org()
+    planned = await _planned(client, org)
+    r = await client.patch(
+        f"{MB}/check-in",
+        json={"interventionId": planned["id"], "codePin": planned["codePin"]},
+        headers=org.viewer.headers,
+    )
+    assert r.status_code == 403
+
+
+async def test_cancel(client: httpx.AsyncClient, factory: Any) -> None:
+    org: Org = await factory.org()
+    planned = await _planned(client, org, "curative")
+    r = await client.request(
+        "DELETE",
+        f"{RS}/{planned['id']}",
+        json={"cancellationReason": "Duplicate"},
+        headers=org.admin.headers,
+    )
+    assert r.status_code == 204, r.text
+    assert r.content == b""
+    assert (await client.get(f"{RS}/{planned['id']}", headers=org.admin.headers)).status_code == 404
+    async with factory.db.reader() as s:
+        anomaly = await s.get(Anomaly, org.anomaly_ids[0])
+        assert anomaly is not None
+        assert anomaly.status == 0
+    # Twice: it is gone.
+    again = await client.request("DELETE", f"{RS}/{planned['id']}", headers=org.admin.headers)
+    assert again.status_code == 404
+    # And it is not listed any more, but a new curative may take the anomaly.
+    listed = (await client.get(RS, headers=org.admin.headers)).json()
+    assert listed["totalCount"] == 0
+    await _planned(client, org, "curative")
+
+
+async def test_cancel_without_body_and_refusals(client: httpx.AsyncClient, factory: Any) -> None:
+    org: Org = await factory.org()
+    planned = await _planned(client, org)
+    assert (
+        await client.request("DELETE", f"{RS}/{planned['id']}", headers=org.viewer.headers)
+    ).status_code == 403
+    bad = await client.request(
+        "DELETE", f"{RS}/{planned['id']}", json={"reason": "x"}, headers=org.admin.headers
+    )
+    assert bad.status_code == 400
+    assert (
+        await client.request("DELETE", f"{RS}/{planned['id']}", headers=org.admin.headers)
+    ).status_code == 204
+    # An executed intervention awaits its verification: it cannot be cancelled.
+    executed = await client.post(
+        f"{MB}/preventive/unplanned",
+        json={
+            "companyId": org.company_ids[0],
+            "siteIds": [org.site_ids[0]],
+            "ruleIds": [org.rule_ids[0]],
+            "signature": SIGNATURE,
+            "provider": {"firstName": "A", "lastName": "B"},
+        },
+        headers=org.admin.headers,
+    )
+    r = await client.request(
+        "DELETE", f"{RS}/{executed.json()['data']['id']}", headers=org.admin.headers
+    )
+    assert r.status_code == 409
+
+
+async def test_information_email(client: httpx.AsyncClient, factory: Any) -> None:
+    org: Org = await factory.org()
+    planned = await _planned(client, org)
+    url = f"{RS}/{planned['id']}/emails/informations"
+    r = await client.post(url, json={"email": "provider@example.org"}, headers=org.admin.headers)
+    assert r.status_code == 204, r.text
+    async with factory.db.reader() as s:
+        rows = list(
+            (
+                await s.execute(
+                    select(OutboxEmail).where(OutboxEmail.intervention_id == planned["id"])
+                )
+            ).scalars()
+        )
+    assert [e.recipient for e in rows] == ["provider@example.org"]
+    assert str(planned["codePin"]) in rows[0].body
+    assert "Site 0" in rows[0].body
+    assert "2025-01-10T08:00:00.000Z" in rows[0].body
+    for bad in ["not-an-email", "", "a@b", "x" * 250 + "@example.org"]:
+        r = await client.post(url, json={"email": bad}, headers=org.admin.headers)
+        assert r.status_code == 400, bad
+        assert r.json()["errors"][0]["field"] == "email"
+    assert (
+        await client.post(url, json={"email": "p@example.org"}, headers=org.viewer.headers)
+    ).status_code == 403
+    other: Org = await factory.org()
+    r = await client.post(url, json={"email": "p@example.org"}, headers=other.admin.headers)
+    assert r.status_code == 404
+
+
+async def test_decision_email_to_the_provider(client: httpx.AsyncClient, factory: Any) -> None:
+    org: Org = await factory.org()
+    executed = await client.post(
+        f"{MB}/preventive/unplanned",
+        json={
+            "companyId": org.company_ids[0],
+            "siteIds": [org.site_ids[0]],
+            "ruleIds": [org.rule_ids[0]],
+            "signature": SIGNATURE,
+            "provider": {"firstName": "A", "lastName": "B", "email": "ab@provider.example"},
+        },
+        headers=org.admin.headers,
+    )
+    iid = executed.json()["data"]["id"]
+    r = await client.patch(
+        f"{RS}/{iid}/verify",
+        json={"decision": 1, "decisionComment": "Fine"},
+        headers=org.admin.headers,
+    )
+    assert r.status_code == 200
+    async with factory.db.reader() as s:
+        rows = list(
+            (
+                await s.execute(select(OutboxEmail).where(OutboxEmail.intervention_id == iid))
+            ).scalars()
+        )
+    assert [(e.recipient, e.kind) for e in rows] == [
+        ("ab@provider.example", "intervention.accepted")
+    ]
+    assert "Fine" in rows[0].body
