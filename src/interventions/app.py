@@ -23,7 +23,7 @@ from interventions.interventions.router_rs import router as interventions_router
 from interventions.notifications.router import router as notifications_router
 from interventions.openapi import errors_for, finish_document
 from interventions.storage.router import router as storage_router
-from interventions.storage.service import UPLOAD_PREFIX, LocalStorage
+from interventions.storage.service import UPLOAD_PREFIX, make_storage
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.db = db
     app.state.secret = secret
-    app.state.storage = LocalStorage(settings.storage_dir, secret, settings.upload_url_ttl_seconds)
+    app.state.storage = make_storage(settings, secret)
 
     install_handlers(app)
     for router in (

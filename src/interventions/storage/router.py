@@ -1,20 +1,24 @@
-"""Signed uploads (no auth headers: the URL is the credential) and authenticated downloads."""
+"""Signed uploads (no auth headers: the URL is the credential) and authenticated downloads.
+
+The signed ``PUT`` route serves the local backend only; with S3-compatible storage clients
+upload to the object store, and the first download verifies and links what arrived there.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.dependencies import CurrentCaller
-from interventions.db import read_session, utcnow, write_session
+from interventions.db import Database, read_session, utcnow, write_session
 from interventions.errors import Forbidden, NotFound
 from interventions.interventions.models import Intervention
 from interventions.openapi import errors_for
 from interventions.storage.models import StoredFile
-from interventions.storage.service import LocalStorage, check_upload
+from interventions.storage.service import LocalStorage, Storage, check_upload
 from interventions.wire import DateTimeOut, Envelope, ReadModel
 
 router = APIRouter(tags=["storage"])
@@ -52,7 +56,10 @@ async def upload(
     signature: Annotated[str, Query(min_length=1, max_length=128)],
     session: Annotated[AsyncSession, Depends(write_session, scope="function")],
 ) -> Envelope[StoredFileRead]:
-    storage: LocalStorage = request.app.state.storage
+    storage: Storage = request.app.state.storage
+    if not isinstance(storage, LocalStorage):
+        # Uploads go straight to the object store's presigned URL.
+        raise NotFound("This service takes no uploads: they go to the object storage.")
     problem = storage.check_signature(file_id, expires, signature)
     if problem:
         raise Forbidden(problem)
@@ -66,14 +73,34 @@ async def upload(
     return Envelope(data=StoredFileRead.model_validate(stored))
 
 
+STORAGE_UNAVAILABLE = {
+    "description": "The object storage cannot be reached.",
+    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
+
+
 @router.get(
     "/storage/v1/rs/files/{file_id}",
     responses={
         200: {
             "content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}},
-            "description": "The file's bytes.",
+            "description": "The file's bytes (local storage).",
+        },
+        307: {
+            "description": (
+                "With S3-compatible storage: a redirect to a presigned `GET` of the file, "
+                "valid for a few minutes. The first download verifies the uploaded object "
+                "(size, type, image bytes) and links it; until a valid object is there, 404."
+            ),
+            "headers": {
+                "Location": {
+                    "description": "Presigned URL of the file's bytes.",
+                    "schema": {"type": "string", "format": "uri"},
+                }
+            },
         },
         **errors_for(400, 404),
+        503: STORAGE_UNAVAILABLE,
     },
     response_class=Response,
     summary="Download a stored file of the caller's organisation",
@@ -97,14 +124,21 @@ async def download(
             )
         )
     ).scalar_one_or_none()
-    if stored is None or stored.uploaded_at is None:
+    if stored is None:
         raise NotFound(f"No uploaded file {file_id}.")
-    storage: LocalStorage = request.app.state.storage
-    return Response(
-        storage.read(stored),
-        media_type=stored.mime_type,
-        headers={
-            "Content-Disposition": f'inline; filename="{stored.id}"',
-            "Cache-Control": "private, max-age=300",
-        },
-    )
+    storage: Storage = request.app.state.storage
+    if stored.uploaded_at is None:
+        # Uploads that bypass the service (object storage) are checked when first asked for.
+        if not await storage.verify(stored):
+            raise NotFound(f"No uploaded file {file_id}.")
+        await _mark_uploaded(request.app.state.db, file_id)
+    return await storage.download_response(stored)
+
+
+async def _mark_uploaded(db: Database, file_id: str) -> None:
+    async with db.writer() as session, session.begin():
+        await session.execute(
+            update(StoredFile)
+            .where(StoredFile.id == file_id, StoredFile.uploaded_at.is_(None))
+            .values(uploaded_at=utcnow())
+        )

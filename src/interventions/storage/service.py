@@ -1,7 +1,8 @@
 """Signature files: presigned upload URLs, verified uploads, downloads.
 
 The embedded default keeps the bytes on local disk behind the service's own signed ``PUT``
-route. ``Storage`` is the seam for S3-compatible object storage.
+route. ``Storage`` is the seam: ``make_storage`` picks it from the settings, local disk or
+S3-compatible object storage (``interventions.storage.s3``).
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlencode
 
+import anyio.to_thread
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
 
+from interventions.config import Settings
 from interventions.db import utcnow
-from interventions.errors import BadRequest
+from interventions.errors import AppError, BadRequest
 from interventions.storage.models import StoredFile
 
 UPLOAD_PREFIX = "/storage/v1/uploads/"
@@ -31,12 +35,39 @@ MAGIC = {
 }
 
 
+class StorageUnavailable(AppError):
+    """The object storage did not answer (or answered with an error of its own)."""
+
+    status = 503
+    slug = "storage-unavailable"
+    title = "Service unavailable"
+
+
+def looks_like(mime_type: str, head: bytes) -> bool:
+    """Whether ``head`` (the first 12 bytes or more) starts an image of ``mime_type``."""
+    magic = MAGIC.get(mime_type)
+    if magic is None or not head.startswith(magic):
+        return False
+    return mime_type != "image/webp" or head[8:12] == b"WEBP"
+
+
 class Storage(Protocol):
-    def presign_put(self, stored: StoredFile, base_url: str) -> str: ...
+    """Where signature bytes live. A file is *linked* (``uploaded_at`` set) once verified."""
 
-    def write(self, stored: StoredFile, data: bytes) -> None: ...
+    def presign_put(self, stored: StoredFile, base_url: str) -> str:
+        """A URL that takes one ``PUT`` of the file's bytes until it expires."""
+        ...
 
-    def read(self, stored: StoredFile) -> bytes: ...
+    async def verify(self, stored: StoredFile) -> bool:
+        """Whether bytes matching the announcement (size, type, image) are stored now.
+
+        Bytes that do not match are discarded. Called for a file not yet marked uploaded.
+        """
+        ...
+
+    async def download_response(self, stored: StoredFile) -> Response:
+        """The answer to an authorised download of a verified file."""
+        ...
 
 
 class LocalStorage:
@@ -82,6 +113,38 @@ class LocalStorage:
     def read(self, stored: StoredFile) -> bytes:
         return self._path(stored).read_bytes()
 
+    def _valid_on_disk(self, stored: StoredFile) -> bool:
+        path = self._path(stored)
+        if not path.is_file() or path.stat().st_size != stored.size:
+            return False
+        with open(path, "rb") as handle:
+            return looks_like(stored.mime_type, handle.read(16))
+
+    async def verify(self, stored: StoredFile) -> bool:
+        # The signed route checks the bytes before writing them and marks the file itself;
+        # this only finds a file written whose transaction did not commit.
+        return await anyio.to_thread.run_sync(self._valid_on_disk, stored)
+
+    async def download_response(self, stored: StoredFile) -> Response:
+        data = await anyio.to_thread.run_sync(self.read, stored)
+        return Response(
+            data,
+            media_type=stored.mime_type,
+            headers={
+                "Content-Disposition": f'inline; filename="{stored.id}"',
+                "Cache-Control": "private, max-age=300",
+            },
+        )
+
+
+def make_storage(settings: Settings, secret: str) -> Storage:
+    """The configured backend: local disk (the default) or S3-compatible object storage."""
+    if settings.storage_backend == "s3":
+        from interventions.storage.s3 import S3Storage  # boto3 is only loaded when used
+
+        return S3Storage.from_settings(settings)
+    return LocalStorage(settings.storage_dir, secret, settings.upload_url_ttl_seconds)
+
 
 def new_file(
     session: AsyncSession,
@@ -122,9 +185,7 @@ def check_upload(stored: StoredFile, content_type: str, data: bytes) -> None:
         errors.append(
             {"field": "body", "message": f"Announced {stored.size} bytes, received {len(data)}."}
         )
-    elif not data.startswith(MAGIC[stored.mime_type]) or (
-        stored.mime_type == "image/webp" and data[8:12] != b"WEBP"
-    ):
+    elif not looks_like(stored.mime_type, data):
         errors.append(
             {"field": "body", "message": f"The bytes are not a {stored.mime_type} image."}
         )
