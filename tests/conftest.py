@@ -88,7 +88,10 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         database_url=database_url,
         secret_key=TEST_SECRET,
         storage_dir=tmp_path / "storage",
+        outbox_dir=tmp_path / "outbox",
         login_max_failures=3,
+        # Tests drive the relay and the planner themselves.
+        relay_in_process=False,
     )
 
 

@@ -24,6 +24,7 @@ from interventions.notifications.router import router as notifications_router
 from interventions.openapi import errors_for, finish_document
 from interventions.storage.router import router as storage_router
 from interventions.storage.service import UPLOAD_PREFIX, make_storage
+from interventions.worker import background_work
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
+        # The embedded default has no separate worker: the serving process relays the
+        # outbox and plans routines itself. With PostgreSQL, run `interventions worker`.
+        in_process = settings.relay_in_process
+        if in_process is None:
+            in_process = db.sqlite
+        async with background_work(db, settings, enabled=in_process):
+            yield
         await db.dispose()
 
     app = FastAPI(

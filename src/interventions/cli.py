@@ -129,5 +129,24 @@ def demo(
     )
 
 
+@cli.command()
+def worker() -> None:
+    """Relay the e-mail outbox and plan routines until stopped (SIGINT/SIGTERM).
+
+    Run one or several next to `serve` when the database is PostgreSQL; the embedded
+    SQLite default does this work inside `serve`.
+    """
+    import logging
+
+    from interventions.worker import run_worker
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = get_settings()
+    upgrade(settings.database_url)
+    asyncio.run(run_worker(create_database(settings.database_url), settings))
+
+
 def main() -> None:
     cli()

@@ -1,0 +1,62 @@
+"""Background work: relaying the e-mail outbox and planning routines.
+
+Run by ``interventions worker`` (as many as wanted: relays lease rows, the planner relies on
+a unique occurrence per routine), or inside the serving process for the embedded default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+
+from interventions.config import Settings
+from interventions.db import Database
+from interventions.interventions.planner import plan_forever
+from interventions.notifications.relay import default_relay_id, relay_forever
+
+logger = logging.getLogger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def background_work(
+    db: Database, settings: Settings, *, enabled: bool = True
+) -> AsyncIterator[asyncio.Event]:
+    """Relay and planner tasks for the duration of the block; stopped cleanly at its end."""
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    if enabled:
+        tasks = [
+            asyncio.create_task(
+                relay_forever(db, settings, stop, relay_id=default_relay_id()), name="relay"
+            ),
+            asyncio.create_task(
+                plan_forever(db, settings.planner_interval_seconds, stop), name="planner"
+            ),
+        ]
+    try:
+        yield stop
+    finally:
+        stop.set()
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=settings.smtp_timeout_seconds + 5)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+async def run_worker(db: Database, settings: Settings) -> None:
+    """Until SIGINT or SIGTERM: relay the outbox and plan routines."""
+    async with background_work(db, settings) as stop:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        logger.info("worker started")
+        await stop.wait()
+        logger.info("worker stopping")
+    await db.dispose()
