@@ -23,6 +23,7 @@ from interventions.config import Settings
 from interventions.db import Database, create_database
 from interventions.migrate import upgrade
 from tests.factories import Factory
+from tests.smtp_server import SmtpServer, free_port
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "INTERVENTIONS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -117,3 +118,12 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-un
 @pytest.fixture
 async def factory(database: Database) -> Factory:
     return Factory(database, TEST_SECRET)
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server on a free local port, for the length of one test."""
+    server = SmtpServer(free_port())
+    server.start()
+    yield server
+    server.stop()

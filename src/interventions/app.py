@@ -22,6 +22,7 @@ from interventions.interventions.router_mb import router as mobile_router
 from interventions.interventions.router_rs import router as interventions_router
 from interventions.notifications.router import router as notifications_router
 from interventions.openapi import errors_for, finish_document
+from interventions.references.router import routers as reference_routers
 from interventions.storage.router import router as storage_router
 from interventions.storage.service import UPLOAD_PREFIX, make_storage
 from interventions.worker import background_work
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         mobile_router,
         notifications_router,
         storage_router,
+        *reference_routers,
     ):
         app.include_router(router)
 

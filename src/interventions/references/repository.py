@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, Select, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from interventions.auth.models import Profile
-from interventions.errors import Unprocessable
+from interventions.auth.models import Profile, User
+from interventions.errors import NotFound, Unprocessable
+from interventions.interventions.models import InterventionSiteRule
 from interventions.references.models import (
     CompanyContact,
     Routine,
@@ -129,3 +131,178 @@ async def routine_with_site_rules(
         ).scalars()
     )
     return routine, site_rules
+
+
+# --- reading and archiving reference rows for the HTTP API ------------------------------------
+
+
+def readable(
+    model: Any, organization_id: int, *, include_archived: bool = False
+) -> Select[*tuple[Any, ...]]:
+    """Every reference query for a caller starts here: its organisation, archived rows hidden."""
+    stmt = select(model).where(model.organization_id == organization_id)
+    if not include_archived and hasattr(model, "archived_at"):
+        stmt = stmt.where(model.archived_at.is_(None))
+    return stmt
+
+
+async def get_row(
+    session: AsyncSession,
+    model: Any,
+    organization_id: int,
+    row_id: int,
+    *,
+    label: str,
+    include_archived: bool = False,
+    for_update: bool = False,
+) -> Any:
+    """One row of the organisation, else 404 (archived rows are missing unless asked for)."""
+    stmt = readable(model, organization_id, include_archived=include_archived).where(
+        model.id == row_id
+    )
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = (await session.execute(stmt)).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"No {label} {row_id}.")
+    return row
+
+
+async def page_of_rows(
+    session: AsyncSession, stmt: Select[*tuple[Any, ...]], *, page: int, page_size: int
+) -> tuple[list[Row[*tuple[Any, ...]]], int]:
+    """One page of ``stmt`` (already ordered) and how many rows it has in all: two statements."""
+    total = (
+        await session.execute(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    ).scalar_one()
+    rows = (await session.execute(stmt.limit(page_size).offset((page - 1) * page_size))).all()
+    return list(rows), int(total)
+
+
+async def page_of(
+    session: AsyncSession, stmt: Select[*tuple[Any, ...]], *, page: int, page_size: int
+) -> tuple[list[Any], int]:
+    """As ``page_of_rows`` for a statement of one entity: the entities themselves."""
+    rows, total = await page_of_rows(session, stmt, page=page, page_size=page_size)
+    return [row[0] for row in rows], total
+
+
+async def archive_where(
+    session: AsyncSession, model: Any, organization_id: int, *where: Any, now: dt.datetime
+) -> None:
+    """Archive, in one statement, the organisation's active rows of ``model`` matching ``where``."""
+    await session.execute(
+        update(model)
+        .where(model.organization_id == organization_id, model.archived_at.is_(None), *where)
+        .values(archived_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def site_rule_ids_of_routines(
+    session: AsyncSession, routine_ids: Sequence[int]
+) -> dict[int, list[int]]:
+    """The site rules of each routine, sorted, in one statement."""
+    out: dict[int, list[int]] = {routine_id: [] for routine_id in routine_ids}
+    if not routine_ids:
+        return out
+    rows = await session.execute(
+        select(RoutineSiteRule.routine_id, RoutineSiteRule.site_rule_id)
+        .where(RoutineSiteRule.routine_id.in_(routine_ids))
+        .order_by(RoutineSiteRule.routine_id, RoutineSiteRule.site_rule_id)
+    )
+    for routine_id, site_rule_id in rows.all():
+        out[routine_id].append(site_rule_id)
+    return out
+
+
+async def replace_routine_site_rules(
+    session: AsyncSession, routine: Routine, site_rule_ids: Sequence[int]
+) -> None:
+    """The routine's site rules become ``site_rule_ids``: one DELETE, one INSERT."""
+    await session.execute(delete(RoutineSiteRule).where(RoutineSiteRule.routine_id == routine.id))
+    await session.execute(
+        insert(RoutineSiteRule),
+        [
+            {
+                "routine_id": routine.id,
+                "site_rule_id": site_rule_id,
+                "organization_id": routine.organization_id,
+            }
+            for site_rule_id in dict.fromkeys(site_rule_ids)
+        ],
+    )
+
+
+async def site_rule_of_pair(session: AsyncSession, site_id: int, rule_id: int) -> SiteRule | None:
+    """The site rule of (site, rule), archived or not: the pair is unique in the table."""
+    return (
+        await session.execute(
+            select(SiteRule).where(SiteRule.site_id == site_id, SiteRule.rule_id == rule_id)
+        )
+    ).scalar_one_or_none()
+
+
+def readable_profiles(
+    organization_id: int, *, include_archived: bool = False
+) -> Select[Profile, User]:
+    """The organisation's profiles with their users (e-mail, names), one row each."""
+    stmt = (
+        select(Profile, User)
+        .join(User, User.id == Profile.user_id)
+        .where(Profile.organization_id == organization_id)
+    )
+    if not include_archived:
+        stmt = stmt.where(Profile.archived_at.is_(None))
+    return stmt
+
+
+async def lock_profiles(
+    session: AsyncSession, organization_id: int, profile_ids: Iterable[int]
+) -> dict[int, Profile]:
+    """The organisation's active profiles among ``profile_ids``, row-locked in id order (so
+    that two admins changing each other's profiles cannot deadlock)."""
+    rows = await session.execute(
+        select(Profile)
+        .where(
+            Profile.organization_id == organization_id,
+            Profile.id.in_(set(profile_ids)),
+            Profile.archived_at.is_(None),
+        )
+        .order_by(Profile.id)
+        .with_for_update()
+    )
+    return {profile.id: profile for profile in rows.scalars()}
+
+
+def routines_of_site_rule(site_rule_id: int) -> Select[int]:
+    """Ids of the routines that plan ``site_rule_id`` (a subquery for list filters)."""
+    return select(RoutineSiteRule.routine_id).where(RoutineSiteRule.site_rule_id == site_rule_id)
+
+
+def user_by_email(email: str) -> Select[User]:
+    """E-mails are stored lower-cased; ``email`` must be too."""
+    return select(User).where(User.email == email)
+
+
+async def profile_of_user(
+    session: AsyncSession, organization_id: int, user_id: int
+) -> Profile | None:
+    """The user's profile in the organisation, archived or not: there is at most one."""
+    return (
+        await session.execute(
+            select(Profile)
+            .where(Profile.organization_id == organization_id, Profile.user_id == user_id)
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+
+
+async def site_rule_recorded(session: AsyncSession, site_rule_id: int) -> bool:
+    """Whether an intervention (cancelled ones included) names the site rule."""
+    found = await session.execute(
+        select(InterventionSiteRule.intervention_id)
+        .where(InterventionSiteRule.site_rule_id == site_rule_id)
+        .limit(1)
+    )
+    return found.first() is not None
