@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
@@ -139,22 +139,45 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
 
 
+class RecordedRefusal(Exception):
+    """Refuse the request but keep what it wrote (failed attempts a rate limit counts).
+
+    Any other exception rolls the request's transaction back.
+    """
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def _database(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
 
-async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A read-only unit of work for one request."""
-    async with _database(request).reader() as session, session.begin():
-        yield session
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-async def write_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's one transaction: committed when the endpoint returns, else rolled back.
+async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's one transaction, shared by the caller's authentication and the endpoint.
 
-    Used with ``Depends(..., scope="function")`` so that the commit happens before the
+    Reads run in a read transaction; everything else in a write transaction (``BEGIN
+    IMMEDIATE`` on SQLite). Used as ``Depends(request_session, scope="function")`` (see
+    ``RequestSession``) so that the commit happens when the endpoint returns and before the
     response is sent: a client is never told "done" about something that was not committed.
+    An exception rolls everything back.
     """
-    async with _database(request).writer() as session, session.begin():
-        yield session
+    db = _database(request)
+    factory = db.reader if request.method in READ_METHODS else db.writer
+    async with factory() as session:
+        refusal: RecordedRefusal | None = None
+        async with session.begin():
+            try:
+                yield session
+            except RecordedRefusal as exc:
+                refusal = exc  # leaving the block normally commits what it recorded
+        if refusal is not None:
+            raise refusal.error
+
+
+RequestSession = Annotated[AsyncSession, Depends(request_session, scope="function")]

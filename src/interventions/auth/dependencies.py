@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth import tokens
 from interventions.auth.models import AuthSession, Profile, User
-from interventions.db import Database, utcnow
+from interventions.db import RequestSession, utcnow
 from interventions.errors import Forbidden, Unauthorized
 
 WRITER_ROLES = frozenset({"admin", "manager"})
@@ -92,18 +92,18 @@ session_scheme = APIKeyHeader(
 
 async def current_caller(
     request: Request,
+    session: RequestSession,
     _bearer_doc: Annotated[object, Security(bearer_scheme)] = None,
     _session_doc: Annotated[object, Security(session_scheme)] = None,
 ) -> Caller:
-    db: Database = request.app.state.db
+    """The caller, looked up in the request's own transaction (one per request)."""
     try:
-        async with db.reader() as session, session.begin():
-            return await resolve_caller(
-                session,
-                request.app.state.secret,
-                request.headers.get("authorization"),
-                request.headers.get("x-session-token"),
-            )
+        return await resolve_caller(
+            session,
+            request.app.state.secret,
+            request.headers.get("authorization"),
+            request.headers.get("x-session-token"),
+        )
     except tokens.InvalidToken as exc:
         raise Unauthorized(str(exc)) from exc
 

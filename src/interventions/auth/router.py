@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth import service
 from interventions.auth.dependencies import CurrentCaller
@@ -18,7 +15,7 @@ from interventions.auth.schemas import (
     RefreshRequest,
     TokensRead,
 )
-from interventions.db import read_session, write_session
+from interventions.db import RequestSession
 from interventions.openapi import errors_for
 from interventions.wire import Envelope
 
@@ -76,7 +73,7 @@ async def refresh(body: RefreshRequest, request: Request) -> Envelope[AccessToke
 )
 async def logout(
     caller: CurrentCaller,
-    session: Annotated[AsyncSession, Depends(write_session, scope="function")],
+    session: RequestSession,
 ) -> Response:
     await service.logout(session, caller.session_id)
     return Response(status_code=204)
@@ -88,9 +85,7 @@ async def logout(
     responses=errors_for(401),
     summary="The caller: user, profile, organisation and role",
 )
-async def me(
-    caller: CurrentCaller, session: Annotated[AsyncSession, Depends(read_session)]
-) -> Envelope[MeRead]:
+async def me(caller: CurrentCaller, session: RequestSession) -> Envelope[MeRead]:
     user = (await session.execute(select(User).where(User.id == caller.user_id))).scalar_one()
     return Envelope(
         data=MeRead(

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from interventions.auth import rate_limit
 from interventions.auth.dependencies import Caller
 from interventions.config import Settings
-from interventions.db import Database, utcnow
+from interventions.db import RecordedRefusal, utcnow
 from interventions.errors import BadRequest, TooManyRequests, Unprocessable
 from interventions.interventions import repository as repo
 from interventions.interventions.lifecycle import Action, Kind, Status, ensure
@@ -67,54 +67,49 @@ def _pin_keys(caller: Caller, intervention_id: int) -> list[str]:
 
 
 async def check_in(
-    db: Database, settings: Settings, caller: Caller, body: CheckInRequest
+    session: AsyncSession, settings: Settings, caller: Caller, body: CheckInRequest
 ) -> InterventionRead:
     """The provider is on site: the PIN matches → in progress, ``actualStart`` = now.
 
-    Failed attempts are counted in their own transaction (the refusal must not roll them
-    back) and, past ``pin_max_failures`` in the window, refused with 429 before comparing.
+    Past ``pin_max_failures`` wrong PINs in the window, refused with 429 before comparing.
+    A wrong PIN is refused but counted: the request commits the count (``RecordedRefusal``).
     """
     window = settings.pin_window_seconds
     keys = _pin_keys(caller, body.intervention_id)
-    async with db.reader() as session, session.begin():
-        intervention = await repo.get(session, caller.organization_id, body.intervention_id)
+    # Locked: concurrent attempts on one intervention are counted one after the other.
+    intervention = await repo.get_for_update(session, caller.organization_id, body.intervention_id)
+    for key in keys:
+        count, oldest = await rate_limit.hits(session, key, window)
+        if count >= settings.pin_max_failures:
+            wait = rate_limit.retry_after(oldest, window)
+            raise TooManyRequests(
+                f"Too many wrong PIN codes; try again in {wait} seconds.",
+                headers={"Retry-After": str(wait)},
+            )
+    ensure(Action.CHECK_IN, intervention.status, intervention.type)
+    if intervention.code_pin != body.code_pin:
         for key in keys:
-            count, oldest = await rate_limit.hits(session, key, window)
-            if count >= settings.pin_max_failures:
-                wait = rate_limit.retry_after(oldest, window)
-                raise TooManyRequests(
-                    f"Too many wrong PIN codes; try again in {wait} seconds.",
-                    headers={"Retry-After": str(wait)},
-                )
-        ensure(Action.CHECK_IN, intervention.status, intervention.type)
-        pin_matches = intervention.code_pin == body.code_pin
-    if not pin_matches:
-        async with db.writer() as session, session.begin():
-            for key in keys:
-                await rate_limit.record(session, key, window)
-        raise Unprocessable(
-            "The PIN code does not match this intervention.",
-            errors=[{"field": "codePin", "message": "Wrong PIN code."}],
+            await rate_limit.record(session, key, window)
+        raise RecordedRefusal(
+            Unprocessable(
+                "The PIN code does not match this intervention.",
+                errors=[{"field": "codePin", "message": "Wrong PIN code."}],
+            )
         )
-    async with db.writer() as session, session.begin():
-        intervention = await repo.get_for_update(
-            session, caller.organization_id, body.intervention_id
-        )
-        ensure(Action.CHECK_IN, intervention.status, intervention.type)
-        now = utcnow()
-        before = intervention.status
-        intervention.status = Status.IN_PROGRESS
-        intervention.actual_start = now
-        intervention.updated_at = now
-        repo.record_history(
-            session,
-            intervention,
-            user_id=caller.user_id,
-            action="check-in",
-            changes={"status": (before, Status.IN_PROGRESS), "actualStart": (None, now)},
-        )
-        await session.flush()
-        return await repo.read_one(session, intervention)
+    now = utcnow()
+    before = intervention.status
+    intervention.status = Status.IN_PROGRESS
+    intervention.actual_start = now
+    intervention.updated_at = now
+    repo.record_history(
+        session,
+        intervention,
+        user_id=caller.user_id,
+        action="check-in",
+        changes={"status": (before, Status.IN_PROGRESS), "actualStart": (None, now)},
+    )
+    await session.flush()
+    return await repo.read_one(session, intervention)
 
 
 async def execute(

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import APIRouter, Request
 
 from interventions.auth.dependencies import CurrentWriter
-from interventions.db import write_session
+from interventions.db import RequestSession
 from interventions.interventions import onsite, service
 from interventions.interventions.schemas import (
     CheckInRequest,
@@ -39,7 +36,7 @@ async def create_unplanned(
     request: Request,
     body: UnplannedCreate,
     caller: CurrentWriter,
-    session: Annotated[AsyncSession, Depends(write_session, scope="function")],
+    session: RequestSession,
 ) -> SignedIntervention:
     read, url = await service.create_unplanned(
         session,
@@ -64,11 +61,9 @@ async def create_unplanned(
     ),
 )
 async def check_in(
-    request: Request, body: CheckInRequest, caller: CurrentWriter
+    request: Request, body: CheckInRequest, caller: CurrentWriter, session: RequestSession
 ) -> Envelope[InterventionRead]:
-    return Envelope(
-        data=await onsite.check_in(request.app.state.db, request.app.state.settings, caller, body)
-    )
+    return Envelope(data=await onsite.check_in(session, request.app.state.settings, caller, body))
 
 
 @router.patch(
@@ -86,7 +81,7 @@ async def execute(
     request: Request,
     body: ExecuteRequest,
     caller: CurrentWriter,
-    session: Annotated[AsyncSession, Depends(write_session, scope="function")],
+    session: RequestSession,
 ) -> SignedIntervention:
     read, url = await onsite.execute(
         session,

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import Field
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.dependencies import CurrentCaller, CurrentWriter
-from interventions.db import read_session, write_session
+from interventions.db import RequestSession
 from interventions.interventions import search, service
 from interventions.interventions.schemas import (
     CancelRequest,
@@ -47,8 +46,9 @@ InterventionId = Annotated[
         description="Unique identifier of the intervention.",
     ),
 ]
-WriteSession = Annotated[AsyncSession, Depends(write_session, scope="function")]
-ReadSession = Annotated[AsyncSession, Depends(read_session)]
+# One transaction per request, shared with the caller's authentication.
+WriteSession = RequestSession
+ReadSession = RequestSession
 
 WRITE_ERRORS = (400, 403, 413, 415, 422)
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import APIRouter, Query
 
 from interventions.auth.dependencies import CurrentCaller
-from interventions.db import read_session
+from interventions.db import RequestSession
 from interventions.notifications import service
 from interventions.notifications.schemas import NotificationRead
 from interventions.openapi import errors_for
@@ -25,7 +24,7 @@ router = APIRouter(prefix="/notifications/v1/rs", tags=["notifications"])
 )
 async def list_notifications(
     caller: CurrentCaller,
-    session: Annotated[AsyncSession, Depends(read_session)],
+    session: RequestSession,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=100)] = 20,
 ) -> ListEnvelope[NotificationRead]:

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from typing import Annotated, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.dependencies import Caller, CurrentCaller, CurrentWriter
-from interventions.db import read_session, write_session
+from interventions.db import RequestSession
 from interventions.errors import Forbidden
 from interventions.openapi import errors_for
 from interventions.references import service
@@ -48,8 +47,9 @@ from interventions.wire import MAX_SAFE_INTEGER, Envelope, ListEnvelope, Paginat
 
 T = TypeVar("T")
 
-WriteSession = Annotated[AsyncSession, Depends(write_session, scope="function")]
-ReadSession = Annotated[AsyncSession, Depends(read_session)]
+# One transaction per request, shared with the caller's authentication.
+WriteSession = RequestSession
+ReadSession = RequestSession
 
 CREATE_ERRORS = (400, 403, 413, 415)
 UPDATE_ERRORS = (*CREATE_ERRORS, 404)

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.dependencies import CurrentCaller
-from interventions.db import Database, read_session, utcnow, write_session
+from interventions.db import Database, RequestSession, utcnow
 from interventions.errors import Forbidden, NotFound
 from interventions.interventions.models import Intervention
 from interventions.openapi import errors_for
@@ -54,7 +53,7 @@ async def upload(
     file_id: FileId,
     expires: Annotated[int, Query(ge=0, le=2**53)],
     signature: Annotated[str, Query(min_length=1, max_length=128)],
-    session: Annotated[AsyncSession, Depends(write_session, scope="function")],
+    session: RequestSession,
 ) -> Envelope[StoredFileRead]:
     storage: Storage = request.app.state.storage
     if not isinstance(storage, LocalStorage):
@@ -109,7 +108,7 @@ async def download(
     request: Request,
     file_id: FileId,
     caller: CurrentCaller,
-    session: Annotated[AsyncSession, Depends(read_session)],
+    session: RequestSession,
 ) -> Response:
     stored = (
         await session.execute(
