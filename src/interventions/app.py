@@ -47,7 +47,12 @@ Enums: intervention `type` 1 preventive · 2 curative · 3 training exercise;
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
-    db = database or create_database(settings.database_url, echo=settings.log_sql)
+    db = database or create_database(
+        settings.database_url,
+        echo=settings.log_sql,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
     secret = settings.resolved_secret()
 
     @asynccontextmanager

@@ -98,14 +98,23 @@ class Database:
         await self.engine.dispose()
 
 
-def create_database(url: str, *, echo: bool = False, pool: bool = True) -> Database:
+def create_database(
+    url: str,
+    *,
+    echo: bool = False,
+    pool: bool = True,
+    pool_size: int = 20,
+    max_overflow: int = 10,
+) -> Database:
     full = async_url(url)
     sqlite = is_sqlite(url)
     kwargs: dict[str, Any] = {"echo": echo}
     if sqlite:
         kwargs["connect_args"] = {"timeout": 30}
     elif pool:
-        kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=False)
+        # Connections beyond pool_size are closed as soon as they are returned: a pool
+        # smaller than the usual concurrency reconnects (TLS handshake included) all the time.
+        kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=False)
     else:
         kwargs["poolclass"] = NullPool
     engine = create_async_engine(full, **kwargs)
