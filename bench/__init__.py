@@ -1,0 +1,1 @@
+"""The benchmark harness of the interventions service (issue 4): data, load, floor, report."""

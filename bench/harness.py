@@ -1,0 +1,613 @@
+"""The whole benchmark, one command: data, servers, load, floor, measurements, report.
+
+``python -m bench.harness --scale small`` (``bench/run`` calls it after setting up the
+environment). For each worker count it starts the service exactly as in production
+(``interventions serve --no-migrate --workers N``), then the floor under the same uvicorn
+settings, and drives both with wrk through the same Lua scripts and the same data. Each
+scenario runs on a snapshot of the database that is restored afterwards, so that every run
+sees the same register. Results go to ``bench/results/<scale>.json`` (and ``.md``, ``.png``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import psutil
+from rich.console import Console
+
+from bench import bodies, config, generate, measure, pools, report, state
+from bench.config import Scale
+
+console = Console(stderr=True)
+VENV_BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Options:
+    scale: Scale
+    duration: int
+    connections: int
+    threads: int
+    workers: list[int]
+    scenarios: list[str]
+    warmup: int
+    port: int
+    regenerate: bool
+    skip_measure: bool
+    quiet_budget: int
+
+
+# Servers --------------------------------------------------------------------------------------
+
+
+class Server:
+    """A server process tree we started: started, watched, and stopped by its own pid."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], port: int) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.port = port
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = config.RAW_DIR / f"{name}.log"
+        self.pid_file = config.RAW_DIR / "pids" / name
+
+    @property
+    def url(self) -> str:
+        return f"http://{config.HOST}:{self.port}"
+
+    def start(self) -> None:
+        cwd = config.RAW_DIR / "cwd"  # the service writes nothing into the repository
+        cwd.mkdir(parents=True, exist_ok=True)
+        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            self.argv, env=self.env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        self.pid_file.write_text(str(self.proc.pid))  # for bench/run's cleanup if we die
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited at start; see {self.log_path}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not answer /health within 60 s")
+
+    def processes(self) -> list[psutil.Process]:
+        """The supervisor and its workers."""
+        if self.proc is None:
+            return []
+        try:
+            root = psutil.Process(self.proc.pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def stop(self) -> None:
+        self.pid_file.unlink(missing_ok=True)
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = None
+            return
+        children = self.processes()[1:]
+        self.proc.send_signal(signal.SIGINT)  # uvicorn's graceful shutdown, workers included
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        for child in children:  # only the workers this server started, by pid
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        self.proc = None
+
+
+def service_server(scale: Scale, workers: int, port: int) -> Server:
+    env = {
+        **os.environ,
+        "INTERVENTIONS_DATABASE_URL": config.database_url(scale),
+        "INTERVENTIONS_SECRET_KEY": config.SECRET,
+        # Long enough for a whole run with tokens obtained once (production default: 1 h).
+        "INTERVENTIONS_ACCESS_TOKEN_TTL_SECONDS": str(12 * 3600),
+        "INTERVENTIONS_STORAGE_DIR": str(config.RAW_DIR / "storage"),
+        "INTERVENTIONS_OUTBOX_DIR": str(config.RAW_DIR / "outbox"),
+    }
+    argv = [
+        str(VENV_BIN / "interventions"),
+        "serve",
+        "--no-migrate",
+        "--host",
+        config.HOST,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    return Server(f"service-w{workers}", argv, env, port)
+
+
+def floor_server(scale: Scale, workers: int, port: int) -> Server:
+    env = {
+        **os.environ,
+        "BENCH_DATABASE_URL": config.database_url(scale),
+        "BENCH_SECRET": config.SECRET,
+        "PYTHONPATH": str(config.REPO_DIR),
+    }
+    # The uvicorn settings of `interventions serve` (cli.py): proxy headers, info log level
+    # (access log on), uvloop and httptools picked automatically.
+    argv = [
+        str(VENV_BIN / "python"),
+        "-m",
+        "uvicorn",
+        "bench.floor:app",
+        "--host",
+        config.HOST,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--proxy-headers",
+        "--log-level",
+        "info",
+    ]
+    return Server(f"floor-w{workers}", argv, env, port)
+
+
+# Sampling: memory of the server, CPU of everyone ----------------------------------------------
+
+
+class Sampler(threading.Thread):
+    """Peak RSS of the server tree, and CPU used by the server, PostgreSQL, wrk and others."""
+
+    INTERVAL = 0.25
+
+    def __init__(self, server: Server, database: str) -> None:
+        super().__init__(daemon=True)
+        self.server = server
+        self.database = database
+        self.peak_rss = 0
+        self.cpu: dict[str, float] = {"server": 0.0, "postgres": 0.0, "wrk": 0.0, "other": 0.0}
+        self._seen: dict[int, float] = {}
+        self._halt = threading.Event()
+        self._began = time.monotonic()
+        self._own = os.getpid()
+
+    def _kind(self, proc: psutil.Process, server_pids: set[int]) -> str | None:
+        if proc.pid in server_pids:
+            return "server"
+        if proc.pid == self._own:
+            return None  # the harness itself (this thread) is not load
+        name = proc.info["name"] or ""
+        if name == "wrk":
+            return "wrk"
+        if name.startswith("postgres"):
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            client = "(" in cmdline or "[local]" in cmdline
+            # Client backends of other databases are someone else's load; the background
+            # processes (WAL writer, checkpointer…) work for whoever writes, mostly us.
+            return "other" if client and self.database not in cmdline else "postgres"
+        return "other"
+
+    def sample(self) -> None:
+        server = self.server.processes()
+        pids = {p.pid for p in server}
+        rss = 0
+        for proc in server:
+            with contextlib.suppress(psutil.Error):
+                rss += proc.memory_info().rss
+        self.peak_rss = max(self.peak_rss, rss)
+        for proc in psutil.process_iter(["name", "cmdline", "cpu_times"]):
+            kind = self._kind(proc, pids)
+            times = proc.info["cpu_times"]
+            if kind is None or times is None:
+                continue
+            used = times.user + times.system
+            before = self._seen.get(proc.pid)
+            self._seen[proc.pid] = used
+            if before is not None:
+                self.cpu[kind] += used - before
+
+    def run(self) -> None:
+        self.sample()  # the baseline of every process's CPU time
+        self._began = time.monotonic()
+        while not self._halt.wait(self.INTERVAL):
+            self.sample()
+
+    def finish(self) -> dict[str, Any]:
+        self._halt.set()
+        self.join()
+        elapsed = max(1e-6, time.monotonic() - self._began)
+        return {
+            "peak_rss_mib": round(self.peak_rss / 2**20, 1),
+            # Cores used on average (1.0 = one core busy for the whole run).
+            "cpu_cores": {k: round(v / elapsed, 2) for k, v in self.cpu.items()},
+        }
+
+
+def foreign_cores(seconds: float = 1.0) -> float:
+    """Cores used by processes outside the benchmark (client backends of other databases and
+    everything that is not PostgreSQL), measured over ``seconds``."""
+    own = {os.getpid(), *(p.pid for p in psutil.Process().children(recursive=True))}
+
+    def used() -> dict[int, float]:
+        out = {}
+        for proc in psutil.process_iter(["name", "cmdline", "cpu_times"]):
+            name = proc.info["name"] or ""
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            if proc.pid in own or (
+                name.startswith("postgres") and "interventions_bench" in cmdline
+            ):
+                continue
+            if name.startswith("postgres") and "(" not in cmdline:
+                continue  # PostgreSQL's own background processes
+            times = proc.info["cpu_times"]
+            if times is not None:
+                out[proc.pid] = times.user + times.system
+        return out
+
+    before = used()
+    time.sleep(seconds)
+    after = used()
+    return sum(after[p] - before[p] for p in after if p in before) / seconds
+
+
+class Quiet:
+    """Waits, within a budget, for other processes to leave the CPUs to the benchmark.
+
+    The machine may be shared (another session's test suite, say); a run measured while
+    something else takes a core is pessimistic. Each run records what the others used anyway.
+    """
+
+    THRESHOLD = 0.15  # cores
+
+    def __init__(self, budget_s: float) -> None:
+        self.budget = budget_s
+
+    def wait(self) -> None:
+        waited = 0.0
+        while self.budget > 0:
+            load = foreign_cores()
+            if load < self.THRESHOLD:
+                return
+            if waited == 0:
+                console.print(f"  (other processes use {load:.2f} cores: waiting for quiet)")
+            time.sleep(4)
+            waited += 5
+            self.budget -= 5
+
+
+# wrk ------------------------------------------------------------------------------------------
+
+
+def run_wrk(
+    url: str, scenario: str, duration: int, options: Options, data: Path, label: str
+) -> dict[str, Any]:
+    """One wrk run; returns the Lua script's result line (see lua/common.lua)."""
+    argv = [
+        "wrk",
+        f"-t{options.threads}",
+        f"-c{options.connections}",
+        f"-d{duration}s",
+        "--timeout",
+        "10s",  # slow answers count in the latencies instead of vanishing as timeouts
+        "-s",
+        str(config.LUA_DIR / f"{scenario}.lua"),
+        url,
+    ]
+    env = {
+        **os.environ,
+        "BENCH_DATA": str(data),
+        "BENCH_THREADS": str(options.threads),
+        "BENCH_LUA_DIR": str(config.LUA_DIR),
+    }
+    done = subprocess.run(
+        argv, env=env, capture_output=True, text=True, timeout=duration + 120, check=False
+    )
+    (config.RAW_DIR / f"wrk-{label}.txt").write_text(done.stdout + done.stderr, encoding="utf-8")
+    for line in done.stdout.splitlines():
+        if line.startswith("BENCH_RESULT "):
+            result: dict[str, Any] = json.loads(line.removeprefix("BENCH_RESULT "))
+            return result
+    raise RuntimeError(f"wrk gave no result for {label}:\n{done.stdout}\n{done.stderr}")
+
+
+# The run --------------------------------------------------------------------------------------
+
+
+def login(url: str, scale: Scale) -> list[pools.Session]:
+    """Log the load's accounts in through the API (one session per organisation)."""
+    sessions = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for org, user, email in pools.load_accounts(scale):
+            response = client.post(
+                "/auth/v1/rs/login/credentials",
+                json={"email": email, "password": config.PASSWORD},
+            )
+            if response.status_code != 201:
+                raise RuntimeError(
+                    f"login of {email} failed: {response.status_code} {response.text}"
+                )
+            data = response.json()["data"]
+            sessions.append(
+                pools.Session(org, user, user, data["accessToken"], data["sessionToken"])
+            )
+    return sessions
+
+
+@contextlib.contextmanager
+def running(server: Server) -> Iterator[Server]:
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def _connect(scale: Scale) -> asyncpg.Connection:
+    return await asyncpg.connect(config.database_url(scale))
+
+
+async def _busy(conn: asyncpg.Connection, database: str) -> int:
+    """Backends of the bench database (other than ours) running a statement or a transaction."""
+    value = await conn.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() "
+        "AND (state <> 'idle' OR xact_start IS NOT NULL)",
+        database,
+    )
+    return int(value or 0)
+
+
+async def settle(conn: asyncpg.Connection, database: str) -> None:
+    """Wait until the server has finished the requests wrk left in flight.
+
+    wrk stops with up to one request per connection unanswered; the server still completes
+    them. Restoring the snapshot before they commit would let them leak into the next run
+    (an anomaly left in repair, an intervention already verified).
+    """
+    deadline = time.monotonic() + 60
+    quiet = 0
+    while quiet < 5 and time.monotonic() < deadline:  # one second without a transaction
+        quiet = quiet + 1 if await _busy(conn, database) == 0 else 0
+        await asyncio.sleep(0.2)
+
+
+async def _sessions_opened(conn: asyncpg.Connection, database: str) -> int:
+    value = await conn.fetchval(
+        "SELECT sessions FROM pg_stat_database WHERE datname = $1", database
+    )
+    return int(value or 0)
+
+
+class Bench:
+    """Holds what a run shares: options, the pools, a connection for snapshots, results."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.scale = options.scale
+        self.data_file = config.RAW_DIR / f"data-{self.scale.name}.lua"
+        self.runs: list[dict[str, Any]] = []
+        self.loop = asyncio.new_event_loop()
+        self.conn: asyncpg.Connection | None = None
+        self.pools: pools.Pools | None = None
+        self.quiet = Quiet(options.quiet_budget)
+
+    def sync(self, coroutine: Any) -> Any:
+        return self.loop.run_until_complete(coroutine)
+
+    def scenario(self, server: Server, target: str, workers: int, name: str) -> dict[str, Any]:
+        assert self.conn is not None
+        assert self.pools is not None
+        label = f"{self.scale.name}-{target}-w{workers}-{name}"
+        self.quiet.wait()
+        marks = self.sync(state.snapshot(self.conn, self.pools))
+        opened = self.sync(_sessions_opened(self.conn, self.scale.database))
+        sampler = Sampler(server, self.scale.database)
+        sampler.start()
+        try:
+            result = run_wrk(
+                server.url, name, self.options.duration, self.options, self.data_file, label
+            )
+        finally:
+            sampled = sampler.finish()
+            self.settle()
+            self.sync(state.restore(self.conn, marks))
+        result.update(sampled)
+        result["pg_sessions_opened"] = (
+            self.sync(_sessions_opened(self.conn, self.scale.database)) - opened
+        )
+        result.update(target=target, workers=workers, scenario=name)
+        errors = result["errors"] + result["socket_errors"]
+        style = "bold red" if errors else "green"
+        console.print(
+            f"  {target:7} w{workers} {name:10} {result['rps']:8.1f} req/s  "
+            f"p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:7.2f} ms  "
+            f"errors {errors}{'  (pool exhausted: shorter window)' if result['exhausted'] else ''}"
+            f"  rss {sampled['peak_rss_mib']} MiB",
+            style=style,
+        )
+        if errors:
+            console.print(
+                f"    !! {result['status_codes']} {result.get('error_sample')}", style=style
+            )
+        return result
+
+    def settle(self) -> None:
+        assert self.conn is not None
+        self.sync(settle(self.conn, self.scale.database))
+
+    def warm(self, server: Server, workers: int) -> None:
+        """A short mixed run: every endpoint's code, statements and connections warmed up."""
+        assert self.conn is not None
+        assert self.pools is not None
+        if self.options.warmup <= 0:
+            return
+        marks = self.sync(state.snapshot(self.conn, self.pools))
+        try:
+            run_wrk(
+                server.url,
+                "mixed",
+                self.options.warmup,
+                self.options,
+                self.data_file,
+                f"{self.scale.name}-{server.name}-warmup",
+            )
+        finally:
+            self.settle()
+            self.sync(state.restore(self.conn, marks))
+
+    def target(self, server: Server, target: str, workers: int) -> None:
+        with running(server):
+            self.warm(server, workers)
+            for name in self.options.scenarios:
+                self.runs.append(self.scenario(server, target, workers, name))
+
+    def run(self) -> dict[str, Any]:
+        options, scale = self.options, self.scale
+        config.RAW_DIR.mkdir(parents=True, exist_ok=True)
+        began = time.time()
+        generated: dict[str, Any] | None = None
+        if options.regenerate or not self.sync(generate.is_generated(scale)):
+            console.print(f"[bold]Generating the {scale.name} register[/bold]")
+            generated = self.sync(generate.generate(scale))
+        from interventions.migrate import upgrade
+
+        upgrade(config.database_url(scale))  # no-op unless src/ gained a migration since
+        self.conn = self.sync(_connect(scale))
+        try:
+            with running(service_server(scale, 1, options.port)) as server:
+                sessions = login(server.url, scale)
+            self.pools = self.sync(pools.build(self.conn, sessions))
+            pools.write_lua(self.pools, self.data_file)
+            sizes = {name: len(items) for name, items in self.pools.items.items()}
+            console.print(f"pools: {sizes}")
+            statements: dict[str, Any] = {}
+            if not options.skip_measure:
+                console.print("[bold]SQL statements per request (in-process)[/bold]")
+                statements = self.sync(measure.measure(scale, sessions))
+            for workers in options.workers:
+                console.print(f"[bold]{workers} worker(s)[/bold]")
+                self.target(service_server(scale, workers, options.port), "service", workers)
+                self.target(floor_server(scale, workers, options.port + 1), "floor", workers)
+            counts = self.sync(self._counts())
+        finally:
+            self.sync(self.conn.close())
+            self.loop.close()
+        return {
+            "scale": scale.name,
+            "started_at": dt.datetime.fromtimestamp(began, dt.UTC).isoformat(timespec="seconds"),
+            "elapsed_s": round(time.time() - began),
+            "settings": {
+                "duration_s": options.duration,
+                "connections": options.connections,
+                "wrk_threads": options.threads,
+                "workers": options.workers,
+                "warmup_s": options.warmup,
+                "load_organizations": scale.load_organizations,
+            },
+            "machine": machine(),
+            "database": {"rows": counts, "generation": generated},
+            "pools": sizes,
+            "statements": statements,
+            "runs": self.runs,
+        }
+
+    async def _counts(self) -> dict[str, int]:
+        assert self.conn is not None
+        rows = await self.conn.fetch(
+            "SELECT relname, n_live_tup FROM pg_stat_user_tables "
+            "WHERE schemaname = 'public' ORDER BY relname"
+        )
+        return {r["relname"]: int(r["n_live_tup"]) for r in rows}
+
+
+def machine() -> dict[str, Any]:
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "wrk": (wrk.stdout or wrk.stderr).splitlines()[0] if (wrk.stdout or wrk.stderr) else "",
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def parse(argv: Sequence[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(description="Benchmark the service against its floor.")
+    parser.add_argument("--scale", choices=sorted(config.SCALES), default="small")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per scenario run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    parser.add_argument(
+        "--scenarios", default=",".join(bodies.SCENARIOS), help="comma-separated scenarios"
+    )
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of mixed load per start")
+    parser.add_argument("--port", type=int, default=8731, help="service port; the floor +1")
+    parser.add_argument("--regenerate", action="store_true", help="regenerate the data first")
+    parser.add_argument("--skip-measure", action="store_true", help="no in-process counting")
+    parser.add_argument(
+        "--quiet-budget",
+        type=int,
+        default=300,
+        help="seconds, in all, to wait for other processes to leave the CPUs before runs",
+    )
+    args = parser.parse_args(argv)
+    scenarios = [s for s in args.scenarios.split(",") if s]
+    unknown = set(scenarios) - set(bodies.SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    if args.connections < args.threads:
+        parser.error("--connections must be at least --threads")
+    return Options(
+        scale=config.SCALES[args.scale],
+        duration=args.duration,
+        connections=args.connections,
+        threads=args.threads,
+        workers=[int(w) for w in args.workers.split(",") if w],
+        scenarios=scenarios,
+        warmup=args.warmup,
+        port=args.port,
+        regenerate=args.regenerate,
+        skip_measure=args.skip_measure,
+        quiet_budget=args.quiet_budget,
+    )
+
+
+def _interrupt(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")  # so that every server is stopped on the way
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    signal.signal(signal.SIGTERM, _interrupt)
+    options = parse(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install -y wrk); bench/run installs it")
+    results = Bench(options).run()
+    path = report.write(results)
+    console.print(f"[bold]Report:[/bold] {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,305 @@
+"""The report: ``bench/results/<scale>.json``, a Markdown table and a PNG chart.
+
+``python -m bench.report small`` re-renders the Markdown and the chart from the JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench import bodies, config
+
+P99_TARGET_MS = 50.0
+RATIO_TARGET = 0.5
+LARGE_P50_TARGET = 1.25
+EXAMPLE_CHARS = 120  # statements are kept whole in raw/, abridged in the committed JSON
+
+
+def _index(results: dict[str, Any]) -> dict[tuple[str, int, str], dict[str, Any]]:
+    return {(r["target"], r["workers"], r["scenario"]): r for r in results["runs"]}
+
+
+def _load(scale: str) -> dict[str, Any] | None:
+    path = config.RESULTS_DIR / f"{scale}.json"
+    if not path.exists():
+        return None
+    loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return loaded
+
+
+def _ms(value: float) -> str:
+    return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def _errors(run: dict[str, Any]) -> int:
+    return int(run["errors"]) + int(run["socket_errors"])
+
+
+def targets(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
+    """(target, holds?, details) for the four targets of the issue; ``None`` = not measured."""
+    runs = _index(results)
+    out: list[tuple[str, bool | None, str]] = []
+    low = []
+    for (target, workers, name), run in sorted(runs.items()):
+        floor = runs.get(("floor", workers, name))
+        if target == "service" and floor and floor["rps"] > 0:
+            ratio = run["rps"] / floor["rps"]
+            if ratio < RATIO_TARGET:
+                low.append(f"{name} w{workers} {ratio:.2f}×")
+    measured = any(t == "service" for t, _, _ in runs)
+    out.append(
+        (
+            f"every scenario ≥ {RATIO_TARGET}× the floor's throughput",
+            (not low) if measured else None,
+            "below: " + ", ".join(low) if low else "all at or above",
+        )
+    )
+    if results["scale"] == "small":
+        slow = [
+            f"{name} w{workers} {_ms(run['p99_ms'])} ms"
+            for (target, workers, name), run in sorted(runs.items())
+            if target == "service" and run["p99_ms"] >= P99_TARGET_MS
+        ]
+        out.append(
+            (
+                f"p99 < {P99_TARGET_MS:.0f} ms at {results['settings']['connections']} "
+                "connections (small)",
+                (not slow) if measured else None,
+                "above: " + ", ".join(slow) if slow else "all below",
+            )
+        )
+    else:
+        small = _load("small")
+        if small is None:
+            out.append(("p50 at large within 1.25× of small", None, "no small results"))
+        else:
+            base = _index(small)
+            far, compared = [], []
+            for (target, workers, name), run in sorted(runs.items()):
+                ref = base.get((target, workers, name))
+                if target != "service" or ref is None or ref["p50_ms"] <= 0:
+                    continue
+                factor = run["p50_ms"] / ref["p50_ms"]
+                compared.append(f"{name} w{workers} {factor:.2f}×")
+                if factor > LARGE_P50_TARGET:
+                    far.append(f"{name} w{workers} {factor:.2f}×")
+            out.append(
+                (
+                    f"p50 at large within {LARGE_P50_TARGET}× of small",
+                    (not far) if compared else None,
+                    ", ".join(compared) or "nothing comparable",
+                )
+            )
+    service = results.get("statements", {}).get("service", {})
+    sizes = [k for k in service if k.startswith("curative_") and k.endswith("_anomalies")]
+    if sizes:
+        counts = {k.split("_")[1]: service[k]["sql"] for k in sizes}
+        out.append(
+            (
+                "SQL statements per request constant in request size",
+                len(set(counts.values())) == 1,
+                "curative on " + ", ".join(f"{n} anomalies: {c:g}" for n, c in counts.items()),
+            )
+        )
+    else:
+        out.append(("SQL statements per request constant in request size", None, "not measured"))
+    return out
+
+
+def markdown(results: dict[str, Any]) -> str:
+    runs = _index(results)
+    settings = results["settings"]
+    stmts = results.get("statements", {})
+    lines = [
+        f"# Benchmark at `{results['scale']}` scale",
+        "",
+        f"Run {results['started_at']} ({results['elapsed_s']} s) — {settings['duration_s']} s per "
+        f"scenario, {settings['connections']} connections, wrk {settings['wrk_threads']} "
+        f"threads, {settings['load_organizations']} organisations' sessions; "
+        f"{results['machine']['cpus']} CPUs. Reproduce: `bench/run --scale {results['scale']}`.",
+        "",
+    ]
+    failing = [r for r in results["runs"] if _errors(r)]
+    if failing:
+        lines += ["> **ERRORS** — these runs had non-2xx answers or socket errors:", ">"]
+        for r in failing:
+            lines.append(
+                f"> - {r['target']} w{r['workers']} {r['scenario']}: {_errors(r)} "
+                f"({r['status_codes']}) {str(r.get('error_sample') or '')[:200]}"
+            )
+        lines.append("")
+    drift = results.get("statements", {}).get("parity") or {}
+    if drift:
+        lines += [
+            "> **FLOOR OUT OF SYNC** — the floor no longer sends the service's statements for: "
+            + ", ".join(sorted(drift))
+            + ". The service changed since bench/floor.py was written: update the floor "
+            "(the JSON lists both sequences under statements.parity).",
+            "",
+        ]
+    lines += ["## Targets", ""]
+    for name, holds, details in targets(results):
+        mark = "not measured" if holds is None else ("**holds**" if holds else "**does not hold**")
+        lines.append(f"- {name}: {mark} — {details}")
+    lines.append("")
+    for workers in settings["workers"]:
+        lines += [
+            f"## {workers} worker{'s' if workers > 1 else ''}",
+            "",
+            "| scenario | service req/s | floor req/s | service/floor | service p50 / p99 ms "
+            "| floor p50 / p99 ms | errors service / floor | SQL per request | peak RSS MiB "
+            "service / floor |",
+            "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        ]
+        for name in bodies.SCENARIOS:
+            s, f = runs.get(("service", workers, name)), runs.get(("floor", workers, name))
+            if s is None or f is None:
+                continue
+            ratio = s["rps"] / f["rps"] if f["rps"] else 0.0
+            sql = stmts.get("service", {}).get(name, {}).get("sql", "–")
+            note = " ¹" if s["exhausted"] or f["exhausted"] else ""
+            lines.append(
+                f"| {name}{note} | {s['rps']:.0f} | {f['rps']:.0f} | **{ratio:.2f}** | "
+                f"{_ms(s['p50_ms'])} / {_ms(s['p99_ms'])} | {_ms(f['p50_ms'])} / "
+                f"{_ms(f['p99_ms'])} | {_errors(s)} / {_errors(f)} | {sql} | "
+                f"{s['peak_rss_mib']:.0f} / {f['peak_rss_mib']:.0f} |"
+            )
+        lines.append("")
+    if any(r["exhausted"] for r in results["runs"]):
+        lines += [
+            "¹ The scenario's supply (open anomalies, interventions awaiting verification) ran "
+            "out before the end: throughput and latencies are over the requests actually made "
+            "(see `ok` and `window_s` in the JSON).",
+            "",
+        ]
+    lines += [
+        "SQL per request: statements other than BEGIN/COMMIT, counted in-process (the same "
+        "for the floor by construction, checked statement by statement: see below).",
+        "",
+    ]
+    if stmts:
+        lines += [
+            "## SQL statements per request (in-process)",
+            "",
+            "| request | service | floor | transactions |",
+            "|---|--:|--:|--:|",
+        ]
+        for key, value in stmts.get("service", {}).items():
+            if not isinstance(value, dict) or "sql" not in value:
+                continue
+            floor = stmts.get("floor", {}).get(key, {})
+            spread = (
+                f" ({value['sql_min']}–{value['sql_max']})"
+                if value["sql_min"] != value["sql_max"]
+                else ""
+            )
+            lines.append(
+                f"| {key.replace('_', ' ')} | {value['sql']:g}{spread} | "
+                f"{floor.get('sql', '–')} | {value['tx'] / 2:g} |"
+            )
+        lines.append("")
+    lines += [
+        "## Where the CPU went (cores busy on average during each service run)",
+        "",
+        "| run | server | postgres | wrk | others |",
+        "|---|--:|--:|--:|--:|",
+    ]
+    for r in results["runs"]:
+        cpu = r["cpu_cores"]
+        lines.append(
+            f"| {r['target']} w{r['workers']} {r['scenario']} | {cpu['server']:.2f} | "
+            f"{cpu['postgres']:.2f} | {cpu['wrk']:.2f} | {cpu['other']:.2f} |"
+        )
+    lines += [
+        "",
+        '"others" is every process outside the benchmark (another session\'s tests, say): '
+        "above ~0.1 core the machine was not quiet and the figures are pessimistic.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = _index(results)
+    workers = results["settings"]["workers"]
+    names = [n for n in bodies.SCENARIOS if any(k[2] == n for k in runs)]
+    fig, axes = plt.subplots(2, len(workers), figsize=(6.5 * len(workers), 8), squeeze=False)
+    x = range(len(names))
+    width = 0.38
+    for col, w in enumerate(workers):
+        top, bottom = axes[0][col], axes[1][col]
+        for offset, target, color in (
+            (-width / 2, "service", "#3b6ea5"),
+            (width / 2, "floor", "#aaaaaa"),
+        ):
+            rps = [runs.get((target, w, n), {}).get("rps", 0) for n in names]
+            p99 = [runs.get((target, w, n), {}).get("p99_ms", 0) for n in names]
+            top.bar([i + offset for i in x], rps, width, label=target, color=color)
+            bottom.bar([i + offset for i in x], p99, width, label=target, color=color)
+        for i, n in enumerate(names):
+            s, f = runs.get(("service", w, n)), runs.get(("floor", w, n))
+            if s and f and f["rps"]:
+                top.annotate(
+                    f"{s['rps'] / f['rps']:.2f}×",
+                    (i, max(s["rps"], f["rps"])),
+                    ha="center",
+                    va="bottom",
+                    fontsize=8,
+                )
+        top.set_title(f"{results['scale']}: throughput, {w} worker{'s' if w > 1 else ''}")
+        top.set_ylabel("requests/s")
+        bottom.set_title("p99 latency")
+        bottom.set_ylabel("ms")
+        if results["scale"] == "small":
+            bottom.axhline(P99_TARGET_MS, color="#c0392b", linestyle="--", linewidth=1)
+        for ax in (top, bottom):
+            ax.set_xticks(list(x))
+            ax.set_xticklabels(names, rotation=30, ha="right")
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def _abridge(results: dict[str, Any]) -> dict[str, Any]:
+    """The committed JSON keeps statements' first characters; raw/ has them whole."""
+    out = json.loads(json.dumps(results))
+    for target in out.get("statements", {}).values():
+        for value in target.values():
+            value["example"] = [s[:EXAMPLE_CHARS] for s in value.get("example", [])]
+    return out
+
+
+def write(results: dict[str, Any]) -> Path:
+    """Write ``<scale>.json``, ``.md`` and ``.png``; return the Markdown's path."""
+    scale = results["scale"]
+    config.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    config.RAW_DIR.mkdir(parents=True, exist_ok=True)
+    (config.RAW_DIR / f"{scale}-full.json").write_text(
+        json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8"
+    )
+    (config.RESULTS_DIR / f"{scale}.json").write_text(
+        json.dumps(_abridge(results), indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    render(scale)
+    return config.RESULTS_DIR / f"{scale}.md"
+
+
+def render(scale: str) -> None:
+    results = _load(scale)
+    if results is None:
+        raise SystemExit(f"no results for {scale}")
+    (config.RESULTS_DIR / f"{scale}.md").write_text(markdown(results), encoding="utf-8")
+    chart(results, config.RESULTS_DIR / f"{scale}.png")
+
+
+if __name__ == "__main__":
+    render(sys.argv[1] if len(sys.argv) > 1 else "small")
