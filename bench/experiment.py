@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 PATCHES = ("pool", "no-access-log")
@@ -33,14 +34,14 @@ def serve(port: int, patches: list[str]) -> None:
     if "pool" in patches:
         from interventions import db
 
-        original = db.create_async_engine
+        original = db.create_async_engine  # type: ignore[attr-defined]
 
         def create_async_engine(url: str, **kwargs: Any) -> Any:
             if "pool_size" in kwargs:
                 kwargs.update(pool_size=32, max_overflow=0)
             return original(url, **kwargs)
 
-        db.create_async_engine = create_async_engine  # type: ignore[assignment]
+        db.create_async_engine = create_async_engine  # type: ignore[attr-defined,assignment]
 
     from interventions.config import get_settings
 
@@ -65,7 +66,16 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2, help="baseline/patched alternations")
     parser.add_argument("--micro", action="store_true", help="time one statement four ways")
+    parser.add_argument("--render", action="store_true", help="redo the table from raw/")
     args, _ = parser.parse_known_args()
+    if args.render:
+        import json
+
+        from bench import config
+
+        raw = config.RAW_DIR / f"experiments-{args.scale}.json"
+        print(f"wrote {render(json.loads(raw.read_text(encoding='utf-8')))}")
+        return
     if args.micro:
         import asyncio
 
@@ -137,6 +147,7 @@ async def micro(scale_name: str, calls: int = 2000) -> None:
             return (await conn.execute(core_once, {"o": 1, "i": i})).first()
 
         raw = (await conn.get_raw_connection()).driver_connection
+        assert raw is not None
 
         async def asyncpg_direct(i: int) -> Any:
             return await raw.fetchrow(sql, 1, i)
@@ -151,7 +162,7 @@ async def micro(scale_name: str, calls: int = 2000) -> None:
 
 
 def run(scale_name: str, patches: list[str], scenarios: str, duration: int, rounds: int) -> None:
-    import statistics
+    import json
 
     import asyncpg
 
@@ -173,7 +184,7 @@ def run(scale_name: str, patches: list[str], scenarios: str, duration: int, roun
     )
     bench = harness.Bench(options)
     scale = options.scale
-    variants = [("baseline", [])] + [(p, [p]) for p in patches]
+    variants: list[tuple[str, list[str]]] = [("baseline", [])] + [(p, [p]) for p in patches]
     if len(patches) > 1:
         variants.append(("+".join(patches), patches))
     bench.conn = bench.sync(asyncpg.connect(config.database_url(scale)))
@@ -199,45 +210,76 @@ def run(scale_name: str, patches: list[str], scenarios: str, duration: int, roun
                 bench.target(server, label, 1)
     finally:
         bench.sync(bench.conn.close())
-    by: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for result in bench.runs:
-        by.setdefault((result["target"], result["scenario"]), []).append(result)
+    saved = {
+        "scale": scale.name,
+        "patches": patches,
+        "variants": [label for label, _ in variants],
+        "scenarios": options.scenarios,
+        "connections": options.connections,
+        "duration": duration,
+        "rounds": rounds,
+        "runs": bench.runs,
+    }
+    (config.RAW_DIR / f"experiments-{scale.name}.json").write_text(
+        json.dumps(saved, indent=1), encoding="utf-8"
+    )
+    path = render(saved)
+    print(f"wrote {path}")
+
+
+def render(saved: dict[str, Any]) -> Path:
+    """The Markdown table of an experiment (``--render`` redoes it from raw/)."""
+    import statistics
+
+    from bench import config, harness
+
+    # Per variant and scenario, the runs on a quiet machine when there are any.
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for result in saved["runs"]:
+        groups.setdefault((result["target"], result["scenario"]), []).append(result)
+    by: dict[tuple[str, str], tuple[list[dict[str, Any]], bool]] = {}
+    for key, results in groups.items():
+        quiet = [r for r in results if r["cpu_cores"]["other"] < harness.Quiet.THRESHOLD]
+        by[key] = (quiet or results, bool(quiet))
     lines = [
-        f"# Experiments at `{scale.name}` scale: the service with runtime patches",
+        f"# Experiments at `{saved['scale']}` scale: the service with runtime patches",
         "",
-        f"One worker, {options.connections} connections, {duration} s per run, {rounds} "
-        "alternating rounds (median shown). Reproduce: `.venv/bin/python -m bench.experiment "
-        f"--scale {scale.name} --patches {','.join(patches)}`.",
+        f"One worker, {saved['connections']} connections, {saved['duration']} s per run, "
+        f"{saved['rounds']} round(s) of the variants one after the other; median of the runs "
+        "made on a quiet machine (\\* when none was: other processes took CPU). Reproduce: "
+        f"`.venv/bin/python -m bench.experiment --scale {saved['scale']} "
+        f"--patches {','.join(saved['patches'])}`.",
         "",
         "| variant | scenario | req/s | vs baseline | p50 ms | p99 ms | new PG sessions/run "
         "| errors |",
         "|---|---|--:|--:|--:|--:|--:|--:|",
     ]
-    for label, _ in variants:
-        for name in options.scenarios:
-            results = by.get((label, name), [])
-            base = by.get(("baseline", name), [])
-            if not results:
+    for label in saved["variants"]:
+        for name in saved["scenarios"]:
+            if (label, name) not in by:
                 continue
+            results, was_quiet = by[(label, name)]
+            base, _ = by.get(("baseline", name), ([], False))
             rps = statistics.median(r["rps"] for r in results)
             base_rps = statistics.median(r["rps"] for r in base) if base else 0
+            mark = "" if was_quiet else " \\*"
             lines.append(
-                f"| {label} | {name} | {rps:.0f} | "
+                f"| {label}{mark} | {name} | {rps:.0f} | "
                 f"{rps / base_rps if base_rps else 0:.2f}× | "
                 f"{statistics.median(r['p50_ms'] for r in results):.0f} | "
                 f"{statistics.median(r['p99_ms'] for r in results):.0f} | "
                 f"{statistics.median(r['pg_sessions_opened'] for r in results):.0f} | "
                 f"{sum(r['errors'] + r['socket_errors'] for r in results)} |"
             )
-    others = [r["cpu_cores"]["other"] for r in bench.runs]
+    others = [r["cpu_cores"]["other"] for r in saved["runs"]]
     lines += [
         "",
         f"Other processes used {min(others):.2f}–{max(others):.2f} cores during these runs.",
         "",
     ]
-    path = config.RESULTS_DIR / f"experiments-{scale.name}.md"
+    path: Path = config.RESULTS_DIR / f"experiments-{saved['scale']}.md"
     path.write_text("\n".join(lines), encoding="utf-8")
-    print(f"wrote {path}")
+    return path
 
 
 if __name__ == "__main__":

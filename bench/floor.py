@@ -35,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-POOL_SIZE = 30  # the service's engine: pool_size 10 + max_overflow 20 connections per worker
+POOL_SIZE = 30  # as many connections per worker as the service's engine (20 + 10 overflow)
 UPLOAD_TTL = 15 * 60
 
 INTERVENTION_COLUMNS = (

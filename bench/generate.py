@@ -476,9 +476,16 @@ class Generator:
             start = created + dt.timedelta(days=rng.uniform(1, 60))
             start = start.replace(minute=0, second=0)
             end = start + dt.timedelta(hours=rng.choice((2, 3, 4)))
-            actual_start = actual_end = verified_at = deleted_at = None
-            provider = (None, None, None, None)
-            signature = verifier = decision = attendees = reason = None
+            actual_start: dt.datetime | None = None
+            actual_end: dt.datetime | None = None
+            verified_at: dt.datetime | None = None
+            deleted_at: dt.datetime | None = None
+            provider: tuple[str | None, ...] = (None, None, None, None)
+            signature: str | None = None
+            verifier: int | None = None
+            decision: str | None = None
+            attendees: int | None = None
+            reason: str | None = None
             if status == 1:
                 creation_status = 0
             elif unplanned:
@@ -488,7 +495,8 @@ class Generator:
             if status >= 3 and status != 7:
                 actual_start = start + dt.timedelta(minutes=rng.randint(0, 90))
             if status in EXECUTED:
-                actual_end = actual_start + dt.timedelta(hours=rng.choice((1, 2, 3)))  # type: ignore[operator]
+                assert actual_start is not None  # executed implies checked in
+                actual_end = actual_start + dt.timedelta(hours=rng.choice((1, 2, 3)))
                 provider = (
                     f"Technicien {contact}",
                     f"tech{contact}@provider.example",
@@ -512,7 +520,8 @@ class Generator:
                 if kind == 3:
                     attendees = 10 + iid % 90
             if status in (5, 6):
-                verified_at = actual_end + dt.timedelta(days=rng.uniform(1, 10))  # type: ignore[operator]
+                assert actual_end is not None  # verified implies executed
+                verified_at = actual_end + dt.timedelta(days=rng.uniform(1, 10))
                 verifier = rng.choice(writers)
                 decision = "Conforme" if status == 5 else "Rapport incomplet, à reprendre"
             if status == 7:

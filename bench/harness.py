@@ -19,6 +19,7 @@ import os
 import platform
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -75,6 +76,9 @@ class Server:
         return f"http://{config.HOST}:{self.port}"
 
     def start(self) -> None:
+        with contextlib.suppress(OSError), socket.create_connection((config.HOST, self.port), 1):
+            # Something already answers there: we would measure it instead of our server.
+            raise RuntimeError(f"port {self.port} is taken; choose another with --port")
         cwd = config.RAW_DIR / "cwd"  # the service writes nothing into the repository
         cwd.mkdir(parents=True, exist_ok=True)
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
@@ -526,6 +530,7 @@ class Bench:
                 "load_organizations": scale.load_organizations,
             },
             "machine": machine(),
+            "source": source(),
             "database": {"rows": counts, "generation": generated},
             "pools": sizes,
             "statements": statements,
@@ -539,6 +544,21 @@ class Bench:
             "WHERE schemaname = 'public' ORDER BY relname"
         )
         return {r["relname"]: int(r["n_live_tup"]) for r in rows}
+
+
+def source() -> dict[str, Any]:
+    """Which service was measured: the commit, and whether src/ had uncommitted changes."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=config.REPO_DIR, capture_output=True, text=True, check=False
+        )
+        return done.stdout.strip()
+
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "src_modified": bool(git("status", "--short", "src")),
+    }
 
 
 def machine() -> dict[str, Any]:

@@ -15,7 +15,6 @@ from bench import bodies, config
 P99_TARGET_MS = 50.0
 RATIO_TARGET = 0.5
 LARGE_P50_TARGET = 1.25
-EXAMPLE_CHARS = 120  # statements are kept whole in raw/, abridged in the committed JSON
 
 
 def _index(results: dict[str, Any]) -> dict[tuple[str, int, str], dict[str, Any]]:
@@ -119,7 +118,10 @@ def markdown(results: dict[str, Any]) -> str:
         f"Run {results['started_at']} ({results['elapsed_s']} s) — {settings['duration_s']} s per "
         f"scenario, {settings['connections']} connections, wrk {settings['wrk_threads']} "
         f"threads, {settings['load_organizations']} organisations' sessions; "
-        f"{results['machine']['cpus']} CPUs. Reproduce: `bench/run --scale {results['scale']}`.",
+        f"{results['machine']['cpus']} CPUs; service at commit "
+        f"`{results.get('source', {}).get('commit', '?')[:10]}`"
+        f"{' (src/ modified)' if results.get('source', {}).get('src_modified') else ''}. "
+        f"Reproduce: `bench/run --scale {results['scale']}`.",
         "",
     ]
     failing = [r for r in results["runs"] if _errors(r)]
@@ -270,11 +272,14 @@ def chart(results: dict[str, Any], path: Path) -> None:
 
 
 def _abridge(results: dict[str, Any]) -> dict[str, Any]:
-    """The committed JSON keeps statements' first characters; raw/ has them whole."""
-    out = json.loads(json.dumps(results))
-    for target in out.get("statements", {}).values():
-        for value in target.values():
-            value["example"] = [s[:EXAMPLE_CHARS] for s in value.get("example", [])]
+    """The committed JSON keeps what each statement does (``SELECT interventions``…);
+    raw/<scale>-full.json has the statements whole."""
+    from bench.measure import shape
+
+    out: dict[str, Any] = json.loads(json.dumps(results))
+    for target in ("service", "floor"):
+        for value in out.get("statements", {}).get(target, {}).values():
+            value["example"] = [shape(s) for s in value.get("example", [])]
     return out
 
 

@@ -104,6 +104,7 @@ end
 
 local data, headers, pools, cursors
 local counter = 0
+-- Globals on purpose: done() reads them from each thread with thread:get().
 ok, failed, codes, sample, first_at, last_at, exhausted = 0, 0, {}, nil, nil, nil, false
 
 local function slice(list, nthreads)
