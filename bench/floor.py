@@ -35,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-POOL_SIZE = 30  # as many connections per worker as the service's engine (20 + 10 overflow)
+POOL_SIZE = 20  # as many connections per worker as the service's engine (20, no overflow)
 UPLOAD_TTL = 15 * 60
 
 INTERVENTION_COLUMNS = (
@@ -100,9 +100,33 @@ PROFILE_IN_ORG = (
     "WHERE id = $1 AND organization_id = $2 AND archived_at IS NULL"
 )
 PROFILE_USERS = "SELECT id, user_id FROM profiles WHERE id = ANY($1::bigint[])"
-ADDRESS = (
-    "SELECT users.email, users.first_name, users.last_name FROM users "
-    "JOIN profiles ON profiles.user_id = users.id WHERE profiles.id = $1"
+# The detailed read (search.detail): the intervention with its assignee's user, then
+# everything it links to as (member, id, a, b, c, label), then its history.
+DETAIL = (
+    "SELECT "
+    + ", ".join(f"interventions.{c}" for c in INTERVENTION_COLUMNS.split(", "))
+    + ", profiles.user_id AS assigned_user_id FROM interventions "
+    "LEFT OUTER JOIN profiles ON profiles.id = interventions.assigned_profile_id "
+    "WHERE interventions.organization_id = $1 AND interventions.deleted_at IS NULL "
+    "AND interventions.id = $2"
+)
+LINKED = (
+    "SELECT 'site', s.id, NULL::int, NULL::int, NULL::int, s.name FROM sites s "
+    "JOIN intervention_sites l ON l.site_id = s.id WHERE l.intervention_id = $1 "
+    "UNION ALL SELECT 'site_rule', sr.id, sr.site_id, sr.rule_id, NULL, NULL "
+    "FROM site_rules sr JOIN intervention_site_rules l ON l.site_rule_id = sr.id "
+    "WHERE l.intervention_id = $1 "
+    "UNION ALL SELECT 'rule', r.id, r.type, NULL, NULL, r.name FROM rules r "
+    "JOIN intervention_rules l ON l.rule_id = r.id WHERE l.intervention_id = $1 "
+    "UNION ALL SELECT 'site_rule_rule', r.id, r.type, NULL, NULL, r.name FROM rules r "
+    "JOIN site_rules sr ON sr.rule_id = r.id "
+    "JOIN intervention_site_rules l ON l.site_rule_id = sr.id WHERE l.intervention_id = $1 "
+    "UNION ALL SELECT 'anomaly', a.id, a.site_id, a.risk, a.status, a.title FROM anomalies a "
+    "JOIN intervention_anomalies l ON l.anomaly_id = a.id WHERE l.intervention_id = $1"
+)
+ADDRESSES = (
+    "SELECT profiles.id, users.email, users.first_name, users.last_name FROM users "
+    "JOIN profiles ON profiles.user_id = users.id WHERE profiles.id = ANY($1::bigint[])"
 )
 UPDATE_ALLOWED = frozenset({1, 2, 6})
 
@@ -328,6 +352,19 @@ class Floor:
             ids.sort()
         return out
 
+    @staticmethod
+    def known(**members: list[int]) -> dict[str, list[int]]:
+        """All four link sets from the ids just written (the service reads none back)."""
+        out: dict[str, list[int]] = {
+            "site_ids": [],
+            "site_rule_ids": [],
+            "rule_ids": [],
+            "anomaly_ids": [],
+        }
+        for member, ids in members.items():
+            out[member] = sorted(set(ids))
+        return out
+
     async def read(self, conn: asyncpg.Connection, row: Any) -> dict[str, Any]:
         """The wire form of one intervention: its links, and its assignee's user."""
         links = await self.links(conn, row["id"])
@@ -397,59 +434,57 @@ class Floor:
         iid = request.path_params["iid"]
 
         async def work(conn: asyncpg.Connection, caller: dict[str, Any], _: Any) -> Any:
-            row = await conn.fetchrow(
-                f"SELECT {INTERVENTION_COLUMNS} FROM interventions WHERE organization_id = $1 "
-                "AND deleted_at IS NULL AND id = $2",
-                caller["org"],
-                iid,
-            )
+            row = await conn.fetchrow(DETAIL, caller["org"], iid)
             if row is None:
                 raise Problem(404, f"No intervention {iid}.")
-            data = await self.read(conn, row)
-            sites = await conn.fetch(
-                "SELECT id, name FROM sites WHERE id = ANY($1::bigint[]) ORDER BY id",
-                data["siteIds"],
-            )
-            site_rules = await conn.fetch(
-                "SELECT id, site_id, rule_id FROM site_rules WHERE id = ANY($1::bigint[]) "
-                "ORDER BY id",
-                data["siteRuleIds"],
-            )
-            rule_ids = sorted(set(data["ruleIds"]) | {r["rule_id"] for r in site_rules})
-            rules = await conn.fetch(
-                "SELECT id, name, type FROM rules WHERE id = ANY($1::bigint[]) ORDER BY id",
-                rule_ids,
-            )
-            anomalies = await conn.fetch(
-                "SELECT a.id, a.site_id, a.title, a.risk, a.status FROM anomalies a "
-                "JOIN intervention_anomalies l ON l.anomaly_id = a.id "
-                "WHERE l.intervention_id = $1 ORDER BY a.id",
-                iid,
-            )
+            sites: list[dict[str, Any]] = []
+            site_rules: list[dict[str, Any]] = []
+            rules: dict[int, dict[str, Any]] = {}
+            links: dict[str, list[int]] = {
+                "site_ids": [],
+                "site_rule_ids": [],
+                "rule_ids": [],
+                "anomaly_ids": [],
+            }
+            anomalies: list[dict[str, Any]] = []
+            for member, id_, a, b, c, label in await conn.fetch(LINKED, iid):
+                if member == "site":
+                    sites.append({"id": id_, "name": label})
+                    links["site_ids"].append(id_)
+                elif member == "site_rule":
+                    site_rules.append({"id": id_, "siteId": a, "ruleId": b})
+                    links["site_rule_ids"].append(id_)
+                elif member == "anomaly":
+                    anomalies.append(
+                        {"id": id_, "siteId": a, "title": label, "risk": b, "status": c}
+                    )
+                    links["anomaly_ids"].append(id_)
+                else:
+                    if member == "rule":
+                        links["rule_ids"].append(id_)
+                    rules[id_] = {"id": id_, "name": label, "type": a}
             history = await conn.fetch(
-                "SELECT id, organization_id, intervention_id, user_id, action, changes, "
-                "created_at FROM intervention_history WHERE intervention_id = $1 ORDER BY id",
+                "SELECT id, action, user_id, changes, created_at FROM intervention_history "
+                "WHERE intervention_id = $1 ORDER BY id",
                 iid,
             )
+            for ids in links.values():
+                ids.sort()
+            data = intervention_json(row, links, row["assigned_user_id"])
+
+            def by_id(item: dict[str, Any]) -> int:
+                return int(item["id"])
+
+            sites.sort(key=by_id)
+            site_rules.sort(key=by_id)
+            anomalies.sort(key=by_id)
             writer = caller["writer"]
             status, kind = row["status"], row["type"]
             data.update(
-                sites=[{"id": s["id"], "name": s["name"]} for s in sites],
-                siteRules=[
-                    {"id": s["id"], "siteId": s["site_id"], "ruleId": s["rule_id"]}
-                    for s in site_rules
-                ],
-                rules=[{"id": r["id"], "name": r["name"], "type": r["type"]} for r in rules],
-                anomalies=[
-                    {
-                        "id": a["id"],
-                        "siteId": a["site_id"],
-                        "title": a["title"],
-                        "risk": a["risk"],
-                        "status": a["status"],
-                    }
-                    for a in anomalies
-                ],
+                sites=sites,
+                siteRules=site_rules,
+                rules=sorted(rules.values(), key=by_id),
+                anomalies=anomalies,
                 signatureUrl=data["imgSignature"],
                 history=[
                     {
@@ -490,8 +525,12 @@ class Floor:
             if any(a["status"] != 0 for a in anomalies.values()):
                 raise Problem(422, "Some anomalies are not open.")
             profile = body.get("assignedProfileId", body.get("assignedUserId"))
-            if profile is not None and await conn.fetchrow(PROFILE_IN_ORG, profile, org) is None:
-                raise Problem(422, "Unknown profile.")
+            assigned_user = None
+            if profile is not None:
+                found = await conn.fetchrow(PROFILE_IN_ORG, profile, org)
+                if found is None:
+                    raise Problem(422, "Unknown profile.")
+                assigned_user = found["user_id"]
             contact_id, company = body.get("assignedCompanyContactId"), None
             if contact_id is not None:
                 contacts = await conn.fetch(CONTACT_IN_ORG, org, [contact_id])
@@ -537,7 +576,9 @@ class Floor:
             )
             if taken != f"UPDATE {len(ids)}":
                 raise Problem(409, "Another intervention took one of these anomalies.")
-            data = await self.read(conn, row)
+            data = intervention_json(
+                row, self.known(anomaly_ids=ids, site_ids=sites), assigned_user
+            )
             await self.history(conn, org, iid, user, "create", {"status": status, "type": 2})
             return {"data": data}
 
@@ -641,7 +682,10 @@ class Floor:
                 now,
                 users,
             )
-            data = await self.read(conn, row)
+            links = self.known(
+                site_ids=site_ids, rule_ids=rule_ids, site_rule_ids=[p["id"] for p in pairs]
+            )
+            data = intervention_json(row, links, None)
             await self.history(conn, org, iid, user, "create", {"status": 4, "type": 1})
             expires = int(time.time()) + UPLOAD_TTL
             mac = hmac.new(self.secret, f"PUT\n{file_id}\n{expires}".encode(), hashlib.sha256)
@@ -653,20 +697,34 @@ class Floor:
 
     async def _assignees(
         self, conn: asyncpg.Connection, org: int, row: Any, body: dict[str, Any]
-    ) -> tuple[int | None, int | None, int | None]:
-        """The previous contact, then the new assignees (as the service looks them up)."""
+    ) -> tuple[int | None, int | None, int | None, int | None]:
+        """The previous contact, then the new assignees (as the service looks them up: a
+        contact already read is not read again)."""
+        previous = None
         if row["assigned_company_contact_id"] is not None:
-            await conn.fetchrow(CONTACT_BY_ID, row["assigned_company_contact_id"])
+            previous = await conn.fetchrow(CONTACT_BY_ID, row["assigned_company_contact_id"])
         profile = body.get("assignedProfileId", body.get("assignedUserId"))
-        if profile is not None and await conn.fetchrow(PROFILE_IN_ORG, profile, org) is None:
-            raise Problem(422, "Unknown profile.")
+        assigned_user = None
+        if profile is not None:
+            found = await conn.fetchrow(PROFILE_IN_ORG, profile, org)
+            if found is None:
+                raise Problem(422, "Unknown profile.")
+            assigned_user = found["user_id"]
         contact_id, company = body.get("assignedCompanyContactId"), None
         if contact_id is not None:
-            contacts = await conn.fetch(CONTACT_IN_ORG, org, [contact_id])
-            if not contacts:
-                raise Problem(422, "Unknown company contact.")
-            company = contacts[0]["company_id"]
-        return profile, contact_id, company
+            if (
+                previous is not None
+                and previous["id"] == contact_id
+                and previous["organization_id"] == org
+                and previous["archived_at"] is None
+            ):
+                company = previous["company_id"]
+            else:
+                contacts = await conn.fetch(CONTACT_IN_ORG, org, [contact_id])
+                if not contacts:
+                    raise Problem(422, "Unknown company contact.")
+                company = contacts[0]["company_id"]
+        return profile, contact_id, company, assigned_user
 
     async def _replan(
         self,
@@ -674,13 +732,14 @@ class Floor:
         caller: dict[str, Any],
         row: Any,
         body: dict[str, Any],
-        extra: int,
+        links: dict[str, list[int]],
+        emails: bool,
     ) -> dict[str, Any]:
         """Dates, description, creation status and assignees; history; the read."""
         org, user, iid = caller["org"], caller["user"], row["id"]
-        profile, contact, company = await self._assignees(conn, org, row, body)
-        for _ in range(extra):  # the addresses of the previous and the new assignee
-            await conn.fetchrow(ADDRESS, profile)
+        profile, contact, company, assigned_user = await self._assignees(conn, org, row, body)
+        if emails:  # the addresses of the previous and the new assignee, in one query
+            await conn.fetch(ADDRESSES, [p for p in {row["assigned_profile_id"], profile} if p])
         start, end = parse_time(body["scheduledStart"]), parse_time(body["scheduledEnd"])
         if end < start:
             raise Problem(422, "scheduledEnd is before scheduledStart.")
@@ -711,7 +770,11 @@ class Floor:
             "update",
             {"scheduledStart": {"from": iso(row["scheduled_start"]), "to": iso(start)}},
         )
-        return {"data": await self.read(conn, updated)}
+        assigned = updated["assigned_profile_id"]
+        if assigned is not None and assigned_user is None:
+            users = await conn.fetch(PROFILE_USERS, [assigned])
+            assigned_user = users[0]["user_id"] if users else None
+        return {"data": intervention_json(updated, links, assigned_user)}
 
     async def preventive(self, request: Request) -> Response:
         iid = request.path_params["iid"]
@@ -729,17 +792,22 @@ class Floor:
                 org,
                 wanted,
             )
-            await self.links(conn, iid)
+            links = await self.links(conn, iid)
             chosen = [found[i] for i in wanted]
             replaced = {
-                "site_rule_ids": [sr["id"] for sr in chosen],
+                "site_rule_ids": sorted({sr["id"] for sr in chosen}),
                 "site_ids": sorted({sr["site_id"] for sr in chosen}),
                 "rule_ids": sorted({sr["rule_id"] for sr in chosen}),
             }
             for member, ids in replaced.items():
                 await conn.execute(LINK_DELETE[member], iid)
                 await conn.execute(LINK_INSERT[member], iid, ids, org)
-            return await self._replan(conn, caller, row, body, extra=2)
+            links.update(replaced)
+            emails = bool(
+                body.get("sendUpdateEmailToCurrentAssignee")
+                or (body.get("previousAssigneeNotification") or {}).get("sendEmail")
+            )
+            return await self._replan(conn, caller, row, body, links, emails)
 
         return await self.handle(request, True, work)
 
@@ -760,17 +828,17 @@ class Floor:
             )
             if rule[body["ruleId"]]["type"] != 2:
                 raise Problem(422, "Not a training rule.")
-            await self.links(conn, iid)
-            await conn.execute(LINK_DELETE["rule_ids"], iid)
-            await conn.execute(LINK_INSERT["rule_ids"], iid, [body["ruleId"]], org)
             sites = list(dict.fromkeys(body["siteIds"]))
             await self.require(
                 conn, "sites", "id, organization_id, name, archived_at, created_at", org, sites
             )
-            await self.links(conn, iid)
+            links = await self.links(conn, iid)
+            await conn.execute(LINK_DELETE["rule_ids"], iid)
+            await conn.execute(LINK_INSERT["rule_ids"], iid, [body["ruleId"]], org)
             await conn.execute(LINK_DELETE["site_ids"], iid)
             await conn.execute(LINK_INSERT["site_ids"], iid, sites, org)
-            return await self._replan(conn, caller, row, body, extra=0)
+            links.update(rule_ids=[body["ruleId"]], site_ids=sorted(sites))
+            return await self._replan(conn, caller, row, body, links, False)
 
         return await self.handle(request, True, work)
 
@@ -812,9 +880,14 @@ class Floor:
             )
             if done != "UPDATE 1":
                 raise Problem(409, "Verified by someone else meanwhile.")
-            row = await conn.fetchrow(
-                f"SELECT {INTERVENTION_COLUMNS} FROM interventions WHERE id = $1", iid
-            )
+            row = {
+                **dict(row),
+                "status": status,
+                "verified_by_user_id": user,
+                "verified_at": now,
+                "decision_comment": body["decisionComment"],
+                "updated_at": now,
+            }
             data = await self.read(conn, row)
             await self.history(
                 conn, org, iid, user, "verify", {"status": {"from": 4, "to": status}}

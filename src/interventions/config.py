@@ -16,10 +16,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="INTERVENTIONS_", extra="ignore")
 
     database_url: str = "sqlite:///interventions.db"
-    # PostgreSQL connections per worker process: keep pool_size at the usual number of
-    # requests in flight, and (pool_size + max_overflow) × processes under max_connections.
+    # PostgreSQL connections per worker process; (pool_size + max_overflow) × processes must
+    # stay under the server's max_connections. Beyond pool_size, requests wait for a
+    # connection: an overflow connection is closed as soon as it is returned, and opening one
+    # (TLS negotiation, backend start, every statement prepared again) costs more than waiting.
     db_pool_size: int = Field(default=20, gt=0)
-    db_max_overflow: int = Field(default=10, ge=0)
+    db_max_overflow: int = Field(default=0, ge=0)
     # Signing secret for tokens and upload URLs. When empty, one is generated on first start
     # and kept in ``secret_file`` so that tokens survive a restart.
     secret_key: str = ""

@@ -104,7 +104,7 @@ def create_database(
     echo: bool = False,
     pool: bool = True,
     pool_size: int = 20,
-    max_overflow: int = 10,
+    max_overflow: int = 0,
 ) -> Database:
     full = async_url(url)
     sqlite = is_sqlite(url)

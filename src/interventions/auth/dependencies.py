@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPBearer
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth import tokens
@@ -42,6 +42,24 @@ def _bearer(value: str | None) -> str:
     return token.strip()
 
 
+# Built once (every request runs it): plain columns, no ORM entity to load.
+_SESSION = (
+    select(
+        AuthSession.user_id,
+        AuthSession.profile_id,
+        AuthSession.organization_id,
+        AuthSession.revoked_at,
+        AuthSession.expires_at,
+        Profile.role,
+        Profile.archived_at,
+        User.disabled_at,
+    )
+    .join(Profile, Profile.id == AuthSession.profile_id)
+    .join(User, User.id == AuthSession.user_id)
+    .where(AuthSession.id == bindparam("session_id"))
+)
+
+
 async def resolve_caller(
     session: AsyncSession, secret: str, authorization: str | None, session_token: str | None
 ) -> Caller:
@@ -54,30 +72,22 @@ async def resolve_caller(
     )
     if (user_id, session_id) != (s_user_id, s_session_id):
         raise Unauthorized("The access token and the session token do not belong together.")
-    row = (
-        await session.execute(
-            select(AuthSession, Profile.role, Profile.archived_at, User.disabled_at)
-            .join(Profile, Profile.id == AuthSession.profile_id)
-            .join(User, User.id == AuthSession.user_id)
-            .where(AuthSession.id == session_id)
-        )
-    ).one_or_none()
+    row = (await session.execute(_SESSION, {"session_id": session_id})).one_or_none()
     if row is None:
         raise Unauthorized("The session does not exist.")
-    auth_session, role, archived_at, disabled_at = row
-    if auth_session.user_id != user_id:
+    if row.user_id != user_id:
         raise Unauthorized("The session does not belong to this user.")
-    if auth_session.revoked_at is not None:
+    if row.revoked_at is not None:
         raise Unauthorized("The session has been revoked.")
-    if auth_session.expires_at <= utcnow():
+    if row.expires_at <= utcnow():
         raise Unauthorized("The session has expired.")
-    if archived_at is not None or disabled_at is not None:
+    if row.archived_at is not None or row.disabled_at is not None:
         raise Unauthorized("The account no longer has access to this organisation.")
     return Caller(
         user_id=user_id,
-        profile_id=auth_session.profile_id,
-        organization_id=auth_session.organization_id,
-        role=role,
+        profile_id=row.profile_id,
+        organization_id=row.organization_id,
+        role=row.role,
         session_id=session_id,
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.dependencies import Caller
@@ -19,6 +19,13 @@ from interventions.references.models import CompanyContact
 class Assignment:
     profile_id: int | None
     contact: CompanyContact | None
+    user_id: int | None = None  # the profile's user, when it was loaded anyway
+
+    def known_users(self) -> dict[int, int]:
+        """Profile → user, as far as known without a query."""
+        if self.profile_id is None or self.user_id is None:
+            return {}
+        return {self.profile_id: self.user_id}
 
     def columns(self) -> dict[str, int | None]:
         """The intervention columns it sets; the provider company follows the contact."""
@@ -37,6 +44,7 @@ async def resolve_assignment(
 ) -> Assignment:
     """The assignee profile and contact after applying ``body`` (422 for foreign ids)."""
     given, profile_id = body.assignee_profile()
+    user_id: int | None = None
     if not given:
         profile_id = current.assigned_profile_id if current else None
     elif profile_id is not None:
@@ -45,7 +53,10 @@ async def resolve_assignment(
             if "assigned_profile_id" in body.model_fields_set
             else "assignedUserId"
         )
-        await refs.require_profile(session, caller.organization_id, profile_id, field=field)
+        profile = await refs.require_profile(
+            session, caller.organization_id, profile_id, field=field
+        )
+        user_id = profile.user_id
     contact: CompanyContact | None = None
     if body.contact_given():
         if body.assigned_company_contact_id is not None:
@@ -57,23 +68,30 @@ async def resolve_assignment(
             )
     elif current is not None and current.assigned_company_contact_id is not None:
         contact = await session.get(CompanyContact, current.assigned_company_contact_id)
-    return Assignment(profile_id=profile_id, contact=contact)
+    return Assignment(profile_id=profile_id, contact=contact, user_id=user_id)
 
 
-async def addresses(session: AsyncSession, assignment: Assignment) -> list[tuple[str, str]]:
-    """(address, display name) of an assignment's profile user and contact."""
-    out: list[tuple[str, str]] = []
-    if assignment.profile_id is not None:
-        row = (
-            await session.execute(
-                select(User.email, User.first_name, User.last_name)
-                .join(Profile, Profile.user_id == User.id)
-                .where(Profile.id == assignment.profile_id)
-            )
-        ).one_or_none()
-        if row is not None:
+_PROFILE_ADDRESSES = (
+    select(Profile.id, User.email, User.first_name, User.last_name)
+    .join(Profile, Profile.user_id == User.id)
+    .where(Profile.id.in_(bindparam("ids", expanding=True)))
+)
+
+
+async def addresses(session: AsyncSession, *assignments: Assignment) -> list[list[tuple[str, str]]]:
+    """(address, display name) of each assignment's profile user and contact, in one query."""
+    profile_ids = sorted({a.profile_id for a in assignments if a.profile_id is not None})
+    users: dict[int, tuple[str, str]] = {}
+    if profile_ids:
+        for row in await session.execute(_PROFILE_ADDRESSES, {"ids": profile_ids}):
             name = " ".join(p for p in (row.first_name, row.last_name) if p) or row.email
-            out.append((row.email, name))
-    if assignment.contact is not None and assignment.contact.email:
-        out.append((assignment.contact.email, assignment.contact.name))
+            users[row.id] = (row.email, name)
+    out: list[list[tuple[str, str]]] = []
+    for assignment in assignments:
+        found: list[tuple[str, str]] = []
+        if assignment.profile_id in users:
+            found.append(users[assignment.profile_id])
+        if assignment.contact is not None and assignment.contact.email:
+            found.append((assignment.contact.email, assignment.contact.name))
+        out.append(found)
     return out

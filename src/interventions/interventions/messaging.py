@@ -35,8 +35,13 @@ async def queue_assignee_emails(
     current: assignment.Assignment,
 ) -> None:
     """Seed 002's e-mails, written to the outbox with the change."""
+    notice = body.previous_assignee_notification
+    notify_previous = notice is not None and notice.send_email
+    if not (body.send_update_email_to_current_assignee or notify_previous):
+        return
+    before, after = await assignment.addresses(session, previous, current)
     if body.send_update_email_to_current_assignee:
-        for address, name in await assignment.addresses(session, current):
+        for address, name in after:
             notifications.queue_email(
                 session,
                 organization_id=intervention.organization_id,
@@ -49,13 +54,11 @@ async def queue_assignee_emails(
                 ),
                 kind="intervention.updated",
             )
-    notice = body.previous_assignee_notification
-    if notice is not None and notice.send_email:
-        before = dict(await assignment.addresses(session, previous))
-        after = dict(await assignment.addresses(session, current))
+    if notice is not None and notify_previous:
+        still_assigned = {address for address, _ in after}
         reason = notice.reason or "No reason was given."
-        for address, name in before.items():
-            if address in after:
+        for address, name in dict(before).items():
+            if address in still_assigned:
                 continue  # still assigned: not a previous assignee
             notifications.queue_email(
                 session,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Select, delete, insert, literal, select, union_all
+from sqlalchemy import Select, bindparam, delete, insert, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.models import Profile
@@ -46,6 +46,16 @@ def readable(organization_id: int) -> Select[Intervention]:
     )
 
 
+# Hot statements are built once, with bound parameters: SQLAlchemy then finds their
+# compiled form by identity instead of building them and deriving a cache key per request.
+_BY_ID = select(Intervention).where(
+    Intervention.organization_id == bindparam("organization_id"),
+    Intervention.deleted_at.is_(None),
+    Intervention.id == bindparam("id"),
+)
+_BY_ID_FOR_UPDATE = _BY_ID.with_for_update()
+
+
 async def get_for_update(
     session: AsyncSession, organization_id: int, intervention_id: int, kind: Kind | None = None
 ) -> Intervention:
@@ -53,8 +63,8 @@ async def get_for_update(
 
     An intervention of another kind than the path names is a 404 too.
     """
-    stmt = readable(organization_id).where(Intervention.id == intervention_id).with_for_update()
-    intervention = (await session.execute(stmt)).scalar_one_or_none()
+    params = {"organization_id": organization_id, "id": intervention_id}
+    intervention = (await session.execute(_BY_ID_FOR_UPDATE, params)).scalar_one_or_none()
     if intervention is None or (kind is not None and intervention.type != kind):
         label = KIND_LABELS[kind] + " intervention" if kind is not None else "intervention"
         raise NotFound(f"No {label} {intervention_id}.")
@@ -62,8 +72,8 @@ async def get_for_update(
 
 
 async def get(session: AsyncSession, organization_id: int, intervention_id: int) -> Intervention:
-    stmt = readable(organization_id).where(Intervention.id == intervention_id)
-    intervention = (await session.execute(stmt)).scalar_one_or_none()
+    params = {"organization_id": organization_id, "id": intervention_id}
+    intervention = (await session.execute(_BY_ID, params)).scalar_one_or_none()
     if intervention is None:
         raise NotFound(f"No intervention {intervention_id}.")
     return intervention
@@ -94,20 +104,27 @@ async def replace_links(
     await add_links(session, intervention, member, ids)
 
 
+_LINKS = union_all(
+    *(
+        select(literal(member).label("member"), model.intervention_id, column.label("ref")).where(
+            model.intervention_id.in_(bindparam("ids", expanding=True))
+        )
+        for member, (model, column) in LINK_TABLES.items()
+    )
+)
+_PROFILE_USERS = select(Profile.id, Profile.user_id).where(
+    Profile.id.in_(bindparam("ids", expanding=True))
+)
+
+
 async def links(
     session: AsyncSession, intervention_ids: Sequence[int]
 ) -> dict[int, dict[str, list[int]]]:
     """All four link sets of the interventions, in one statement."""
-    out: dict[int, dict[str, list[int]]] = defaultdict(lambda: {k: [] for k in LINK_TABLES})
+    out: dict[int, dict[str, list[int]]] = defaultdict(no_links)
     if not intervention_ids:
         return out
-    parts = [
-        select(literal(member).label("member"), model.intervention_id, column.label("ref")).where(
-            model.intervention_id.in_(intervention_ids)
-        )
-        for member, (model, column) in LINK_TABLES.items()
-    ]
-    rows = (await session.execute(union_all(*parts))).all()
+    rows = (await session.execute(_LINKS, {"ids": list(intervention_ids)})).all()
     for member, intervention_id, ref in rows:
         out[intervention_id][member].append(ref)
     for value in out.values():
@@ -117,10 +134,10 @@ async def links(
 
 
 async def profile_users(session: AsyncSession, profile_ids: Iterable[int | None]) -> dict[int, int]:
-    wanted = {p for p in profile_ids if p is not None}
+    wanted = sorted({p for p in profile_ids if p is not None})
     if not wanted:
         return {}
-    rows = await session.execute(select(Profile.id, Profile.user_id).where(Profile.id.in_(wanted)))
+    rows = await session.execute(_PROFILE_USERS, {"ids": wanted})
     return {pid: uid for pid, uid in rows.all()}
 
 
@@ -128,11 +145,14 @@ def signature_path(file_id: str | None) -> str | None:
     return f"/storage/v1/rs/files/{file_id}" if file_id else None
 
 
-def to_read(
-    intervention: Intervention, link_sets: dict[str, list[int]], assigned_user_id: int | None
-) -> InterventionRead:
+def read_fields(
+    intervention: Any,
+    link_sets: dict[str, list[int]],
+    assigned_user_id: int | None,
+) -> dict[str, Any]:
+    """The members of the wire form, from an ``Intervention`` or a row with its columns."""
     i = intervention
-    return InterventionRead(
+    return dict(
         id=i.id,
         status=i.status,
         type=i.type,
@@ -172,25 +192,60 @@ def to_read(
     )
 
 
+def to_read(
+    intervention: Intervention, link_sets: dict[str, list[int]], assigned_user_id: int | None
+) -> InterventionRead:
+    return InterventionRead(**read_fields(intervention, link_sets, assigned_user_id))
+
+
 async def read_many(
-    session: AsyncSession, interventions: Sequence[Intervention]
+    session: AsyncSession,
+    interventions: Sequence[Intervention],
+    known_users: Mapping[int, int] | None = None,
 ) -> list[InterventionRead]:
-    """Wire form of several interventions: two statements whatever their number."""
+    """Wire form of several interventions: two statements whatever their number.
+
+    ``known_users`` maps profiles whose user the caller has already loaded.
+    """
     ids = [i.id for i in interventions]
     link_sets = await links(session, ids)
-    users = await profile_users(session, (i.assigned_profile_id for i in interventions))
-    return [
-        to_read(
-            i,
-            link_sets[i.id],
-            users.get(i.assigned_profile_id) if i.assigned_profile_id is not None else None,
-        )
-        for i in interventions
-    ]
+    users = await _users(session, interventions, known_users)
+    return [to_read(i, link_sets[i.id], _user_of(i, users)) for i in interventions]
 
 
-async def read_one(session: AsyncSession, intervention: Intervention) -> InterventionRead:
-    return (await read_many(session, [intervention]))[0]
+async def read_one(
+    session: AsyncSession,
+    intervention: Intervention,
+    link_sets: dict[str, list[int]] | None = None,
+    known_users: Mapping[int, int] | None = None,
+) -> InterventionRead:
+    """Wire form of one intervention; ``link_sets`` when the caller knows all four already
+    (it has just written or read them), so that nothing is read twice."""
+    if link_sets is None:
+        return (await read_many(session, [intervention], known_users))[0]
+    users = await _users(session, [intervention], known_users)
+    return to_read(intervention, link_sets, _user_of(intervention, users))
+
+
+async def _users(
+    session: AsyncSession,
+    interventions: Sequence[Intervention],
+    known_users: Mapping[int, int] | None,
+) -> Mapping[int, int]:
+    known = known_users or {}
+    wanted = [i.assigned_profile_id for i in interventions if i.assigned_profile_id not in known]
+    if not wanted:
+        return known
+    return {**known, **await profile_users(session, wanted)}
+
+
+def _user_of(intervention: Intervention, users: Mapping[int, int]) -> int | None:
+    profile_id = intervention.assigned_profile_id
+    return users.get(profile_id) if profile_id is not None else None
+
+
+def no_links() -> dict[str, list[int]]:
+    return {member: [] for member in LINK_TABLES}
 
 
 def _jsonable(value: Any) -> Any:

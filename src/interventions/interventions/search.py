@@ -8,10 +8,24 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    String,
+    bindparam,
+    cast,
+    exists,
+    func,
+    literal,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.dependencies import Caller
+from interventions.auth.models import Profile
+from interventions.errors import NotFound
 from interventions.interventions import repository as repo
 from interventions.interventions.lifecycle import Action, allows
 from interventions.interventions.models import (
@@ -153,10 +167,9 @@ async def find(
     return await repo.read_many(session, rows), int(total)
 
 
-def actions_for(intervention: Intervention, caller: Caller) -> ActionsRead:
+def actions_for(status: int, kind: int, caller: Caller) -> ActionsRead:
     """What the caller may do now: the lifecycle table and the caller's role, nothing else."""
     writer = caller.can_write
-    status, kind = intervention.status, intervention.type
     return ActionsRead(
         can_be_updated=writer and allows(Action.UPDATE, status, kind),
         can_be_deleted=writer and allows(Action.CANCEL, status, kind),
@@ -167,55 +180,113 @@ def actions_for(intervention: Intervention, caller: Caller) -> ActionsRead:
     )
 
 
+# The detailed read is three statements after authentication, each built once: the
+# intervention with its assignee's user, everything it links to, and its history.
+_DETAIL = (
+    select(*Intervention.__table__.c, Profile.user_id.label("assigned_user_id"))
+    .outerjoin(Profile, Profile.id == Intervention.assigned_profile_id)
+    .where(
+        Intervention.organization_id == bindparam("organization_id"),
+        Intervention.deleted_at.is_(None),
+        Intervention.id == bindparam("id"),
+    )
+)
+
+
+def _no_int() -> Any:
+    return cast(null(), Integer)
+
+
+# One row per linked site, site rule, rule (directly, or through a site rule) and anomaly:
+# (member, id, a, b, c, label) where a, b, c and label depend on the member.
+_LINKED = union_all(
+    select(literal("site"), Site.id, _no_int(), _no_int(), _no_int(), Site.name)
+    .join(InterventionSite, InterventionSite.site_id == Site.id)
+    .where(InterventionSite.intervention_id == bindparam("id")),
+    select(
+        literal("site_rule"),
+        SiteRule.id,
+        SiteRule.site_id,
+        SiteRule.rule_id,
+        _no_int(),
+        cast(null(), String),
+    )
+    .join(InterventionSiteRule, InterventionSiteRule.site_rule_id == SiteRule.id)
+    .where(InterventionSiteRule.intervention_id == bindparam("id")),
+    select(literal("rule"), Rule.id, Rule.type, _no_int(), _no_int(), Rule.name)
+    .join(InterventionRule, InterventionRule.rule_id == Rule.id)
+    .where(InterventionRule.intervention_id == bindparam("id")),
+    select(literal("site_rule_rule"), Rule.id, Rule.type, _no_int(), _no_int(), Rule.name)
+    .join(SiteRule, SiteRule.rule_id == Rule.id)
+    .join(InterventionSiteRule, InterventionSiteRule.site_rule_id == SiteRule.id)
+    .where(InterventionSiteRule.intervention_id == bindparam("id")),
+    select(
+        literal("anomaly"),
+        Anomaly.id,
+        Anomaly.site_id,
+        Anomaly.risk,
+        Anomaly.status,
+        Anomaly.title,
+    )
+    .join(InterventionAnomaly, InterventionAnomaly.anomaly_id == Anomaly.id)
+    .where(InterventionAnomaly.intervention_id == bindparam("id")),
+)
+
+_HISTORY = (
+    select(
+        InterventionHistory.id,
+        InterventionHistory.action,
+        InterventionHistory.user_id,
+        InterventionHistory.changes,
+        InterventionHistory.created_at,
+    )
+    .where(InterventionHistory.intervention_id == bindparam("id"))
+    .order_by(InterventionHistory.id)
+)
+
+
 async def detail(session: AsyncSession, caller: Caller, intervention_id: int) -> InterventionDetail:
     """One intervention with its sites, site rules, rules, anomalies, history and actions."""
-    intervention = await repo.get(session, caller.organization_id, intervention_id)
-    read = await repo.read_one(session, intervention)
-    sites = (
+    row = (
         await session.execute(
-            select(Site.id, Site.name).where(Site.id.in_(read.site_ids)).order_by(Site.id)
+            _DETAIL, {"organization_id": caller.organization_id, "id": intervention_id}
         )
-    ).all()
-    site_rules = (
-        await session.execute(
-            select(SiteRule.id, SiteRule.site_id, SiteRule.rule_id)
-            .where(SiteRule.id.in_(read.site_rule_ids))
-            .order_by(SiteRule.id)
-        )
-    ).all()
-    rule_ids = sorted(set(read.rule_ids) | {sr.rule_id for sr in site_rules})
-    rules = (
-        await session.execute(
-            select(Rule.id, Rule.name, Rule.type).where(Rule.id.in_(rule_ids)).order_by(Rule.id)
-        )
-    ).all()
-    anomalies = (
-        await session.execute(
-            select(Anomaly.id, Anomaly.site_id, Anomaly.title, Anomaly.risk, Anomaly.status)
-            .join(InterventionAnomaly, InterventionAnomaly.anomaly_id == Anomaly.id)
-            .where(InterventionAnomaly.intervention_id == intervention.id)
-            .order_by(Anomaly.id)
-        )
-    ).all()
-    history = (
-        await session.execute(
-            select(InterventionHistory)
-            .where(InterventionHistory.intervention_id == intervention.id)
-            .order_by(InterventionHistory.id)
-        )
-    ).scalars()
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"No intervention {intervention_id}.")
+    sites: list[SiteSummary] = []
+    site_rules: list[SiteRuleSummary] = []
+    rules: dict[int, RuleSummary] = {}
+    rule_ids: list[int] = []
+    anomalies: list[AnomalySummary] = []
+    for member, id_, a, b, c, label in (
+        await session.execute(_LINKED, {"id": intervention_id})
+    ).all():
+        if member == "site":
+            sites.append(SiteSummary(id=id_, name=label))
+        elif member == "site_rule":
+            site_rules.append(SiteRuleSummary(id=id_, site_id=a, rule_id=b))
+        elif member == "anomaly":
+            anomalies.append(AnomalySummary(id=id_, site_id=a, title=label, risk=b, status=c))
+        else:
+            if member == "rule":
+                rule_ids.append(id_)
+            rules[id_] = RuleSummary(id=id_, name=label, type=a)
+    history = (await session.execute(_HISTORY, {"id": intervention_id})).all()
+    link_sets = {
+        "site_ids": sorted(s.id for s in sites),
+        "site_rule_ids": sorted(s.id for s in site_rules),
+        "rule_ids": sorted(rule_ids),
+        "anomaly_ids": sorted(a.id for a in anomalies),
+    }
+    fields = repo.read_fields(row, link_sets, row.assigned_user_id)
     return InterventionDetail(
-        **read.model_dump(),
-        sites=[SiteSummary(id=s.id, name=s.name) for s in sites],
-        site_rules=[
-            SiteRuleSummary(id=s.id, site_id=s.site_id, rule_id=s.rule_id) for s in site_rules
-        ],
-        rules=[RuleSummary(id=r.id, name=r.name, type=r.type) for r in rules],
-        anomalies=[
-            AnomalySummary(id=a.id, site_id=a.site_id, title=a.title, risk=a.risk, status=a.status)
-            for a in anomalies
-        ],
-        signature_url=read.img_signature,
+        **fields,
+        sites=sorted(sites, key=_by_id),
+        site_rules=sorted(site_rules, key=_by_id),
+        rules=sorted(rules.values(), key=_by_id),
+        anomalies=sorted(anomalies, key=_by_id),
+        signature_url=fields["img_signature"],
         history=[
             HistoryEntryRead(
                 id=h.id,
@@ -226,5 +297,9 @@ async def detail(session: AsyncSession, caller: Caller, intervention_id: int) ->
             )
             for h in history
         ],
-        actions=actions_for(intervention, caller),
+        actions=actions_for(row.status, row.type, caller),
     )
+
+
+def _by_id(summary: SiteSummary | SiteRuleSummary | RuleSummary | AnomalySummary) -> int:
+    return summary.id

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from interventions.auth.dependencies import Caller
 from interventions.config import Settings
@@ -86,9 +87,22 @@ def _new_intervention(
     return intervention
 
 
+def _link_sets(**members: Iterable[int]) -> dict[str, list[int]]:
+    """All four link sets as ``repo.links`` gives them, from the ids just written."""
+    out = repo.no_links()
+    for member, ids in members.items():
+        out[member] = sorted(set(ids))
+    return out
+
+
 async def _created(
-    session: AsyncSession, caller: Caller, intervention: Intervention
+    session: AsyncSession,
+    caller: Caller,
+    intervention: Intervention,
+    link_sets: dict[str, list[int]],
+    known_users: dict[int, int] | None = None,
 ) -> InterventionRead:
+    """History and wire form of a new intervention, from what the caller has just written."""
     await session.flush()
     repo.record_history(
         session,
@@ -97,7 +111,7 @@ async def _created(
         action="create",
         changes={"status": intervention.status, "type": intervention.type},
     )
-    return await repo.read_one(session, intervention)
+    return await repo.read_one(session, intervention, link_sets, known_users)
 
 
 async def create_curative(
@@ -132,10 +146,9 @@ async def create_curative(
     )
     session.add(intervention)
     await session.flush()
+    site_ids = sorted({a.site_id for a in anomalies.values()})
     await repo.add_links(session, intervention, "anomaly_ids", body.anomaly_ids)
-    await repo.add_links(
-        session, intervention, "site_ids", sorted({a.site_id for a in anomalies.values()})
-    )
+    await repo.add_links(session, intervention, "site_ids", site_ids)
     # Guarded by status so that two curatives racing for one anomaly cannot both take it.
     taken = await session.execute(
         update(Anomaly)
@@ -144,7 +157,8 @@ async def create_curative(
     )
     if taken.rowcount != len(anomalies):  # type: ignore[attr-defined]
         raise Conflict("Another intervention took one of these anomalies; try again.")
-    return await _created(session, caller, intervention)
+    link_sets = _link_sets(anomaly_ids=body.anomaly_ids, site_ids=site_ids)
+    return await _created(session, caller, intervention, link_sets, assignment.known_users())
 
 
 async def create_unplanned(
@@ -200,11 +214,13 @@ async def create_unplanned(
     await session.flush()
     await repo.add_links(session, intervention, "site_ids", body.site_ids)
     await repo.add_links(session, intervention, "rule_ids", body.rule_ids)
-    await repo.add_links(
-        session, intervention, "site_rule_ids", sorted(sr.id for sr in pairs.values())
-    )
+    site_rule_ids = sorted(sr.id for sr in pairs.values())
+    await repo.add_links(session, intervention, "site_rule_ids", site_rule_ids)
     await onsite.notify_executed(session, intervention)
-    read = await _created(session, caller, intervention)
+    link_sets = _link_sets(
+        site_ids=body.site_ids, rule_ids=body.rule_ids, site_rule_ids=site_rule_ids
+    )
+    read = await _created(session, caller, intervention, link_sets)
     return read, storage_backend.presign_put(signature, base_url)
 
 
@@ -241,20 +257,23 @@ async def create_from_routine(
     )
     session.add(intervention)
     await session.flush()
-    await _link_site_rules(session, intervention, site_rules)
-    return await _created(session, caller, intervention)
+    link_sets = {**repo.no_links(), **await _link_site_rules(session, intervention, site_rules)}
+    return await _created(session, caller, intervention, link_sets)
 
 
 async def _link_site_rules(
     session: AsyncSession, intervention: Intervention, site_rules: Sequence[SiteRule]
-) -> None:
-    await repo.replace_links(session, intervention, "site_rule_ids", [sr.id for sr in site_rules])
-    await repo.replace_links(
-        session, intervention, "site_ids", sorted({sr.site_id for sr in site_rules})
-    )
-    await repo.replace_links(
-        session, intervention, "rule_ids", sorted({sr.rule_id for sr in site_rules})
-    )
+) -> dict[str, list[int]]:
+    """Link the site rules, their sites and their rules instead of the current ones; returns
+    the three link sets as ``repo.links`` would."""
+    link_sets = {
+        "site_rule_ids": sorted({sr.id for sr in site_rules}),
+        "site_ids": sorted({sr.site_id for sr in site_rules}),
+        "rule_ids": sorted({sr.rule_id for sr in site_rules}),
+    }
+    for member, ids in link_sets.items():
+        await repo.replace_links(session, intervention, member, ids)
+    return link_sets
 
 
 async def _require_training_rule(session: AsyncSession, caller: Caller, rule_id: int) -> Rule:
@@ -292,7 +311,8 @@ async def create_training(
     await session.flush()
     await repo.add_links(session, intervention, "rule_ids", [body.rule_id])
     await repo.add_links(session, intervention, "site_ids", body.site_ids)
-    return await _created(session, caller, intervention)
+    link_sets = _link_sets(rule_ids=[body.rule_id], site_ids=body.site_ids)
+    return await _created(session, caller, intervention, link_sets, assignment.known_users())
 
 
 class ChangeSet:
@@ -381,6 +401,8 @@ async def _finish_update(
     intervention: Intervention,
     changes: ChangeSet,
     action: str,
+    link_sets: dict[str, list[int]] | None,
+    known_users: dict[int, int] | None = None,
 ) -> InterventionRead:
     if changes.changes:
         intervention.updated_at = utcnow()
@@ -388,7 +410,7 @@ async def _finish_update(
             session, intervention, user_id=caller.user_id, action=action, changes=changes.changes
         )
     await session.flush()
-    return await repo.read_one(session, intervention)
+    return await repo.read_one(session, intervention, link_sets, known_users)
 
 
 async def update_preventive(
@@ -400,6 +422,7 @@ async def update_preventive(
     )
     ensure(Action.UPDATE, intervention.status, intervention.type)
     changes = ChangeSet(intervention)
+    link_sets: dict[str, list[int]] | None = None
     if body.site_rule_ids is not None:
         found = await refs.require_all(
             session,
@@ -409,12 +432,15 @@ async def update_preventive(
             field="siteRuleIds",
             label="site rule",
         )
-        before = (await repo.links(session, [intervention.id]))[intervention.id]["site_rule_ids"]
-        changes.links("siteRuleIds", before, body.site_rule_ids)
-        await _link_site_rules(session, intervention, [found[i] for i in body.site_rule_ids])
+        before = (await repo.links(session, [intervention.id]))[intervention.id]
+        changes.links("siteRuleIds", before["site_rule_ids"], body.site_rule_ids)
+        chosen = [found[i] for i in body.site_rule_ids]
+        link_sets = {**before, **await _link_site_rules(session, intervention, chosen)}
     previous, current = await _apply_common(session, caller, intervention, body, changes)
     await messaging.queue_assignee_emails(session, intervention, body, previous, current)
-    return await _finish_update(session, caller, intervention, changes, "update")
+    return await _finish_update(
+        session, caller, intervention, changes, "update", link_sets, current.known_users()
+    )
 
 
 async def update_training(
@@ -432,9 +458,6 @@ async def update_training(
     changes = ChangeSet(intervention)
     if body.rule_id is not None:
         await _require_training_rule(session, caller, body.rule_id)
-        before = (await repo.links(session, [intervention.id]))[intervention.id]
-        changes.links("ruleIds", before["rule_ids"], [body.rule_id])
-        await repo.replace_links(session, intervention, "rule_ids", [body.rule_id])
     elif "rule_id" in body.model_fields_set:
         raise BadRequest(
             "ruleId cannot be null.", errors=[{"field": "ruleId", "message": "Cannot be null."}]
@@ -443,15 +466,25 @@ async def update_training(
         await refs.require_all(
             session, Site, caller.organization_id, body.site_ids, field="siteIds", label="site"
         )
-        before = (await repo.links(session, [intervention.id]))[intervention.id]
-        changes.links("siteIds", before["site_ids"], body.site_ids)
-        await repo.replace_links(session, intervention, "site_ids", body.site_ids)
     elif "site_ids" in body.model_fields_set:
         raise BadRequest(
             "siteIds cannot be null.", errors=[{"field": "siteIds", "message": "Cannot be null."}]
         )
+    link_sets: dict[str, list[int]] | None = None
+    if body.rule_id is not None or body.site_ids is not None:
+        link_sets = (await repo.links(session, [intervention.id]))[intervention.id]
+        for member, label, ids in (
+            ("rule_ids", "ruleIds", None if body.rule_id is None else [body.rule_id]),
+            ("site_ids", "siteIds", body.site_ids),
+        ):
+            if ids is not None:
+                changes.links(label, link_sets[member], ids)
+                await repo.replace_links(session, intervention, member, ids)
+                link_sets[member] = sorted(set(ids))
+    known_users: dict[int, int] = {}
     if edits:
-        await _apply_common(session, caller, intervention, body, changes)
+        _, current = await _apply_common(session, caller, intervention, body, changes)
+        known_users = current.known_users()
     action = "update"
     if body.validate_intervention:
         now = utcnow()
@@ -462,7 +495,9 @@ async def update_training(
             changes.set("actual_start", intervention.scheduled_start)
             changes.set("actual_end", intervention.scheduled_end)
         action = "validate"
-    return await _finish_update(session, caller, intervention, changes, action)
+    return await _finish_update(
+        session, caller, intervention, changes, action, link_sets, known_users
+    )
 
 
 async def verify(
@@ -481,24 +516,26 @@ async def verify(
         )
     now = utcnow()
     new_status = status_after_decision(body.decision)
+    values = {
+        "status": new_status,
+        "verified_by_user_id": caller.user_id,
+        "verified_at": now,
+        "decision_comment": body.decision_comment,
+        "updated_at": now,
+    }
     # Conditional on the status we read: on databases where the row lock above is a no-op
     # (SQLite, serialised by BEGIN IMMEDIATE instead) this is what makes the winner unique.
     result = await session.execute(
         update(Intervention)
         .where(Intervention.id == intervention.id, Intervention.status == Status.TO_VERIFY)
-        .values(
-            status=new_status,
-            verified_by_user_id=caller.user_id,
-            verified_at=now,
-            decision_comment=body.decision_comment,
-            updated_at=now,
-        )
+        .values(values)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict("The intervention was verified by someone else meanwhile.")
     before = intervention.status
-    await session.refresh(intervention)
+    for key, value in values.items():  # what the row now holds, without reading it back
+        set_committed_value(intervention, key, value)
     if intervention.type == Kind.CURATIVE:
         await _settle_anomalies(
             session, caller, intervention, accepted=body.decision == int(Decision.ACCEPT), now=now

@@ -6,8 +6,9 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Row, Select, delete, func, insert, select, update
+from sqlalchemy import Row, Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.util import identity_key
 
 from interventions.auth.models import Profile, User
 from interventions.errors import NotFound, Unprocessable
@@ -28,6 +29,24 @@ def unprocessable_ids(field: str, label: str, missing: Iterable[int]) -> Unproce
     )
 
 
+_EXISTING: dict[tuple[Any, bool], Select[Any]] = {}
+
+
+def _existing_statement(model: Any, active: bool) -> Select[Any]:
+    """Built once per model (hot: every write checks its ids with it)."""
+    key = (model, active)
+    stmt = _EXISTING.get(key)
+    if stmt is None:
+        stmt = select(model).where(
+            model.organization_id == bindparam("organization_id"),
+            model.id.in_(bindparam("ids", expanding=True)),
+        )
+        if active and hasattr(model, "archived_at"):
+            stmt = stmt.where(model.archived_at.is_(None))
+        _EXISTING[key] = stmt
+    return stmt
+
+
 async def existing(
     session: AsyncSession,
     model: Any,
@@ -39,10 +58,11 @@ async def existing(
     """The rows of ``model`` among ``ids`` that belong to the organisation (not archived)."""
     if not ids:
         return {}
-    stmt = select(model).where(model.organization_id == organization_id, model.id.in_(ids))
-    if active and hasattr(model, "archived_at"):
-        stmt = stmt.where(model.archived_at.is_(None))
-    return {row.id: row for row in (await session.execute(stmt)).scalars()}
+    rows = await session.execute(
+        _existing_statement(model, active),
+        {"organization_id": organization_id, "ids": list(dict.fromkeys(ids))},
+    )
+    return {row.id: row for row in rows.scalars()}
 
 
 async def require_all(
@@ -62,18 +82,18 @@ async def require_all(
     return found
 
 
+_PROFILE = select(Profile).where(
+    Profile.id == bindparam("id"),
+    Profile.organization_id == bindparam("organization_id"),
+    Profile.archived_at.is_(None),
+)
+
+
 async def require_profile(
     session: AsyncSession, organization_id: int, profile_id: int, *, field: str
 ) -> Profile:
-    profile = (
-        await session.execute(
-            select(Profile).where(
-                Profile.id == profile_id,
-                Profile.organization_id == organization_id,
-                Profile.archived_at.is_(None),
-            )
-        )
-    ).scalar_one_or_none()
+    params = {"id": profile_id, "organization_id": organization_id}
+    profile = (await session.execute(_PROFILE, params)).scalar_one_or_none()
     if profile is None:
         raise unprocessable_ids(field, "profile", [profile_id])
     return profile
@@ -82,6 +102,15 @@ async def require_profile(
 async def require_contact(
     session: AsyncSession, organization_id: int, contact_id: int, *, field: str
 ) -> CompanyContact:
+    # A contact this transaction has already read (an intervention's current one) is not
+    # read again; the same checks apply to it.
+    loaded = session.identity_map.get(identity_key(CompanyContact, contact_id))
+    if (
+        isinstance(loaded, CompanyContact)
+        and loaded.organization_id == organization_id
+        and loaded.archived_at is None
+    ):
+        return loaded
     found = await require_all(
         session, CompanyContact, organization_id, [contact_id], field=field, label="company contact"
     )
@@ -89,20 +118,24 @@ async def require_contact(
     return contact
 
 
+_SITE_RULES_BETWEEN = select(SiteRule).where(
+    SiteRule.organization_id == bindparam("organization_id"),
+    SiteRule.archived_at.is_(None),
+    SiteRule.site_id.in_(bindparam("site_ids", expanding=True)),
+    SiteRule.rule_id.in_(bindparam("rule_ids", expanding=True)),
+)
+
+
 async def site_rules_between(
     session: AsyncSession, organization_id: int, site_ids: Sequence[int], rule_ids: Sequence[int]
 ) -> dict[tuple[int, int], SiteRule]:
     """The organisation's site rules of any of ``site_ids`` with any of ``rule_ids``."""
-    rows = (
-        await session.execute(
-            select(SiteRule).where(
-                SiteRule.organization_id == organization_id,
-                SiteRule.archived_at.is_(None),
-                SiteRule.site_id.in_(site_ids),
-                SiteRule.rule_id.in_(rule_ids),
-            )
-        )
-    ).scalars()
+    params = {
+        "organization_id": organization_id,
+        "site_ids": list(dict.fromkeys(site_ids)),
+        "rule_ids": list(dict.fromkeys(rule_ids)),
+    }
+    rows = (await session.execute(_SITE_RULES_BETWEEN, params)).scalars()
     return {(r.site_id, r.rule_id): r for r in rows}
 
 

@@ -1,0 +1,66 @@
+"""A quick look while changing src/: one server, a few scenarios, CPU per request.
+
+``python -m bench.quick --scenarios get,curative --duration 5`` starts the service (one
+worker by default) on the generated database, logs in, runs each scenario once with wrk
+and prints throughput, p50/p99 and the server's **CPU milliseconds per request**. That last
+figure barely moves when something else uses the machine, so it is the one to watch while
+iterating; the full comparison with the floor stays ``bench/run``. ``--target floor`` runs
+the floor instead. Nothing is written to ``bench/results/`` except raw wrk outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import asyncpg
+
+from bench import config, harness, pools
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", default="small")
+    parser.add_argument("--scenarios", default="get,curative,preventive,mixed")
+    parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--target", choices=("service", "floor"), default="service")
+    args = parser.parse_args()
+    options = harness.parse(
+        [
+            "--scale",
+            args.scale,
+            "--duration",
+            str(args.duration),
+            "--scenarios",
+            args.scenarios,
+            "--workers",
+            str(args.workers),
+            "--quiet-budget",
+            "0",
+        ]
+    )
+    bench = harness.Bench(options)
+    scale = options.scale
+    config.RAW_DIR.mkdir(parents=True, exist_ok=True)
+    bench.conn = bench.sync(asyncpg.connect(config.database_url(scale)))
+    try:
+        with harness.running(harness.service_server(scale, 1, options.port)) as server:
+            sessions = harness.login(server.url, scale)
+        bench.pools = bench.sync(pools.build(bench.conn, sessions))
+        pools.write_lua(bench.pools, bench.data_file)
+        make = harness.service_server if args.target == "service" else harness.floor_server
+        port = options.port if args.target == "service" else options.port + 1
+        bench.target(make(scale, args.workers, port), args.target, args.workers)
+    finally:
+        bench.sync(bench.conn.close())
+    print(f"{'scenario':12} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11}")
+    for run in bench.runs:
+        cpu = run["cpu_cores"]["server"] / max(run["rps"], 1e-9) * 1000
+        print(
+            f"{run['scenario']:12} {run['rps']:8.1f} {run['p50_ms']:8.1f} {run['p99_ms']:8.1f}"
+            f" {cpu:11.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
