@@ -16,6 +16,7 @@ Served the same way as the service: ``python -m uvicorn bench.floor:app --worker
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -413,14 +414,17 @@ class Floor:
     async def handle(
         self, request: Request, write: bool, work: Callable[..., Any], status: int = 200
     ) -> Response:
-        """Tokens, then caller and ``work`` in one transaction; errors as problem details."""
+        """Tokens, then caller and ``work`` in one transaction (reads: in autocommit, as the
+        service on PostgreSQL); errors as problem details."""
         try:
             user_id, session_id = self.identity(request)
             body = json.loads(await request.body()) if write else None
             assert self.pool is not None
-            async with self.pool.acquire() as conn, conn.transaction():
-                caller = await self.caller(conn, user_id, session_id, write=write)
-                result = await work(conn, caller, body)
+            async with self.pool.acquire() as conn:
+                transaction = conn.transaction() if write else contextlib.nullcontext()
+                async with transaction:
+                    caller = await self.caller(conn, user_id, session_id, write=write)
+                    result = await work(conn, caller, body)
             return answer(status, result)
         except Problem as error:
             return problem(error, request.url.path)
@@ -746,6 +750,15 @@ class Floor:
         creation = body.get("creationStatus", row["creation_status"])
         status = {0: 1, 1: 2, 2: 4}[creation]
         now = dt.datetime.now(dt.UTC)
+        # The service writes the history entry, then flushes the intervention's changes.
+        await self.history(
+            conn,
+            org,
+            iid,
+            user,
+            "update",
+            {"scheduledStart": {"from": iso(row["scheduled_start"]), "to": iso(start)}},
+        )
         updated = await conn.fetchrow(
             "UPDATE interventions SET status = $2, creation_status = $3, description = $4, "
             "scheduled_start = $5, scheduled_end = $6, assigned_profile_id = $7, "
@@ -761,14 +774,6 @@ class Floor:
             contact,
             company,
             now,
-        )
-        await self.history(
-            conn,
-            org,
-            iid,
-            user,
-            "update",
-            {"scheduledStart": {"from": iso(row["scheduled_start"]), "to": iso(start)}},
         )
         assigned = updated["assigned_profile_id"]
         if assigned is not None and assigned_user is None:
@@ -853,20 +858,16 @@ class Floor:
             now = dt.datetime.now(dt.UTC)
             notification = body.get("notificationId")
             if notification is not None:
-                mine = await conn.fetchval(
-                    "SELECT id FROM notifications WHERE id = $1 AND organization_id = $2 "
-                    "AND user_id = $3",
+                marked = await conn.execute(
+                    "UPDATE notifications SET read_at = coalesce(read_at, $4) WHERE id = $1 "
+                    "AND organization_id = $2 AND user_id = $3",
                     notification,
                     org,
                     user,
-                )
-                if mine is None:
-                    raise Problem(422, "Unknown notification.")
-                await conn.execute(
-                    "UPDATE notifications SET read_at = $2 WHERE id = $1 AND read_at IS NULL",
-                    notification,
                     now,
                 )
+                if marked != "UPDATE 1":
+                    raise Problem(422, "Unknown notification.")
             status = 5 if body["decision"] == 1 else 6
             done = await conn.execute(
                 "UPDATE interventions SET status = $2, verified_by_user_id = $3, "
@@ -888,10 +889,10 @@ class Floor:
                 "decision_comment": body["decisionComment"],
                 "updated_at": now,
             }
-            data = await self.read(conn, row)
             await self.history(
                 conn, org, iid, user, "verify", {"status": {"from": 4, "to": status}}
             )
+            data = await self.read(conn, row)
             if row["provider_email"]:
                 verdict = "accepted" if status == 5 else "rejected"
                 await conn.fetchval(

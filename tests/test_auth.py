@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -538,3 +540,22 @@ async def test_me_returns_the_caller(
     assert data["organizationId"] == org.id
     assert data["role"] == role
     assert data["email"] == member.email
+
+
+async def test_a_verified_token_still_expires() -> None:
+    """Signatures are verified once per token and cached; the expiry is checked at each use."""
+    secret = "s" * 32
+    now = utcnow()
+    token = tokens.issue_access(secret, user_id=7, session_id="sid", now=now, ttl=2)
+    assert tokens.access_identity(tokens.decode(token, secret, "access")) == (7, "sid")
+    # The cached verification of this very token must not outlive its expiry.
+    await asyncio.sleep(int(now.timestamp()) + 2 - time.time() + 0.05)
+    with pytest.raises(tokens.InvalidToken, match="expired"):
+        tokens.decode(token, secret, "access")
+    # Neither may it serve another secret, or another kind of token.
+    with pytest.raises(tokens.InvalidToken):
+        tokens.decode(token, "t" * 32, "access")
+    fresh = tokens.issue_access(secret, user_id=7, session_id="sid", now=utcnow(), ttl=60)
+    tokens.decode(fresh, secret, "access")
+    with pytest.raises(tokens.InvalidToken, match="session token is invalid"):
+        tokens.decode(fresh, secret, "session")

@@ -356,3 +356,66 @@ async def test_004_verify(client: httpx.AsyncClient, factory: Any) -> None:
     )
     assert again.status_code == 409
     assert again.headers["content-type"] == "application/problem+json"
+
+
+async def test_verify_with_a_notification_already_read_keeps_its_first_read_time(
+    client: httpx.AsyncClient, factory: Any
+) -> None:
+    org: Org = await factory.org()
+    ids = []
+    for _ in range(2):
+        created = await client.post(
+            "/interventions/v2/mb/preventive/unplanned",
+            json={
+                "companyId": org.company_ids[0],
+                "siteIds": [org.site_ids[0]],
+                "ruleIds": [org.rule_ids[0]],
+                "signature": {"name": "s.png", "mimeType": "image/png", "size": 10},
+                "provider": {"firstName": "Ann", "lastName": "Lee"},
+            },
+            headers=org.admin.headers,
+        )
+        assert created.status_code == 201, created.text
+        ids.append(created.json()["data"]["id"])
+    notes = (await client.get("/notifications/v1/rs", headers=org.manager.headers)).json()["data"]
+    note = notes[-1]["id"]
+    first_read = None
+    for intervention_id in ids:
+        r = await client.patch(
+            f"/interventions/v2/rs/{intervention_id}/verify",
+            json={"decision": 1, "decisionComment": "ok", "notificationId": note},
+            headers=org.manager.headers,
+        )
+        assert r.status_code == 200, r.text
+        notes = (await client.get("/notifications/v1/rs", headers=org.manager.headers)).json()
+        read_at = next(n for n in notes["data"] if n["id"] == note)["readAt"]
+        assert read_at is not None
+        first_read = first_read or read_at
+        assert read_at == first_read
+    # Someone else's notification: 422, and the intervention stays to verify.
+    third = await client.post(
+        "/interventions/v2/mb/preventive/unplanned",
+        json={
+            "companyId": org.company_ids[0],
+            "siteIds": [org.site_ids[0]],
+            "ruleIds": [org.rule_ids[0]],
+            "signature": {"name": "s.png", "mimeType": "image/png", "size": 10},
+            "provider": {"firstName": "Ann", "lastName": "Lee"},
+        },
+        headers=org.admin.headers,
+    )
+    third_id = third.json()["data"]["id"]
+    admin_notes = (await client.get("/notifications/v1/rs", headers=org.admin.headers)).json()
+    r = await client.patch(
+        f"/interventions/v2/rs/{third_id}/verify",
+        json={
+            "decision": 1,
+            "decisionComment": "ok",
+            "notificationId": admin_notes["data"][0]["id"],
+        },
+        headers=org.manager.headers,
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == "notificationId"
+    still = await client.get(f"/interventions/v2/rs/{third_id}", headers=org.manager.headers)
+    assert still.json()["data"]["status"] == 4

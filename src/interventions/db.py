@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, Table, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -31,6 +31,13 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a mapped class, for statements that need none of the ORM's work."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -86,7 +93,9 @@ class Database:
 
     On SQLite a write transaction starts with ``BEGIN IMMEDIATE`` so that concurrent writers
     queue on the database lock (``busy_timeout``) instead of failing when a read lock has to
-    be upgraded; on PostgreSQL both factories are the same.
+    be upgraded, and a read transaction gives its statements one snapshot. On PostgreSQL,
+    reads run in autocommit (READ COMMITTED gives each statement its own snapshot anyway), so
+    nothing written through ``reader`` would be atomic: it is for reads only.
     """
 
     engine: AsyncEngine
@@ -121,10 +130,14 @@ def create_database(
 
     if sqlite:
         _configure_sqlite(engine)
+        read_engine = engine
         write_engine = engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
     else:
+        # Under READ COMMITTED every statement takes its own snapshot, inside a transaction
+        # or not: for reads, BEGIN and COMMIT would only add two round trips.
+        read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         write_engine = engine
-    reader = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    reader = async_sessionmaker(read_engine, expire_on_commit=False, autoflush=False)
     writer = async_sessionmaker(write_engine, expire_on_commit=False, autoflush=False)
     return Database(engine=engine, reader=reader, writer=writer, sqlite=sqlite)
 

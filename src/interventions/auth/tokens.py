@@ -8,7 +8,11 @@ the claims of the seed pages' example: ``userId``, ``sessionId``, ``iat``, ``exp
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import jwt
@@ -70,28 +74,43 @@ class InvalidToken(Exception):
     """The token is missing a claim, badly signed, of the wrong kind or expired."""
 
 
-def decode(token: str, secret: str, kind: str) -> dict[str, Any]:
+@functools.lru_cache(maxsize=4096)
+def _verified(token: str, secret: str) -> Mapping[str, Any]:
+    """Signature, structure and ``iat`` checked once per distinct token (a token that passed
+    passes again); the expiry, which changes with time, is checked at every use below.
+    Tokens that fail are never cached."""
+    claims = jwt.decode(
+        token,
+        secret,
+        algorithms=[ALGORITHM],
+        options={"require": ["exp", "iat"], "verify_exp": False},
+    )
+    return MappingProxyType(claims)
+
+
+def decode(token: str, secret: str, kind: str) -> Mapping[str, Any]:
     try:
-        claims: dict[str, Any] = jwt.decode(
-            token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "iat"]}
-        )
-    except jwt.ExpiredSignatureError as exc:
-        raise InvalidToken(f"The {kind} token has expired.") from exc
+        claims = _verified(token, secret)
     except jwt.PyJWTError as exc:
         raise InvalidToken(f"The {kind} token is invalid.") from exc
+    exp = claims["exp"]
+    if not isinstance(exp, int | float) or isinstance(exp, bool):
+        raise InvalidToken(f"The {kind} token is invalid.")
+    if exp <= time.time():  # PyJWT's rule: expired at the second named by ``exp``
+        raise InvalidToken(f"The {kind} token has expired.")
     if claims.get("typ") != kind:
         raise InvalidToken(f"The {kind} token is invalid.")
     return claims
 
 
-def access_identity(claims: dict[str, Any]) -> tuple[int, str]:
+def access_identity(claims: Mapping[str, Any]) -> tuple[int, str]:
     try:
         return int(claims["sub"]), str(claims["sid"])
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidToken("The access token is invalid.") from exc
 
 
-def session_identity(claims: dict[str, Any]) -> tuple[int, str]:
+def session_identity(claims: Mapping[str, Any]) -> tuple[int, str]:
     user_id, session_id = claims.get("userId"), claims.get("sessionId")
     if not isinstance(user_id, int) or isinstance(user_id, bool) or not isinstance(session_id, str):
         raise InvalidToken("The session token is invalid.")

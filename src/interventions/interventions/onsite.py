@@ -101,7 +101,7 @@ async def check_in(
     intervention.status = Status.IN_PROGRESS
     intervention.actual_start = now
     intervention.updated_at = now
-    repo.record_history(
+    await repo.record_history(
         session,
         intervention,
         user_id=caller.user_id,
@@ -144,7 +144,7 @@ async def execute(
     for key, value in changes.items():
         setattr(intervention, key, value)
     intervention.updated_at = now
-    repo.record_history(
+    await repo.record_history(
         session, intervention, user_id=caller.user_id, action="execute", changes=history
     )
     await session.flush()

@@ -11,7 +11,7 @@ from sqlalchemy import Select, bindparam, delete, insert, literal, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.models import Profile
-from interventions.db import utcnow
+from interventions.db import table_of, utcnow
 from interventions.errors import NotFound
 from interventions.interventions.lifecycle import Kind
 from interventions.interventions.models import (
@@ -92,15 +92,16 @@ async def add_links(
         }
         for i in dict.fromkeys(ids)
     ]
-    if rows:
-        await session.execute(insert(model), rows)
+    if rows:  # Core, not the ORM's bulk path: nothing in the session needs to know
+        await session.execute(insert(table_of(model)), rows)
 
 
 async def replace_links(
     session: AsyncSession, intervention: Intervention, member: str, ids: Sequence[int]
 ) -> None:
     model, _ = LINK_TABLES[member]
-    await session.execute(delete(model).where(model.intervention_id == intervention.id))
+    table = table_of(model)
+    await session.execute(delete(table).where(table.c.intervention_id == intervention.id))
     await add_links(session, intervention, member, ids)
 
 
@@ -256,7 +257,10 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def record_history(
+_INSERT_HISTORY = insert(table_of(InterventionHistory))
+
+
+async def record_history(
     session: AsyncSession,
     intervention: Intervention,
     *,
@@ -264,7 +268,8 @@ def record_history(
     action: str,
     changes: dict[str, tuple[Any, Any]] | dict[str, Any],
 ) -> None:
-    """Append one history entry. ``changes`` maps a member to ``(before, after)``."""
+    """Append one history entry (written now, with Core: the intervention exists already).
+    ``changes`` maps a member to ``(before, after)``."""
     payload = {
         key: (
             {"from": _jsonable(v[0]), "to": _jsonable(v[1])}
@@ -273,13 +278,14 @@ def record_history(
         )
         for key, v in changes.items()
     }
-    session.add(
-        InterventionHistory(
-            organization_id=intervention.organization_id,
-            intervention_id=intervention.id,
-            user_id=user_id,
-            action=action,
-            changes=payload,
-            created_at=utcnow(),
-        )
+    await session.execute(
+        _INSERT_HISTORY,
+        {
+            "organization_id": intervention.organization_id,
+            "intervention_id": intervention.id,
+            "user_id": user_id,
+            "action": action,
+            "changes": payload,
+            "created_at": utcnow(),
+        },
     )

@@ -13,7 +13,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from interventions.auth.dependencies import Caller
 from interventions.config import Settings
-from interventions.db import utcnow
+from interventions.db import table_of, utcnow
 from interventions.errors import BadRequest, Conflict, Unprocessable
 from interventions.interventions import messaging, onsite
 from interventions.interventions import repository as repo
@@ -104,7 +104,7 @@ async def _created(
 ) -> InterventionRead:
     """History and wire form of a new intervention, from what the caller has just written."""
     await session.flush()
-    repo.record_history(
+    await repo.record_history(
         session,
         intervention,
         user_id=caller.user_id,
@@ -150,9 +150,11 @@ async def create_curative(
     await repo.add_links(session, intervention, "anomaly_ids", body.anomaly_ids)
     await repo.add_links(session, intervention, "site_ids", site_ids)
     # Guarded by status so that two curatives racing for one anomaly cannot both take it.
+    anomalies_table = table_of(Anomaly)  # Core: the rows read above are not used again
+    anomaly = anomalies_table.c
     taken = await session.execute(
-        update(Anomaly)
-        .where(Anomaly.id.in_(body.anomaly_ids), Anomaly.status == AnomalyStatus.OPEN)
+        update(anomalies_table)
+        .where(anomaly.id.in_(body.anomaly_ids), anomaly.status == AnomalyStatus.OPEN)
         .values(status=AnomalyStatus.IN_REPAIR, updated_at=utcnow())
     )
     if taken.rowcount != len(anomalies):  # type: ignore[attr-defined]
@@ -406,7 +408,7 @@ async def _finish_update(
 ) -> InterventionRead:
     if changes.changes:
         intervention.updated_at = utcnow()
-        repo.record_history(
+        await repo.record_history(
             session, intervention, user_id=caller.user_id, action=action, changes=changes.changes
         )
     await session.flush()
@@ -543,7 +545,7 @@ async def verify(
     messaging.queue_decision_email(
         session, intervention, accepted=body.decision == int(Decision.ACCEPT)
     )
-    repo.record_history(
+    await repo.record_history(
         session,
         intervention,
         user_id=caller.user_id,
@@ -600,7 +602,7 @@ async def cancel(
     intervention.updated_at = now
     if intervention.type == Kind.CURATIVE:
         await _settle_anomalies(session, caller, intervention, accepted=False, now=now)
-    repo.record_history(
+    await repo.record_history(
         session, intervention, user_id=caller.user_id, action="cancel", changes=changes.changes
     )
     await session.flush()
@@ -612,7 +614,7 @@ async def send_information(
     """Queue an e-mail describing the intervention (dates, sites, PIN, assignee)."""
     intervention = await repo.get(session, caller.organization_id, intervention_id)
     await messaging.queue_information_email(session, intervention, str(body.email))
-    repo.record_history(
+    await repo.record_history(
         session,
         intervention,
         user_id=caller.user_id,

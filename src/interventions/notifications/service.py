@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.models import Profile
-from interventions.db import utcnow
+from interventions.db import UTCDateTime, table_of, utcnow
 from interventions.errors import Unprocessable
 from interventions.notifications.models import Notification, OutboxEmail
 
@@ -61,29 +61,40 @@ async def notify_writers(
     return len(user_ids)
 
 
+_NOTIFICATIONS = table_of(Notification)
+_MARK_READ = (
+    update(_NOTIFICATIONS)
+    .where(
+        _NOTIFICATIONS.c.id == bindparam("b_id"),
+        _NOTIFICATIONS.c.organization_id == bindparam("b_organization_id"),
+        _NOTIFICATIONS.c.user_id == bindparam("b_user_id"),
+    )
+    # Already read: stays read since the first time.
+    .values(
+        read_at=func.coalesce(_NOTIFICATIONS.c.read_at, bindparam("b_now", type_=UTCDateTime()))
+    )
+)
+
+
 async def mark_read(
     session: AsyncSession, *, organization_id: int, user_id: int, notification_id: str, field: str
 ) -> None:
-    """Mark one of the caller's notifications read; 422 when it is not the caller's."""
-    found = (
-        await session.execute(
-            select(Notification.id).where(
-                Notification.id == notification_id,
-                Notification.organization_id == organization_id,
-                Notification.user_id == user_id,
-            )
-        )
-    ).scalar_one_or_none()
-    if found is None:
+    """Mark one of the caller's notifications read (one statement); 422 when it is not the
+    caller's."""
+    result = await session.execute(
+        _MARK_READ,
+        {
+            "b_id": notification_id,
+            "b_organization_id": organization_id,
+            "b_user_id": user_id,
+            "b_now": utcnow(),
+        },
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
         raise Unprocessable(
             f"No notification {notification_id!r} for this user.",
             errors=[{"field": field, "message": "Unknown notification."}],
         )
-    await session.execute(
-        update(Notification)
-        .where(Notification.id == notification_id, Notification.read_at.is_(None))
-        .values(read_at=utcnow())
-    )
 
 
 def queue_email(
