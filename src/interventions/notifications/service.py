@@ -20,6 +20,14 @@ def new_notification_id() -> str:
     return "ntf_" + uuid.uuid4().hex
 
 
+_NOTIFICATIONS = table_of(Notification)
+_WRITERS = select(Profile.user_id).where(
+    Profile.organization_id == bindparam("organization_id"),
+    Profile.role.in_(("admin", "manager")),
+    Profile.archived_at.is_(None),
+)
+
+
 async def notify_writers(
     session: AsyncSession,
     *,
@@ -30,21 +38,13 @@ async def notify_writers(
 ) -> int:
     """One in-app notification to each admin and manager of the organisation."""
     user_ids = list(
-        (
-            await session.execute(
-                select(Profile.user_id).where(
-                    Profile.organization_id == organization_id,
-                    Profile.role.in_(("admin", "manager")),
-                    Profile.archived_at.is_(None),
-                )
-            )
-        ).scalars()
+        (await session.execute(_WRITERS, {"organization_id": organization_id})).scalars()
     )
     if not user_ids:
         return 0
     now = utcnow()
     await session.execute(
-        insert(Notification),
+        insert(_NOTIFICATIONS),
         [
             {
                 "id": new_notification_id(),
@@ -61,7 +61,6 @@ async def notify_writers(
     return len(user_ids)
 
 
-_NOTIFICATIONS = table_of(Notification)
 _MARK_READ = (
     update(_NOTIFICATIONS)
     .where(
