@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from sqlalchemy import text
 from starlette.responses import JSONResponse
 
 from interventions import __version__
+from interventions.auth.dependencies import SECURITY_SCHEMES, current_caller
 from interventions.auth.router import router as auth_router
 from interventions.config import Settings, get_settings
 from interventions.db import Database, create_database
@@ -43,6 +46,22 @@ Enums: intervention `type` 1 preventive · 2 curative · 3 training exercise;
 2 reject; `checkType` 1 planned · 2 unplanned; anomaly `status` 0 open · 1 in repair ·
 2 resolved.
 """
+
+
+def _depends_on(dependant: Dependant, call: Callable[..., Any]) -> bool:
+    return any(d.call is call or _depends_on(d, call) for d in dependant.dependencies)
+
+
+def document_security(schema: dict[str, Any], routers: Sequence[APIRouter]) -> None:
+    """Both headers, as one requirement, on every operation that authenticates its caller."""
+    schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    requirement: list[dict[str, list[str]]] = [{name: [] for name in SECURITY_SCHEMES}]
+    for router in routers:
+        for route in router.routes:
+            if isinstance(route, APIRoute) and _depends_on(route.dependant, current_caller):
+                operations = schema["paths"][route.path_format]
+                for method in route.methods or ():
+                    operations[method.lower()]["security"] = requirement
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -78,14 +97,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.storage = make_storage(settings, secret)
 
     install_handlers(app)
-    for router in (
+    routers = (
         auth_router,
         interventions_router,
         mobile_router,
         notifications_router,
         storage_router,
         *reference_routers,
-    ):
+    )
+    for router in routers:
         app.include_router(router)
 
     @app.get(
@@ -118,6 +138,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         schema = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
+        document_security(schema, routers)
         app.openapi_schema = finish_document(schema)
         return schema
 

@@ -62,13 +62,6 @@ def finish_document(schema: dict[str, Any]) -> dict[str, Any]:
     components["Problem"].pop("$defs", None)
     for path in schema.get("paths", {}).values():
         for operation in path.values():
-            # Both headers together, not either of them: one requirement object.
-            security = operation.get("security")
-            if security and len(security) > 1:
-                merged: dict[str, list[str]] = {}
-                for requirement in security:
-                    merged.update(requirement)
-                operation["security"] = [merged]
             responses = operation.get("responses", {})
             default = responses.get("422", {}).get("content", {}).get("application/json", {})
             if "HTTPValidationError" in str(default.get("schema", {})):
