@@ -480,6 +480,17 @@ class Bench:
             self.settle()
             self.sync(state.restore(self.conn, marks))
 
+    def compare(self, service: Server, floor: Server, workers: int) -> None:
+        """Both servers up (the idle one costs nothing), each scenario on the service then
+        at once on the floor: the machine's speed drifts over minutes on shared hosts, and
+        the ratio is only meaningful between runs made back to back."""
+        with running(service), running(floor):
+            self.warm(service, workers)
+            self.warm(floor, workers)
+            for name in self.options.scenarios:
+                self.runs.append(self.scenario(service, "service", workers, name))
+                self.runs.append(self.scenario(floor, "floor", workers, name))
+
     def target(self, server: Server, target: str, workers: int) -> None:
         with running(server):
             self.warm(server, workers)
@@ -511,8 +522,11 @@ class Bench:
                 statements = self.sync(measure.measure(scale, sessions))
             for workers in options.workers:
                 console.print(f"[bold]{workers} worker(s)[/bold]")
-                self.target(service_server(scale, workers, options.port), "service", workers)
-                self.target(floor_server(scale, workers, options.port + 1), "floor", workers)
+                self.compare(
+                    service_server(scale, workers, options.port),
+                    floor_server(scale, workers, options.port + 1),
+                    workers,
+                )
             counts = self.sync(self._counts())
         finally:
             self.sync(self.conn.close())

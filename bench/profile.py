@@ -70,8 +70,15 @@ def summarize(path: Path) -> dict[str, Any]:
     by_package: Counter[str] = Counter()
     layers: Counter[str] = Counter()
     total = 0
+    pending = ""
     for line in path.read_text(encoding="utf-8").splitlines():
-        stack, _, count = line.rpartition(" ")
+        # A frame name can span lines (SQLAlchemy's generated wrappers carry their source):
+        # a sample ends with its count.
+        stack, _, count = (pending + line).rpartition(" ")
+        if not count.isdigit():
+            pending += line + " "
+            continue
+        pending = ""
         if not stack:
             continue
         n = int(count)

@@ -5,12 +5,15 @@ worker by default) on the generated database, logs in, runs each scenario once w
 and prints throughput, p50/p99 and the server's **CPU milliseconds per request**. That last
 figure barely moves when something else uses the machine, so it is the one to watch while
 iterating; the full comparison with the floor stays ``bench/run``. ``--target floor`` runs
-the floor instead. Nothing is written to ``bench/results/`` except raw wrk outputs.
+the floor instead. ``--get-path /health`` sends the ``get`` scenario's load (same headers) to
+another path: what the framework costs around a trivial endpoint. Nothing is written to
+``bench/results/`` except raw wrk outputs.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 
 import asyncpg
 
@@ -24,7 +27,10 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--target", choices=("service", "floor"), default="service")
+    parser.add_argument("--get-path", help="path the get scenario requests instead")
     args = parser.parse_args()
+    if args.get_path:
+        os.environ["BENCH_GET_PATH"] = args.get_path  # read by lua/common.lua in wrk
     options = harness.parse(
         [
             "--scale",

@@ -39,7 +39,8 @@ M.consumable = { curative = true, verify = true }
 
 M.builders = {
   get = function(item)
-    return "GET", "/interventions/v2/rs/" .. item.id, nil
+    -- BENCH_GET_PATH (bench/quick.py --get-path): the same load on another GET, e.g. /health
+    return "GET", os.getenv("BENCH_GET_PATH") or ("/interventions/v2/rs/" .. item.id), nil
   end,
   curative = function(item)
     return "POST", "/interventions/v2/rs/curative", string.format(
