@@ -164,9 +164,7 @@ async def micro(scale_name: str, calls: int = 2000) -> None:
 def run(scale_name: str, patches: list[str], scenarios: str, duration: int, rounds: int) -> None:
     import json
 
-    import asyncpg
-
-    from bench import config, harness, pools
+    from bench import config, harness
 
     options = harness.parse(
         [
@@ -187,12 +185,8 @@ def run(scale_name: str, patches: list[str], scenarios: str, duration: int, roun
     variants: list[tuple[str, list[str]]] = [("baseline", [])] + [(p, [p]) for p in patches]
     if len(patches) > 1:
         variants.append(("+".join(patches), patches))
-    bench.conn = bench.sync(asyncpg.connect(config.database_url(scale)))
     try:
-        with harness.running(harness.service_server(scale, 1, options.port)) as server:
-            sessions = harness.login(server.url, scale)
-        bench.pools = bench.sync(pools.build(bench.conn, sessions))
-        pools.write_lua(bench.pools, bench.data_file)
+        bench.prepare()
         for _ in range(rounds):
             for label, chosen in variants:
                 server = harness.service_server(scale, 1, options.port)
@@ -209,7 +203,8 @@ def run(scale_name: str, patches: list[str], scenarios: str, duration: int, roun
                 server.env["PYTHONPATH"] = str(config.REPO_DIR)
                 bench.target(server, label, 1)
     finally:
-        bench.sync(bench.conn.close())
+        if bench.conn is not None:
+            bench.sync(bench.conn.close())
     saved = {
         "scale": scale.name,
         "patches": patches,

@@ -354,6 +354,19 @@ class Floor:
         return out
 
     @staticmethod
+    async def assignee(
+        conn: asyncpg.Connection, org: int, body: dict[str, Any]
+    ) -> tuple[int | None, int | None]:
+        """The body's assignee profile (422 unless the organisation's) and its user."""
+        profile = body.get("assignedProfileId", body.get("assignedUserId"))
+        if profile is None:
+            return None, None
+        found = await conn.fetchrow(PROFILE_IN_ORG, profile, org)
+        if found is None:
+            raise Problem(422, "Unknown profile.")
+        return profile, found["user_id"]
+
+    @staticmethod
     def known(**members: list[int]) -> dict[str, list[int]]:
         """All four link sets from the ids just written (the service reads none back)."""
         out: dict[str, list[int]] = {
@@ -528,13 +541,7 @@ class Floor:
             )
             if any(a["status"] != 0 for a in anomalies.values()):
                 raise Problem(422, "Some anomalies are not open.")
-            profile = body.get("assignedProfileId", body.get("assignedUserId"))
-            assigned_user = None
-            if profile is not None:
-                found = await conn.fetchrow(PROFILE_IN_ORG, profile, org)
-                if found is None:
-                    raise Problem(422, "Unknown profile.")
-                assigned_user = found["user_id"]
+            profile, assigned_user = await self.assignee(conn, org, body)
             contact_id, company = body.get("assignedCompanyContactId"), None
             if contact_id is not None:
                 contacts = await conn.fetch(CONTACT_IN_ORG, org, [contact_id])
@@ -707,13 +714,7 @@ class Floor:
         previous = None
         if row["assigned_company_contact_id"] is not None:
             previous = await conn.fetchrow(CONTACT_BY_ID, row["assigned_company_contact_id"])
-        profile = body.get("assignedProfileId", body.get("assignedUserId"))
-        assigned_user = None
-        if profile is not None:
-            found = await conn.fetchrow(PROFILE_IN_ORG, profile, org)
-            if found is None:
-                raise Problem(422, "Unknown profile.")
-            assigned_user = found["user_id"]
+        profile, assigned_user = await self.assignee(conn, org, body)
         contact_id, company = body.get("assignedCompanyContactId"), None
         if contact_id is not None:
             if (

@@ -419,6 +419,17 @@ class Bench:
     def sync(self, coroutine: Any) -> Any:
         return self.loop.run_until_complete(coroutine)
 
+    def prepare(self) -> list[pools.Session]:
+        """The snapshot connection, the load's sessions (logged in through a service started
+        for that) and the pools, written for wrk's Lua scripts."""
+        config.RAW_DIR.mkdir(parents=True, exist_ok=True)
+        self.conn = self.sync(_connect(self.scale))
+        with running(service_server(self.scale, 1, self.options.port)) as server:
+            sessions = login(server.url, self.scale)
+        self.pools = self.sync(pools.build(self.conn, sessions))
+        pools.write_lua(self.pools, self.data_file)
+        return sessions
+
     def scenario(self, server: Server, target: str, workers: int, name: str) -> dict[str, Any]:
         assert self.conn is not None
         assert self.pools is not None
@@ -508,12 +519,9 @@ class Bench:
         from interventions.migrate import upgrade
 
         upgrade(config.database_url(scale))  # no-op unless src/ gained a migration since
-        self.conn = self.sync(_connect(scale))
         try:
-            with running(service_server(scale, 1, options.port)) as server:
-                sessions = login(server.url, scale)
-            self.pools = self.sync(pools.build(self.conn, sessions))
-            pools.write_lua(self.pools, self.data_file)
+            sessions = self.prepare()
+            assert self.pools is not None
             sizes = {name: len(items) for name, items in self.pools.items.items()}
             console.print(f"pools: {sizes}")
             statements: dict[str, Any] = {}
@@ -529,7 +537,8 @@ class Bench:
                 )
             counts = self.sync(self._counts())
         finally:
-            self.sync(self.conn.close())
+            if self.conn is not None:
+                self.sync(self.conn.close())
             self.loop.close()
         return {
             "scale": scale.name,

@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 
-import asyncpg
-
-from bench import config, harness, pools
+from bench import harness
 
 
 def main() -> None:
@@ -47,18 +45,14 @@ def main() -> None:
     )
     bench = harness.Bench(options)
     scale = options.scale
-    config.RAW_DIR.mkdir(parents=True, exist_ok=True)
-    bench.conn = bench.sync(asyncpg.connect(config.database_url(scale)))
     try:
-        with harness.running(harness.service_server(scale, 1, options.port)) as server:
-            sessions = harness.login(server.url, scale)
-        bench.pools = bench.sync(pools.build(bench.conn, sessions))
-        pools.write_lua(bench.pools, bench.data_file)
+        bench.prepare()
         make = harness.service_server if args.target == "service" else harness.floor_server
         port = options.port if args.target == "service" else options.port + 1
         bench.target(make(scale, args.workers, port), args.target, args.workers)
     finally:
-        bench.sync(bench.conn.close())
+        if bench.conn is not None:
+            bench.sync(bench.conn.close())
     print(f"{'scenario':12} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11}")
     for run in bench.runs:
         cpu = run["cpu_cores"]["server"] / max(run["rps"], 1e-9) * 1000

@@ -311,8 +311,8 @@ async def test_003_update_training(client: httpx.AsyncClient, factory: Any) -> N
     assert data["creationStatus"] == 1
 
 
-async def test_004_verify(client: httpx.AsyncClient, factory: Any) -> None:
-    org: Org = await factory.org()
+async def _executed(client: httpx.AsyncClient, org: Org) -> int:
+    """An unplanned check recorded by the admin: awaiting verification, managers notified."""
     created = await client.post(
         "/interventions/v2/mb/preventive/unplanned",
         json={
@@ -325,7 +325,13 @@ async def test_004_verify(client: httpx.AsyncClient, factory: Any) -> None:
         headers=org.admin.headers,
     )
     assert created.status_code == 201, created.text
-    intervention_id = created.json()["data"]["id"]
+    intervention_id: int = created.json()["data"]["id"]
+    return intervention_id
+
+
+async def test_004_verify(client: httpx.AsyncClient, factory: Any) -> None:
+    org: Org = await factory.org()
+    intervention_id = await _executed(client, org)
     notes = (await client.get("/notifications/v1/rs", headers=org.manager.headers)).json()["data"]
     notification_id = notes[0]["id"]
     assert notes[0]["readAt"] is None
@@ -362,21 +368,7 @@ async def test_verify_with_a_notification_already_read_keeps_its_first_read_time
     client: httpx.AsyncClient, factory: Any
 ) -> None:
     org: Org = await factory.org()
-    ids = []
-    for _ in range(2):
-        created = await client.post(
-            "/interventions/v2/mb/preventive/unplanned",
-            json={
-                "companyId": org.company_ids[0],
-                "siteIds": [org.site_ids[0]],
-                "ruleIds": [org.rule_ids[0]],
-                "signature": {"name": "s.png", "mimeType": "image/png", "size": 10},
-                "provider": {"firstName": "Ann", "lastName": "Lee"},
-            },
-            headers=org.admin.headers,
-        )
-        assert created.status_code == 201, created.text
-        ids.append(created.json()["data"]["id"])
+    ids = [await _executed(client, org) for _ in range(2)]
     notes = (await client.get("/notifications/v1/rs", headers=org.manager.headers)).json()["data"]
     note = notes[-1]["id"]
     first_read = None
@@ -393,18 +385,7 @@ async def test_verify_with_a_notification_already_read_keeps_its_first_read_time
         first_read = first_read or read_at
         assert read_at == first_read
     # Someone else's notification: 422, and the intervention stays to verify.
-    third = await client.post(
-        "/interventions/v2/mb/preventive/unplanned",
-        json={
-            "companyId": org.company_ids[0],
-            "siteIds": [org.site_ids[0]],
-            "ruleIds": [org.rule_ids[0]],
-            "signature": {"name": "s.png", "mimeType": "image/png", "size": 10},
-            "provider": {"firstName": "Ann", "lastName": "Lee"},
-        },
-        headers=org.admin.headers,
-    )
-    third_id = third.json()["data"]["id"]
+    third_id = await _executed(client, org)
     admin_notes = (await client.get("/notifications/v1/rs", headers=org.admin.headers)).json()
     r = await client.patch(
         f"/interventions/v2/rs/{third_id}/verify",
