@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, Table, event
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import CursorResult, Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.base import Executable
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -66,6 +67,17 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if parsed.tzinfo is None:
             return parsed.replace(tzinfo=dt.UTC)
         return parsed.astimezone(dt.UTC)
+
+
+async def execute_core(
+    session: AsyncSession, statement: Executable, params: Any = None
+) -> CursorResult[*tuple[Any, ...]]:
+    """Run a Core statement (tables and columns in, plain rows out) on the session's own
+    connection, in its transaction. Going through ``session.execute`` costs ~0.1 ms more per
+    statement for the ORM's execution path, which such a statement does not use (sessions
+    here never autoflush, so nothing pending is skipped)."""
+    connection = await session.connection()
+    return await connection.execute(statement, params)
 
 
 def utcnow() -> dt.datetime:

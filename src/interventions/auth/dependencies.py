@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth import tokens
 from interventions.auth.models import AuthSession, Profile, User
-from interventions.db import RequestSession, utcnow
+from interventions.db import RequestSession, execute_core, utcnow
 from interventions.errors import Forbidden, Unauthorized
 
 WRITER_ROLES = frozenset({"admin", "manager"})
@@ -71,7 +71,7 @@ async def resolve_caller(
     )
     if (user_id, session_id) != (s_user_id, s_session_id):
         raise Unauthorized("The access token and the session token do not belong together.")
-    row = (await session.execute(_SESSION, {"session_id": session_id})).one_or_none()
+    row = (await execute_core(session, _SESSION, {"session_id": session_id})).one_or_none()
     if row is None:
         raise Unauthorized("The session does not exist.")
     if row.user_id != user_id:

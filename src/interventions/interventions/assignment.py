@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.dependencies import Caller
 from interventions.auth.models import Profile, User
+from interventions.db import execute_core
 from interventions.interventions.models import Intervention
 from interventions.interventions.schemas import AssigneeFields
 from interventions.references import repository as refs
@@ -83,7 +84,7 @@ async def addresses(session: AsyncSession, *assignments: Assignment) -> list[lis
     profile_ids = sorted({a.profile_id for a in assignments if a.profile_id is not None})
     users: dict[int, tuple[str, str]] = {}
     if profile_ids:
-        for row in await session.execute(_PROFILE_ADDRESSES, {"ids": profile_ids}):
+        for row in await execute_core(session, _PROFILE_ADDRESSES, {"ids": profile_ids}):
             name = " ".join(p for p in (row.first_name, row.last_name) if p) or row.email
             users[row.id] = (row.email, name)
     out: list[list[tuple[str, str]]] = []

@@ -11,7 +11,7 @@ from sqlalchemy import Select, bindparam, delete, insert, literal, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.models import Profile
-from interventions.db import table_of, utcnow
+from interventions.db import execute_core, table_of, utcnow
 from interventions.errors import NotFound
 from interventions.interventions.lifecycle import Kind
 from interventions.interventions.models import (
@@ -93,7 +93,7 @@ async def add_links(
         for i in dict.fromkeys(ids)
     ]
     if rows:  # Core, not the ORM's bulk path: nothing in the session needs to know
-        await session.execute(insert(table_of(model)), rows)
+        await execute_core(session, insert(table_of(model)), rows)
 
 
 async def replace_links(
@@ -101,7 +101,7 @@ async def replace_links(
 ) -> None:
     model, _ = LINK_TABLES[member]
     table = table_of(model)
-    await session.execute(delete(table).where(table.c.intervention_id == intervention.id))
+    await execute_core(session, delete(table).where(table.c.intervention_id == intervention.id))
     await add_links(session, intervention, member, ids)
 
 
@@ -125,7 +125,7 @@ async def links(
     out: dict[int, dict[str, list[int]]] = defaultdict(no_links)
     if not intervention_ids:
         return out
-    rows = (await session.execute(_LINKS, {"ids": list(intervention_ids)})).all()
+    rows = (await execute_core(session, _LINKS, {"ids": list(intervention_ids)})).all()
     for member, intervention_id, ref in rows:
         out[intervention_id][member].append(ref)
     for value in out.values():
@@ -138,7 +138,7 @@ async def profile_users(session: AsyncSession, profile_ids: Iterable[int | None]
     wanted = sorted({p for p in profile_ids if p is not None})
     if not wanted:
         return {}
-    rows = await session.execute(_PROFILE_USERS, {"ids": wanted})
+    rows = await execute_core(session, _PROFILE_USERS, {"ids": wanted})
     return {pid: uid for pid, uid in rows.all()}
 
 
@@ -278,7 +278,8 @@ async def record_history(
         )
         for key, v in changes.items()
     }
-    await session.execute(
+    await execute_core(
+        session,
         _INSERT_HISTORY,
         {
             "organization_id": intervention.organization_id,

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.dependencies import Caller
 from interventions.auth.models import Profile
+from interventions.db import execute_core
 from interventions.errors import NotFound
 from interventions.interventions import repository as repo
 from interventions.interventions.lifecycle import Action, allows
@@ -248,8 +249,8 @@ _HISTORY = (
 async def detail(session: AsyncSession, caller: Caller, intervention_id: int) -> InterventionDetail:
     """One intervention with its sites, site rules, rules, anomalies, history and actions."""
     row = (
-        await session.execute(
-            _DETAIL, {"organization_id": caller.organization_id, "id": intervention_id}
+        await execute_core(
+            session, _DETAIL, {"organization_id": caller.organization_id, "id": intervention_id}
         )
     ).one_or_none()
     if row is None:
@@ -260,7 +261,7 @@ async def detail(session: AsyncSession, caller: Caller, intervention_id: int) ->
     rule_ids: list[int] = []
     anomalies: list[AnomalySummary] = []
     for member, id_, a, b, c, label in (
-        await session.execute(_LINKED, {"id": intervention_id})
+        await execute_core(session, _LINKED, {"id": intervention_id})
     ).all():
         if member == "site":
             sites.append(SiteSummary(id=id_, name=label))
@@ -272,7 +273,7 @@ async def detail(session: AsyncSession, caller: Caller, intervention_id: int) ->
             if member == "rule":
                 rule_ids.append(id_)
             rules[id_] = RuleSummary(id=id_, name=label, type=a)
-    history = (await session.execute(_HISTORY, {"id": intervention_id})).all()
+    history = (await execute_core(session, _HISTORY, {"id": intervention_id})).all()
     link_sets = {
         "site_ids": sorted(s.id for s in sites),
         "site_rule_ids": sorted(s.id for s in site_rules),

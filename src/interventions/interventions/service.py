@@ -13,7 +13,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from interventions.auth.dependencies import Caller
 from interventions.config import Settings
-from interventions.db import table_of, utcnow
+from interventions.db import execute_core, table_of, utcnow
 from interventions.errors import BadRequest, Conflict, Unprocessable
 from interventions.interventions import messaging, onsite
 from interventions.interventions import repository as repo
@@ -152,12 +152,13 @@ async def create_curative(
     # Guarded by status so that two curatives racing for one anomaly cannot both take it.
     anomalies_table = table_of(Anomaly)  # Core: the rows read above are not used again
     anomaly = anomalies_table.c
-    taken = await session.execute(
+    taken = await execute_core(
+        session,
         update(anomalies_table)
         .where(anomaly.id.in_(body.anomaly_ids), anomaly.status == AnomalyStatus.OPEN)
-        .values(status=AnomalyStatus.IN_REPAIR, updated_at=utcnow())
+        .values(status=AnomalyStatus.IN_REPAIR, updated_at=utcnow()),
     )
-    if taken.rowcount != len(anomalies):  # type: ignore[attr-defined]
+    if taken.rowcount != len(anomalies):
         raise Conflict("Another intervention took one of these anomalies; try again.")
     link_sets = _link_sets(anomaly_ids=body.anomaly_ids, site_ids=site_ids)
     return await _created(session, caller, intervention, link_sets, assignment.known_users())
@@ -527,13 +528,14 @@ async def verify(
     }
     # Conditional on the status we read: on databases where the row lock above is a no-op
     # (SQLite, serialised by BEGIN IMMEDIATE instead) this is what makes the winner unique.
-    result = await session.execute(
-        update(Intervention)
-        .where(Intervention.id == intervention.id, Intervention.status == Status.TO_VERIFY)
-        .values(values)
-        .execution_options(synchronize_session=False)
+    interventions = table_of(Intervention).c
+    result = await execute_core(
+        session,
+        update(table_of(Intervention))
+        .where(interventions.id == intervention.id, interventions.status == Status.TO_VERIFY)
+        .values(values),
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if result.rowcount != 1:
         raise Conflict("The intervention was verified by someone else meanwhile.")
     before = intervention.status
     for key, value in values.items():  # what the row now holds, without reading it back
@@ -579,11 +581,12 @@ async def _settle_anomalies(
         if accepted
         else {"status": AnomalyStatus.OPEN}
     )
-    await session.execute(
-        update(Anomaly)
-        .where(Anomaly.id.in_(linked), Anomaly.status == AnomalyStatus.IN_REPAIR)
-        .values(updated_at=now, **values)
-        .execution_options(synchronize_session=False)
+    anomalies = table_of(Anomaly)
+    await execute_core(
+        session,
+        update(anomalies)
+        .where(anomalies.c.id.in_(linked), anomalies.c.status == AnomalyStatus.IN_REPAIR)
+        .values(updated_at=now, **values),
     )
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.models import Profile
-from interventions.db import UTCDateTime, table_of, utcnow
+from interventions.db import UTCDateTime, execute_core, table_of, utcnow
 from interventions.errors import Unprocessable
 from interventions.notifications.models import Notification, OutboxEmail
 
@@ -38,12 +38,13 @@ async def notify_writers(
 ) -> int:
     """One in-app notification to each admin and manager of the organisation."""
     user_ids = list(
-        (await session.execute(_WRITERS, {"organization_id": organization_id})).scalars()
+        (await execute_core(session, _WRITERS, {"organization_id": organization_id})).scalars()
     )
     if not user_ids:
         return 0
     now = utcnow()
-    await session.execute(
+    await execute_core(
+        session,
         insert(_NOTIFICATIONS),
         [
             {
@@ -80,7 +81,8 @@ async def mark_read(
 ) -> None:
     """Mark one of the caller's notifications read (one statement); 422 when it is not the
     caller's."""
-    result = await session.execute(
+    result = await execute_core(
+        session,
         _MARK_READ,
         {
             "b_id": notification_id,
@@ -89,7 +91,7 @@ async def mark_read(
             "b_now": utcnow(),
         },
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if result.rowcount != 1:
         raise Unprocessable(
             f"No notification {notification_id!r} for this user.",
             errors=[{"field": field, "message": "Unknown notification."}],
