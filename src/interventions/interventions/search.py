@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -25,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.dependencies import Caller
 from interventions.auth.models import Profile
-from interventions.db import execute_core
+from interventions.db import execute_core, table_of
 from interventions.errors import NotFound
 from interventions.interventions import repository as repo
 from interventions.interventions.lifecycle import Action, allows
@@ -184,7 +185,7 @@ def actions_for(status: int, kind: int, caller: Caller) -> ActionsRead:
 # The detailed read is three statements after authentication, each built once: the
 # intervention with its assignee's user, everything it links to, and its history.
 _DETAIL = (
-    select(*Intervention.__table__.c, Profile.user_id.label("assigned_user_id"))
+    select(*table_of(Intervention).c, Profile.user_id.label("assigned_user_id"))
     .outerjoin(Profile, Profile.id == Intervention.assigned_profile_id)
     .where(
         Intervention.organization_id == bindparam("organization_id"),
@@ -274,19 +275,23 @@ async def detail(session: AsyncSession, caller: Caller, intervention_id: int) ->
                 rule_ids.append(id_)
             rules[id_] = RuleSummary(id=id_, name=label, type=a)
     history = (await execute_core(session, _HISTORY, {"id": intervention_id})).all()
+    by_id = attrgetter("id")
+    sites.sort(key=by_id)
+    site_rules.sort(key=by_id)
+    anomalies.sort(key=by_id)
     link_sets = {
-        "site_ids": sorted(s.id for s in sites),
-        "site_rule_ids": sorted(s.id for s in site_rules),
+        "site_ids": [s.id for s in sites],
+        "site_rule_ids": [s.id for s in site_rules],
         "rule_ids": sorted(rule_ids),
-        "anomaly_ids": sorted(a.id for a in anomalies),
+        "anomaly_ids": [a.id for a in anomalies],
     }
     fields = repo.read_fields(row, link_sets, row.assigned_user_id)
     return InterventionDetail(
         **fields,
-        sites=sorted(sites, key=_by_id),
-        site_rules=sorted(site_rules, key=_by_id),
-        rules=sorted(rules.values(), key=_by_id),
-        anomalies=sorted(anomalies, key=_by_id),
+        sites=sites,
+        site_rules=site_rules,
+        rules=sorted(rules.values(), key=by_id),
+        anomalies=anomalies,
         signature_url=fields["img_signature"],
         history=[
             HistoryEntryRead(
@@ -300,7 +305,3 @@ async def detail(session: AsyncSession, caller: Caller, intervention_id: int) ->
         ],
         actions=actions_for(row.status, row.type, caller),
     )
-
-
-def _by_id(summary: SiteSummary | SiteRuleSummary | RuleSummary | AnomalySummary) -> int:
-    return summary.id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -29,21 +30,15 @@ def unprocessable_ids(field: str, label: str, missing: Iterable[int]) -> Unproce
     )
 
 
-_EXISTING: dict[tuple[Any, bool], Select[Any]] = {}
-
-
+@functools.cache
 def _existing_statement(model: Any, active: bool) -> Select[Any]:
     """Built once per model (hot: every write checks its ids with it)."""
-    key = (model, active)
-    stmt = _EXISTING.get(key)
-    if stmt is None:
-        stmt = select(model).where(
-            model.organization_id == bindparam("organization_id"),
-            model.id.in_(bindparam("ids", expanding=True)),
-        )
-        if active and hasattr(model, "archived_at"):
-            stmt = stmt.where(model.archived_at.is_(None))
-        _EXISTING[key] = stmt
+    stmt = select(model).where(
+        model.organization_id == bindparam("organization_id"),
+        model.id.in_(bindparam("ids", expanding=True)),
+    )
+    if active and hasattr(model, "archived_at"):
+        stmt = stmt.where(model.archived_at.is_(None))
     return stmt
 
 
