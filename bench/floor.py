@@ -101,6 +101,13 @@ PROFILE_IN_ORG = (
     "WHERE id = $1 AND organization_id = $2 AND archived_at IS NULL"
 )
 PROFILE_USERS = "SELECT id, user_id FROM profiles WHERE id = ANY($1::bigint[])"
+# The caller's live session, its profile and user (auth.dependencies.resolve_caller).
+SESSION = (
+    "SELECT s.user_id, s.profile_id, s.organization_id, s.expires_at, s.revoked_at, "
+    "p.role, p.archived_at, u.disabled_at FROM auth_sessions s "
+    "JOIN profiles p ON p.id = s.profile_id JOIN users u ON u.id = s.user_id "
+    "WHERE s.id = $1"
+)
 # The detailed read (search.detail): the intervention with its assignee's user, then
 # everything it links to as (member, id, a, b, c, label), then its history.
 DETAIL = (
@@ -124,6 +131,10 @@ LINKED = (
     "JOIN intervention_site_rules l ON l.site_rule_id = sr.id WHERE l.intervention_id = $1 "
     "UNION ALL SELECT 'anomaly', a.id, a.site_id, a.risk, a.status, a.title FROM anomalies a "
     "JOIN intervention_anomalies l ON l.anomaly_id = a.id WHERE l.intervention_id = $1"
+)
+HISTORY_OF = (
+    "SELECT id, action, user_id, changes, created_at FROM intervention_history "
+    "WHERE intervention_id = $1 ORDER BY id"
 )
 ADDRESSES = (
     "SELECT profiles.id, users.email, users.first_name, users.last_name FROM users "
@@ -314,13 +325,7 @@ class Floor:
         conn: asyncpg.Connection, user_id: int, session_id: str, *, write: bool
     ) -> dict[str, Any]:
         """The live server-side session, read in the request's transaction (as the service)."""
-        row = await conn.fetchrow(
-            "SELECT s.user_id, s.profile_id, s.organization_id, s.expires_at, s.revoked_at, "
-            "p.role, p.archived_at, u.disabled_at FROM auth_sessions s "
-            "JOIN profiles p ON p.id = s.profile_id JOIN users u ON u.id = s.user_id "
-            "WHERE s.id = $1",
-            session_id,
-        )
+        row = await conn.fetchrow(SESSION, session_id)
         if (
             row is None
             or row["user_id"] != user_id
@@ -480,11 +485,7 @@ class Floor:
                     if member == "rule":
                         links["rule_ids"].append(id_)
                     rules[id_] = {"id": id_, "name": label, "type": a}
-            history = await conn.fetch(
-                "SELECT id, action, user_id, changes, created_at FROM intervention_history "
-                "WHERE intervention_id = $1 ORDER BY id",
-                iid,
-            )
+            history = await conn.fetch(HISTORY_OF, iid)
             for ids in links.values():
                 ids.sort()
             data = intervention_json(row, links, row["assigned_user_id"])

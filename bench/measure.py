@@ -191,18 +191,23 @@ def _asgi_sender(client: httpx.AsyncClient) -> Send:
     return send
 
 
-async def measure_service(scale: Scale, pool: pools.Pools) -> dict[str, Any]:
-    """Statements per request of the service, in-process."""
-    from interventions.app import create_app
+def service_settings(scale: Scale) -> Any:
+    """The service's settings for an in-process measurement on the generated database."""
     from interventions.config import Settings
 
-    settings = Settings(
+    return Settings(
         database_url=config.database_url(scale),
         secret_key=config.SECRET,
         storage_dir=config.RAW_DIR / "storage",
         outbox_dir=config.RAW_DIR / "outbox",
     )
-    app = create_app(settings)
+
+
+async def measure_service(scale: Scale, pool: pools.Pools) -> dict[str, Any]:
+    """Statements per request of the service, in-process."""
+    from interventions.app import create_app
+
+    app = create_app(service_settings(scale))
     log = StatementLog()
     engine = app.state.db.engine.sync_engine
 
@@ -250,9 +255,8 @@ async def measure_floor(scale: Scale, pool: pools.Pools) -> dict[str, Any]:
 async def login_in_process(scale: Scale) -> list[pools.Session]:
     """Sessions for a stand-alone measurement, through the service's own login endpoint."""
     from interventions.app import create_app
-    from interventions.config import Settings
 
-    app = create_app(Settings(database_url=config.database_url(scale), secret_key=config.SECRET))
+    app = create_app(service_settings(scale))
     transport = httpx.ASGITransport(app=app)
     sessions = []
     try:
