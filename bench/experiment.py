@@ -203,8 +203,7 @@ def run(scale_name: str, patches: list[str], scenarios: str, duration: int, roun
                 server.env["PYTHONPATH"] = str(config.REPO_DIR)
                 bench.target(server, label, 1)
     finally:
-        if bench.conn is not None:
-            bench.sync(bench.conn.close())
+        bench.close()
     saved = {
         "scale": scale.name,
         "patches": patches,

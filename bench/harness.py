@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ class Options:
     regenerate: bool
     skip_measure: bool
     quiet_budget: int
+    small_reference: bool = True
 
 
 # Servers --------------------------------------------------------------------------------------
@@ -415,6 +416,8 @@ class Bench:
         self.conn: asyncpg.Connection | None = None
         self.pools: pools.Pools | None = None
         self.quiet = Quiet(options.quiet_budget)
+        # At large scale: the small register, its pools and snapshots (config.REFERENCE).
+        self.reference: Bench | None = None
 
     def sync(self, coroutine: Any) -> Any:
         return self.loop.run_until_complete(coroutine)
@@ -494,13 +497,47 @@ class Bench:
     def compare(self, service: Server, floor: Server, workers: int) -> None:
         """Both servers up (the idle one costs nothing), each scenario on the service then
         at once on the floor: the machine's speed drifts over minutes on shared hosts, and
-        the ratio is only meaningful between runs made back to back."""
-        with running(service), running(floor):
+        the ratio is only meaningful between runs made back to back. With a reference, the
+        service on the small register runs the scenario just before, for the same reason."""
+        reference = self.reference
+        small = (
+            service_server(reference.scale, workers, self.options.port + 2)
+            if reference is not None
+            else None
+        )
+        with contextlib.ExitStack() as servers:
+            for server in (service, floor, small):
+                if server is not None:
+                    servers.enter_context(running(server))
             self.warm(service, workers)
             self.warm(floor, workers)
+            if reference is not None and small is not None:
+                reference.warm(small, workers)
             for name in self.options.scenarios:
+                if reference is not None and small is not None:
+                    self.runs.append(reference.scenario(small, config.REFERENCE, workers, name))
                 self.runs.append(self.scenario(service, "service", workers, name))
                 self.runs.append(self.scenario(floor, "floor", workers, name))
+
+    def prepare_reference(self) -> None:
+        """The small register beside a large run: generated if missing, logged in, pooled."""
+        small = config.SCALES["small"]
+        self.reference = Bench(replace(self.options, scale=small, small_reference=False))
+        self.reference.quiet = self.quiet  # one waiting budget for the whole run
+        if not self.reference.sync(generate.is_generated(small)):
+            console.print("[bold]Generating the small register (the reference)[/bold]")
+            self.reference.sync(generate.generate(small))
+        from interventions.migrate import upgrade
+
+        upgrade(config.database_url(small))
+        self.reference.prepare()
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.sync(self.conn.close())
+        self.loop.close()
+        if self.reference is not None:
+            self.reference.close()
 
     def target(self, server: Server, target: str, workers: int) -> None:
         with running(server):
@@ -521,6 +558,8 @@ class Bench:
         upgrade(config.database_url(scale))  # no-op unless src/ gained a migration since
         try:
             sessions = self.prepare()
+            if scale.name == "large" and options.small_reference:
+                self.prepare_reference()
             assert self.pools is not None
             sizes = {name: len(items) for name, items in self.pools.items.items()}
             console.print(f"pools: {sizes}")
@@ -537,9 +576,7 @@ class Bench:
                 )
             counts = self.sync(self._counts())
         finally:
-            if self.conn is not None:
-                self.sync(self.conn.close())
-            self.loop.close()
+            self.close()
         return {
             "scale": scale.name,
             "started_at": dt.datetime.fromtimestamp(began, dt.UTC).isoformat(timespec="seconds"),
@@ -551,6 +588,7 @@ class Bench:
                 "workers": options.workers,
                 "warmup_s": options.warmup,
                 "load_organizations": scale.load_organizations,
+                "small_reference": self.reference is not None,
             },
             "machine": machine(),
             "source": source(),
@@ -607,7 +645,9 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         "--scenarios", default=",".join(bodies.SCENARIOS), help="comma-separated scenarios"
     )
     parser.add_argument("--warmup", type=int, default=3, help="seconds of mixed load per start")
-    parser.add_argument("--port", type=int, default=8731, help="service port; the floor +1")
+    parser.add_argument(
+        "--port", type=int, default=8731, help="service port; the floor +1, the reference +2"
+    )
     parser.add_argument("--regenerate", action="store_true", help="regenerate the data first")
     parser.add_argument("--skip-measure", action="store_true", help="no in-process counting")
     parser.add_argument(
@@ -615,6 +655,13 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         type=int,
         default=300,
         help="seconds, in all, to wait for other processes to leave the CPUs before runs",
+    )
+    parser.add_argument(
+        "--no-small-reference",
+        dest="small_reference",
+        action="store_false",
+        help="at large scale, compare p50 with results/small.json instead of running the "
+        "service on the small register beside each scenario",
     )
     args = parser.parse_args(argv)
     scenarios = [s for s in args.scenarios.split(",") if s]
@@ -635,6 +682,7 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         regenerate=args.regenerate,
         skip_measure=args.skip_measure,
         quiet_budget=args.quiet_budget,
+        small_reference=args.small_reference,
     )
 
 

@@ -51,8 +51,7 @@ def main() -> None:
         port = options.port if args.target == "service" else options.port + 1
         bench.target(make(scale, args.workers, port), args.target, args.workers)
     finally:
-        if bench.conn is not None:
-            bench.sync(bench.conn.close())
+        bench.close()
     print(f"{'scenario':12} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11}")
     for run in bench.runs:
         cpu = run["cpu_cores"]["server"] / max(run["rps"], 1e-9) * 1000

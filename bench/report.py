@@ -21,6 +21,24 @@ def _index(results: dict[str, Any]) -> dict[tuple[str, int, str], dict[str, Any]
     return {(r["target"], r["workers"], r["scenario"]): r for r in results["runs"]}
 
 
+def small_reference(
+    results: dict[str, Any],
+) -> tuple[dict[tuple[str, int, str], dict[str, Any]] | None, str]:
+    """The small-scale service runs a large run is compared with: those it made itself just
+    before each of its scenarios (``harness.REFERENCE``), else the committed small results."""
+    own = {
+        ("service", r["workers"], r["scenario"]): r
+        for r in results["runs"]
+        if r["target"] == config.REFERENCE
+    }
+    if own:
+        return own, "the service on the small register, run just before each scenario"
+    small = _load("small")
+    if small is None:
+        return None, "no small results"
+    return _index(small), f"results/small.json of {small['started_at']}"
+
+
 def _load(scale: str) -> dict[str, Any] | None:
     path = config.RESULTS_DIR / f"{scale}.json"
     if not path.exists():
@@ -71,14 +89,13 @@ def targets(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
             )
         )
     else:
-        small = _load("small")
-        if small is None:
+        base, source = small_reference(results)
+        if base is None:
             out.append(("p50 at large within 1.25× of small", None, "no small results"))
         else:
-            base = _index(small)
             far, compared = [], []
             for (target, workers, name), run in sorted(runs.items()):
-                ref = base.get((target, workers, name))
+                ref = base.get(("service", workers, name))
                 if target != "service" or ref is None or ref["p50_ms"] <= 0:
                     continue
                 factor = run["p50_ms"] / ref["p50_ms"]
@@ -87,7 +104,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
                     far.append(f"{name} w{workers} {factor:.2f}×")
             out.append(
                 (
-                    f"p50 at large within {LARGE_P50_TARGET}× of small",
+                    f"p50 at large within {LARGE_P50_TARGET}× of small ({source})",
                     (not far) if compared else None,
                     ", ".join(compared) or "nothing comparable",
                 )
@@ -170,6 +187,31 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{s['peak_rss_mib']:.0f} / {f['peak_rss_mib']:.0f} |"
             )
         lines.append("")
+    if results["scale"] == "large":
+        base, source = small_reference(results)
+        if base is not None:
+            lines += [
+                "## p50 at large against small",
+                "",
+                f"Small: {source}.",
+                "",
+                "| scenario | workers | service p50 small ms | service p50 large ms "
+                "| large / small |",
+                "|---|--:|--:|--:|--:|",
+            ]
+            for workers in settings["workers"]:
+                for name in bodies.SCENARIOS:
+                    s, ref = (
+                        runs.get(("service", workers, name)),
+                        base.get(("service", workers, name)),
+                    )
+                    if s is None or ref is None or ref["p50_ms"] <= 0:
+                        continue
+                    lines.append(
+                        f"| {name} | {workers} | {_ms(ref['p50_ms'])} | {_ms(s['p50_ms'])} | "
+                        f"**{s['p50_ms'] / ref['p50_ms']:.2f}×** |"
+                    )
+            lines.append("")
     if any(r["exhausted"] for r in results["runs"]):
         lines += [
             "¹ The scenario's supply (open anomalies, interventions awaiting verification) ran "
