@@ -13,10 +13,11 @@ RESULTS_DIR = BENCH_DIR / "results"
 RAW_DIR = RESULTS_DIR / "raw"
 LUA_DIR = BENCH_DIR / "lua"
 
-# A large run also runs the service on the small register, scenario by scenario, right before
-# the large one (runs recorded under this target): the p50 comparison then uses figures made
-# minutes apart, not hours, on a host whose speed drifts.
+# A large run also runs each scenario on the service on the small register (REFERENCE) and at
+# once on the service on the large one (PAIRED): the p50 comparison then uses figures made
+# seconds apart, not hours, on a host whose speed drifts.
 REFERENCE = "service@small"
+PAIRED = "service@large"
 
 ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 HOST = "127.0.0.1"

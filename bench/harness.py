@@ -495,29 +495,30 @@ class Bench:
             self.sync(state.restore(self.conn, marks))
 
     def compare(self, service: Server, floor: Server, workers: int) -> None:
-        """Both servers up (the idle one costs nothing), each scenario on the service then
-        at once on the floor: the machine's speed drifts over minutes on shared hosts, and
-        the ratio is only meaningful between runs made back to back. With a reference, the
-        service on the small register runs the scenario just before, for the same reason."""
+        """Each scenario on the service then at once on the floor, both servers up (the idle
+        one costs nothing): the machine's speed drifts over minutes on shared hosts, and the
+        ratio is only meaningful between runs made back to back.
+
+        With a reference (large scale), a first pass runs each scenario on the service on the
+        small register and at once on this one, for the p50 comparison, for the same reason.
+        The small service is stopped before the floor starts: three servers of two workers
+        with 20 connections each would exceed PostgreSQL's default 100 connections.
+        """
         reference = self.reference
-        small = (
-            service_server(reference.scale, workers, self.options.port + 2)
-            if reference is not None
-            else None
-        )
-        with contextlib.ExitStack() as servers:
-            for server in (service, floor, small):
-                if server is not None:
-                    servers.enter_context(running(server))
+        with running(service):
             self.warm(service, workers)
-            self.warm(floor, workers)
-            if reference is not None and small is not None:
-                reference.warm(small, workers)
-            for name in self.options.scenarios:
-                if reference is not None and small is not None:
-                    self.runs.append(reference.scenario(small, config.REFERENCE, workers, name))
-                self.runs.append(self.scenario(service, "service", workers, name))
-                self.runs.append(self.scenario(floor, "floor", workers, name))
+            if reference is not None:
+                small = service_server(reference.scale, workers, self.options.port + 2)
+                with running(small):
+                    reference.warm(small, workers)
+                    for name in self.options.scenarios:
+                        self.runs.append(reference.scenario(small, config.REFERENCE, workers, name))
+                        self.runs.append(self.scenario(service, config.PAIRED, workers, name))
+            with running(floor):
+                self.warm(floor, workers)
+                for name in self.options.scenarios:
+                    self.runs.append(self.scenario(service, "service", workers, name))
+                    self.runs.append(self.scenario(floor, "floor", workers, name))
 
     def prepare_reference(self) -> None:
         """The small register beside a large run: generated if missing, logged in, pooled."""

@@ -21,22 +21,33 @@ def _index(results: dict[str, Any]) -> dict[tuple[str, int, str], dict[str, Any]
     return {(r["target"], r["workers"], r["scenario"]): r for r in results["runs"]}
 
 
-def small_reference(
-    results: dict[str, Any],
-) -> tuple[dict[tuple[str, int, str], dict[str, Any]] | None, str]:
-    """The small-scale service runs a large run is compared with: those it made itself just
-    before each of its scenarios (``harness.REFERENCE``), else the committed small results."""
-    own = {
-        ("service", r["workers"], r["scenario"]): r
-        for r in results["runs"]
-        if r["target"] == config.REFERENCE
-    }
+Pair = tuple[dict[str, Any], dict[str, Any]]
+
+
+def small_reference(results: dict[str, Any]) -> tuple[dict[tuple[int, str], Pair] | None, str]:
+    """Pairs (small, large) of service runs per (workers, scenario) for the p50 target: those
+    a large run made back to back itself (``config.REFERENCE`` then ``config.PAIRED``), else
+    the committed small results against this run's service."""
+    runs = results["runs"]
+    own = {(r["workers"], r["scenario"]): r for r in runs if r["target"] == config.REFERENCE}
+    paired = {(r["workers"], r["scenario"]): r for r in runs if r["target"] == config.PAIRED}
     if own:
-        return own, "the service on the small register, run just before each scenario"
+        pairs = {key: (own[key], paired[key]) for key in own if key in paired}
+        return (
+            pairs,
+            "the service on the small register, each scenario run there just before the same "
+            "run on the large one",
+        )
     small = _load("small")
     if small is None:
         return None, "no small results"
-    return _index(small), f"results/small.json of {small['started_at']}"
+    base = _index(small)
+    pairs = {
+        (r["workers"], r["scenario"]): (base[("service", r["workers"], r["scenario"])], r)
+        for r in runs
+        if r["target"] == "service" and ("service", r["workers"], r["scenario"]) in base
+    }
+    return pairs, f"results/small.json of {small['started_at']}"
 
 
 def _load(scale: str) -> dict[str, Any] | None:
@@ -89,16 +100,15 @@ def targets(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
             )
         )
     else:
-        base, source = small_reference(results)
-        if base is None:
+        pairs, source = small_reference(results)
+        if pairs is None:
             out.append(("p50 at large within 1.25× of small", None, "no small results"))
         else:
             far, compared = [], []
-            for (target, workers, name), run in sorted(runs.items()):
-                ref = base.get(("service", workers, name))
-                if target != "service" or ref is None or ref["p50_ms"] <= 0:
+            for (workers, name), (small_run, large_run) in sorted(pairs.items()):
+                if small_run["p50_ms"] <= 0:
                     continue
-                factor = run["p50_ms"] / ref["p50_ms"]
+                factor = large_run["p50_ms"] / small_run["p50_ms"]
                 compared.append(f"{name} w{workers} {factor:.2f}×")
                 if factor > LARGE_P50_TARGET:
                     far.append(f"{name} w{workers} {factor:.2f}×")
@@ -188,8 +198,8 @@ def markdown(results: dict[str, Any]) -> str:
             )
         lines.append("")
     if results["scale"] == "large":
-        base, source = small_reference(results)
-        if base is not None:
+        pairs, source = small_reference(results)
+        if pairs:
             lines += [
                 "## p50 at large against small",
                 "",
@@ -199,18 +209,17 @@ def markdown(results: dict[str, Any]) -> str:
                 "| large / small |",
                 "|---|--:|--:|--:|--:|",
             ]
-            for workers in settings["workers"]:
-                for name in bodies.SCENARIOS:
-                    s, ref = (
-                        runs.get(("service", workers, name)),
-                        base.get(("service", workers, name)),
-                    )
-                    if s is None or ref is None or ref["p50_ms"] <= 0:
-                        continue
-                    lines.append(
-                        f"| {name} | {workers} | {_ms(ref['p50_ms'])} | {_ms(s['p50_ms'])} | "
-                        f"**{s['p50_ms'] / ref['p50_ms']:.2f}×** |"
-                    )
+            order = {name: i for i, name in enumerate(bodies.SCENARIOS)}
+            for (workers, name), (small_run, large_run) in sorted(
+                pairs.items(), key=lambda item: (item[0][0], order[item[0][1]])
+            ):
+                if small_run["p50_ms"] <= 0:
+                    continue
+                lines.append(
+                    f"| {name} | {workers} | {_ms(small_run['p50_ms'])} | "
+                    f"{_ms(large_run['p50_ms'])} | "
+                    f"**{large_run['p50_ms'] / small_run['p50_ms']:.2f}×** |"
+                )
             lines.append("")
     if any(r["exhausted"] for r in results["runs"]):
         lines += [
