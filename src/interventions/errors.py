@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import socket
+import sqlite3
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
@@ -91,6 +95,62 @@ class TooManyRequests(AppError):
     title = "Too many requests"
 
 
+class ServiceUnavailable(AppError):
+    status = 503
+    slug = "unavailable"
+    title = "Service unavailable"
+
+
+# How long a client should wait before sending the same request again after a 503 for the
+# database: long enough for a pool slot or a PostgreSQL connection to free up.
+RETRY_AFTER_SECONDS = 1
+
+# PostgreSQL SQLSTATEs that say the server cannot take the request now, not that the request
+# is wrong: connection exceptions (08…), insufficient resources (53…: too many connections,
+# out of memory, disk full) and shutdown or start-up in progress (57P01–57P03).
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57P01", "57P02", "57P03")
+# SQLite's equivalents: another writer kept the lock past busy_timeout; the file is unreachable.
+_UNAVAILABLE_SQLITE_MESSAGES = ("database is locked", "unable to open database file")
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        orig = getattr(current, "orig", None)
+        pending += [
+            orig if isinstance(orig, BaseException) else None,
+            current.__cause__,
+            current.__context__,
+        ]
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database could not be reached or had no room for the request
+    (a full pool, too many connections, a lost connection, a lock held too long), so that the
+    same request may succeed later, as opposed to a statement that failed."""
+    for error in _chain(exc):
+        if isinstance(error, PoolTimeout):
+            return True
+        if isinstance(error, DBAPIError) and error.connection_invalidated:
+            return True
+        sqlstate = getattr(error, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES):
+            return True
+        if isinstance(error, sqlite3.OperationalError) and str(error).startswith(
+            _UNAVAILABLE_SQLITE_MESSAGES
+        ):
+            return True
+        if isinstance(error, ConnectionError | TimeoutError | socket.gaierror):
+            return True
+    return False
+
+
 _BY_STATUS: dict[int, type[AppError]] = {
     cls.status: cls
     for cls in (
@@ -103,6 +163,7 @@ _BY_STATUS: dict[int, type[AppError]] = {
         UnsupportedMediaType,
         Unprocessable,
         TooManyRequests,
+        ServiceUnavailable,
     )
 }
 
@@ -220,7 +281,6 @@ def install_handlers(app: FastAPI) -> None:
             instance=request.url.path,
         )
 
-    @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(
@@ -230,3 +290,22 @@ def install_handlers(app: FastAPI) -> None:
             slug="internal-error",
             instance=request.url.path,
         )
+
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        """503 with Retry-After when the database is out of reach or out of room: the request
+        changed nothing (its transaction never started or was rolled back) and can be sent
+        again as is. Anything else from the driver is a 500 like any unexpected error."""
+        if not database_unavailable(exc):
+            return await _unexpected(request, exc)
+        logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        error = ServiceUnavailable(
+            "The database cannot take the request now; retry in a moment.",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+        return render(error, request.url.path)
+
+    # Registered on the classes (not only under Exception) so that Starlette's inner
+    # exception middleware answers them: the outer one would log a second traceback.
+    for kind in (DBAPIError, PoolTimeout, OSError):
+        app.add_exception_handler(kind, _database)
+    app.add_exception_handler(Exception, _unexpected)

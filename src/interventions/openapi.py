@@ -16,7 +16,7 @@ PROBLEM_DESCRIPTIONS = {
     415: "The body is not declared as application/json.",
     422: "Well-formed but meaningless: inconsistent dates, unknown referenced ids.",
     429: "Too many attempts; see Retry-After.",
-    503: "The database cannot be reached.",
+    503: "The database cannot be reached or has no connection to spare; see Retry-After.",
 }
 
 
@@ -37,8 +37,9 @@ class Problem(BaseModel):
 
 
 def errors_for(*statuses: int, auth: bool = True) -> dict[int | str, dict[str, Any]]:
-    """The ``responses=`` of an endpoint: its problem statuses, plus 401 when authenticated."""
-    wanted = set(statuses)
+    """The ``responses=`` of an endpoint: its problem statuses, plus 401 when authenticated,
+    plus 503 (every endpoint needs the database)."""
+    wanted = {*statuses, 503}
     if auth:
         wanted.add(401)
     return {
