@@ -39,6 +39,7 @@ from bench.config import Scale
 
 console = Console(stderr=True)
 VENV_BIN = Path(sys.executable).parent
+ABBA = (config.REFERENCE, config.PAIRED, config.PAIRED, config.REFERENCE)
 
 
 @dataclass
@@ -500,7 +501,8 @@ class Bench:
         ratio is only meaningful between runs made back to back.
 
         With a reference (large scale), a first pass runs each scenario on the service on the
-        small register and at once on this one, for the p50 comparison, for the same reason.
+        small register and on this one, for the p50 comparison, in the order small, large,
+        large, small, for the same reason.
         The small service is stopped before the floor starts: three servers of two workers
         with 20 connections each would exceed PostgreSQL's default 100 connections.
         """
@@ -512,8 +514,13 @@ class Bench:
                 with running(small):
                     reference.warm(small, workers)
                     for name in self.options.scenarios:
-                        self.runs.append(reference.scenario(small, config.REFERENCE, workers, name))
-                        self.runs.append(self.scenario(service, config.PAIRED, workers, name))
+                        # small, large, large, small: a drift of the host's speed during the
+                        # four runs weighs the same on both sides (each p50 is their mean).
+                        for target in ABBA:
+                            if target == config.REFERENCE:
+                                self.runs.append(reference.scenario(small, target, workers, name))
+                            else:
+                                self.runs.append(self.scenario(service, target, workers, name))
             with running(floor):
                 self.warm(floor, workers)
                 for name in self.options.scenarios:

@@ -25,18 +25,27 @@ Pair = tuple[dict[str, Any], dict[str, Any]]
 
 
 def small_reference(results: dict[str, Any]) -> tuple[dict[tuple[int, str], Pair] | None, str]:
-    """Pairs (small, large) of service runs per (workers, scenario) for the p50 target: those
-    a large run made back to back itself (``config.REFERENCE`` then ``config.PAIRED``), else
-    the committed small results against this run's service."""
-    runs = results["runs"]
-    own = {(r["workers"], r["scenario"]): r for r in runs if r["target"] == config.REFERENCE}
-    paired = {(r["workers"], r["scenario"]): r for r in runs if r["target"] == config.PAIRED}
-    if own:
-        pairs = {key: (own[key], paired[key]) for key in own if key in paired}
+    """Pairs (small, large) of service figures per (workers, scenario) for the p50 target:
+    those a large run made itself (``config.REFERENCE`` and ``config.PAIRED`` runs, small,
+    large, large, small, each side's p50 the mean of its runs), else the committed small
+    results against this run's service."""
+    sides: dict[str, dict[tuple[int, str], list[dict[str, Any]]]] = {
+        config.REFERENCE: {},
+        config.PAIRED: {},
+    }
+    for r in results["runs"]:
+        if r["target"] in sides:
+            sides[r["target"]].setdefault((r["workers"], r["scenario"]), []).append(r)
+    if sides[config.REFERENCE]:
+        pairs = {
+            key: (_mean_p50(runs), _mean_p50(sides[config.PAIRED][key]))
+            for key, runs in sides[config.REFERENCE].items()
+            if key in sides[config.PAIRED]
+        }
         return (
             pairs,
-            "the service on the small register, each scenario run there just before the same "
-            "run on the large one",
+            "the service on the small register, run beside the large one for each scenario "
+            "(small, large, large, small; p50 = mean of each side's runs)",
         )
     small = _load("small")
     if small is None:
@@ -44,10 +53,25 @@ def small_reference(results: dict[str, Any]) -> tuple[dict[tuple[int, str], Pair
     base = _index(small)
     pairs = {
         (r["workers"], r["scenario"]): (base[("service", r["workers"], r["scenario"])], r)
-        for r in runs
+        for r in results["runs"]
         if r["target"] == "service" and ("service", r["workers"], r["scenario"]) in base
     }
     return pairs, f"results/small.json of {small['started_at']}"
+
+
+def _p50s(figure: dict[str, Any]) -> str:
+    """The p50 compared, with the runs it is the mean of when there are several."""
+    runs = figure.get("runs") or []
+    each = f" ({' / '.join(_ms(v) for v in runs)})" if len(runs) > 1 else ""
+    return f"{_ms(figure['p50_ms'])}{each}"
+
+
+def _mean_p50(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "p50_ms": sum(r["p50_ms"] for r in runs) / len(runs),
+        "runs": [r["p50_ms"] for r in runs],
+        "exhausted": any(r["exhausted"] for r in runs),
+    }
 
 
 def _load(scale: str) -> dict[str, Any] | None:
@@ -215,9 +239,9 @@ def markdown(results: dict[str, Any]) -> str:
             ):
                 if small_run["p50_ms"] <= 0:
                     continue
+                note = " ¹" if small_run["exhausted"] or large_run["exhausted"] else ""
                 lines.append(
-                    f"| {name} | {workers} | {_ms(small_run['p50_ms'])} | "
-                    f"{_ms(large_run['p50_ms'])} | "
+                    f"| {name}{note} | {workers} | {_p50s(small_run)} | {_p50s(large_run)} | "
                     f"**{large_run['p50_ms'] / small_run['p50_ms']:.2f}×** |"
                 )
             lines.append("")
