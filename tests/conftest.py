@@ -40,8 +40,10 @@ def _with_database(url: str, name: str) -> str:
     return f"{base}/{name}"
 
 
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(POSTGRES_ADMIN_URL.replace("postgresql+asyncpg", "postgresql"))
+async def run_sql(sql: str, url: str = POSTGRES_ADMIN_URL) -> None:
+    """One statement on the PostgreSQL server (the admin database unless ``url`` names
+    another): creating databases and roles, changing limits."""
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
     try:
         await conn.execute(sql)
     finally:
@@ -52,7 +54,7 @@ async def _admin(sql: str) -> None:
 def postgres_url() -> Iterator[str]:
     name = f"interventions_test_{uuid.uuid4().hex[:12]}"
     try:
-        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+        asyncio.run(run_sql(f'CREATE DATABASE "{name}"'))
     except (OSError, asyncpg.PostgresError) as exc:
         pytest.fail(
             f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL} ({exc}). The PostgreSQL leg "
@@ -62,7 +64,7 @@ def postgres_url() -> Iterator[str]:
     url = _with_database(POSTGRES_ADMIN_URL, name)
     upgrade(url)
     yield url
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(run_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")

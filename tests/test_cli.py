@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from click.testing import Result
@@ -29,6 +28,7 @@ from interventions.app import create_app
 from interventions.cli import cli
 from interventions.config import Settings, get_settings
 from interventions.db import Base, create_database
+from tests.conftest import run_sql
 from tests.factories import Factory, Org
 
 SECRET = "cli-test-secret-" + "x" * 32
@@ -213,14 +213,6 @@ def reference_document(base: int, tag: str) -> dict[str, Any]:
     }
 
 
-async def _pg(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 def postgres_server(backend: str, request: pytest.FixtureRequest) -> str | None:
     # Requested here, outside the event loop: the session fixture starts its own.
@@ -235,11 +227,11 @@ async def fresh_url(postgres_server: str | None, tmp_path: Path) -> AsyncIterato
         return
     server = postgres_server
     name = f"interventions_cli_{uuid.uuid4().hex[:12]}"
-    await _pg(server, f'CREATE DATABASE "{name}"')
+    await run_sql(f'CREATE DATABASE "{name}"', server)
     try:
         yield f"{server.rpartition('/')[0]}/{name}"
     finally:
-        await _pg(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await run_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', server)
 
 
 @pytest.fixture

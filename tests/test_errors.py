@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from sqlalchemy import func, select
@@ -23,7 +22,7 @@ from interventions.config import Settings
 from interventions.db import create_database
 from interventions.errors import PROBLEM_JSON, database_unavailable
 from interventions.interventions.models import Intervention
-from tests.conftest import POSTGRES_ADMIN_URL, TEST_SECRET
+from tests.conftest import TEST_SECRET, run_sql
 from tests.factories import Factory, Org
 from tests.test_atomicity import curative_body
 
@@ -47,14 +46,6 @@ async def _client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-async def _admin(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 async def _interventions_of(factory: Factory, org: Org) -> int:
     async with factory.db.reader() as session:
         count = await session.scalar(
@@ -73,8 +64,8 @@ async def test_postgres_out_of_connections_is_503_and_recovers(
     db = create_database(postgres_url)
     factory = Factory(db, TEST_SECRET)
     role = f"interventions_limited_{uuid.uuid4().hex[:8]}"
-    await _admin(POSTGRES_ADMIN_URL, f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 0")
-    await _admin(POSTGRES_ADMIN_URL, f"GRANT pg_read_all_data, pg_write_all_data TO {role}")
+    await run_sql(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 0")
+    await run_sql(f"GRANT pg_read_all_data, pg_write_all_data TO {role}")
     limited = make_url(postgres_url).set(username=role).render_as_string(hide_password=False)
     app = create_app(
         Settings(database_url=limited, secret_key=TEST_SECRET, storage_dir=tmp_path / "s")
@@ -92,7 +83,7 @@ async def test_postgres_out_of_connections_is_503_and_recovers(
             assert_unavailable(r, role)
             assert await _interventions_of(factory, org) == before
 
-            await _admin(POSTGRES_ADMIN_URL, f"ALTER ROLE {role} CONNECTION LIMIT -1")
+            await run_sql(f"ALTER ROLE {role} CONNECTION LIMIT -1")
             r = await client.post(
                 "/interventions/v2/rs/curative", json=body, headers=org.admin.headers
             )
@@ -101,7 +92,7 @@ async def test_postgres_out_of_connections_is_503_and_recovers(
     finally:
         await app.state.db.dispose()
         await db.dispose()
-        await _admin(POSTGRES_ADMIN_URL, f"DROP ROLE IF EXISTS {role}")
+        await run_sql(f"DROP ROLE IF EXISTS {role}")
 
 
 async def test_unreachable_database_is_503_on_every_endpoint(
