@@ -24,7 +24,7 @@ import datetime as dt
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import asyncpg
@@ -198,30 +198,37 @@ async def layers(scale: Scale, pool: pools.Pools, calls: int, rounds: int) -> di
                     (await execute_core(orm, _LINKED, {"id": iid})).all()
                     (await execute_core(orm, _HISTORY, {"id": iid})).all()
 
-            async def routing(i: int) -> None:
-                await get(app, i)
-
-            steps: list[tuple[str, Call]] = [
-                ("one statement, asyncpg", asyncpg_statement),
-                ("one statement, SQLAlchemy Core built once", sqlalchemy_statement),
-                ("pool checkout + one statement, asyncpg", asyncpg_checkout),
-                ("pool checkout + one statement, SQLAlchemy connection", connection_checkout),
-                ("request session + one statement, SQLAlchemy", sqlalchemy_checkout),
-                ("the read's 4 statements alone, asyncpg (floor's SQL)", detail_sql_asyncpg),
-                ("the read's 4 statements alone, SQLAlchemy (service's)", detail_sql_sqlalchemy),
-                ("service: middleware + routing only", routing),
-                ("service: GET /health", lambda i: path(app, "/health")),
-                ("floor: GET /health (a constant, no SQL)", lambda i: path(floor.asgi, "/health")),
-                ("service: GET /auth/v1/rs/me", lambda i: path(app, "/auth/v1/rs/me")),
-                ("service: GET one intervention", lambda i: get(app, i)),
-                ("floor: GET one intervention", lambda i: get(floor.asgi, i)),
+            # (label, call, whether the service's endpoints are replaced by an empty answer)
+            steps: list[tuple[str, Call, bool]] = [
+                ("one statement, asyncpg", asyncpg_statement, False),
+                ("one statement, SQLAlchemy Core built once", sqlalchemy_statement, False),
+                ("pool checkout + one statement, asyncpg", asyncpg_checkout, False),
+                (
+                    "pool checkout + one statement, SQLAlchemy connection",
+                    connection_checkout,
+                    False,
+                ),
+                ("request session + one statement, SQLAlchemy", sqlalchemy_checkout, False),
+                ("the read's 4 statements alone, asyncpg (floor's SQL)", detail_sql_asyncpg, False),
+                (
+                    "the read's 4 statements alone, SQLAlchemy (service's)",
+                    detail_sql_sqlalchemy,
+                    False,
+                ),
+                ("service: middleware + routing only", lambda i: get(app, i), True),
+                ("service: GET /health", lambda i: path(app, "/health"), False),
+                (
+                    "floor: GET /health (a constant, no SQL)",
+                    lambda i: path(floor.asgi, "/health"),
+                    False,
+                ),
+                ("service: GET /auth/v1/rs/me", lambda i: path(app, "/auth/v1/rs/me"), False),
+                ("service: GET one intervention", lambda i: get(app, i), False),
+                ("floor: GET one intervention", lambda i: get(floor.asgi, i), False),
             ]
             for _ in range(rounds):
-                for label, call in steps:
-                    if label.endswith("routing only"):
-                        with empty_endpoints():
-                            figure = await cpu_per_call(call, calls)
-                    else:
+                for label, call, empty in steps:
+                    with empty_endpoints() if empty else nullcontext():
                         figure = await cpu_per_call(call, calls)
                     results.setdefault(label, []).append(figure)
     finally:

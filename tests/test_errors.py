@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -21,10 +20,9 @@ from interventions.app import create_app
 from interventions.config import Settings
 from interventions.db import create_database
 from interventions.errors import PROBLEM_JSON, database_unavailable
-from interventions.interventions.models import Intervention
 from tests.conftest import TEST_SECRET, run_sql
-from tests.factories import Factory, Org
-from tests.test_atomicity import curative_body
+from tests.factories import Factory
+from tests.test_atomicity import curative_body, org_state
 
 
 def assert_unavailable(r: httpx.Response, *leaks: str) -> None:
@@ -46,16 +44,6 @@ async def _client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-async def _interventions_of(factory: Factory, org: Org) -> int:
-    async with factory.db.reader() as session:
-        count = await session.scalar(
-            select(func.count())
-            .select_from(Intervention)
-            .where(Intervention.organization_id == org.id)
-        )
-    return int(count or 0)
-
-
 async def test_postgres_out_of_connections_is_503_and_recovers(
     postgres_url: str, tmp_path: Path
 ) -> None:
@@ -72,7 +60,7 @@ async def test_postgres_out_of_connections_is_503_and_recovers(
     )
     try:
         org = await factory.org()
-        before = await _interventions_of(factory, org)
+        before = await org_state(factory, org)
         body = curative_body(org, org.anomaly_ids[:1])
         async with _client(app) as client:
             r = await client.get("/interventions/v2/rs", headers=org.admin.headers)
@@ -81,14 +69,15 @@ async def test_postgres_out_of_connections_is_503_and_recovers(
                 "/interventions/v2/rs/curative", json=body, headers=org.admin.headers
             )
             assert_unavailable(r, role)
-            assert await _interventions_of(factory, org) == before
+            assert await org_state(factory, org) == before
 
             await run_sql(f"ALTER ROLE {role} CONNECTION LIMIT -1")
             r = await client.post(
                 "/interventions/v2/rs/curative", json=body, headers=org.admin.headers
             )
             assert r.status_code == 201, r.text
-            assert await _interventions_of(factory, org) == before + 1
+            after = await org_state(factory, org)
+            assert after["interventions"] == before["interventions"] + 1
     finally:
         await app.state.db.dispose()
         await db.dispose()
