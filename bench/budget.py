@@ -36,9 +36,7 @@ from bench.config import Scale
 
 Call = Callable[[int], Awaitable[Any]]
 
-READ_BY_ID = (
-    "SELECT * FROM interventions WHERE organization_id = $1 AND deleted_at IS NULL AND id = $2"
-)
+READ_BY_ID = "SELECT * FROM interventions WHERE organization_id = $1 AND id = $2"
 
 
 async def request(

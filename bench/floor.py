@@ -115,8 +115,7 @@ DETAIL = (
     + ", ".join(f"interventions.{c}" for c in INTERVENTION_COLUMNS.split(", "))
     + ", profiles.user_id AS assigned_user_id FROM interventions "
     "LEFT OUTER JOIN profiles ON profiles.id = interventions.assigned_profile_id "
-    "WHERE interventions.organization_id = $1 AND interventions.deleted_at IS NULL "
-    "AND interventions.id = $2"
+    "WHERE interventions.organization_id = $1 AND interventions.id = $2"
 )
 LINKED = (
     "SELECT 'site', s.id, NULL::int, NULL::int, NULL::int, s.name FROM sites s "
@@ -205,6 +204,7 @@ def intervention_json(
         "checkType": row["check_type"],
         "archivedAt": iso(row["archived_at"]),
         "deletedAt": iso(row["deleted_at"]),
+        "cancellationReason": row["cancellation_reason"],
         "updatedAt": iso(row["updated_at"]),
         "createdAt": iso(row["created_at"]),
         "siteIds": links["site_ids"],
@@ -397,7 +397,7 @@ class Floor:
     async def locked(conn: asyncpg.Connection, org: int, iid: int, kind: int | None) -> Any:
         row = await conn.fetchrow(
             f"SELECT {INTERVENTION_COLUMNS} FROM interventions WHERE organization_id = $1 "
-            "AND deleted_at IS NULL AND id = $2 FOR UPDATE",
+            "AND id = $2 FOR UPDATE",
             org,
             iid,
         )

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select, text
 
 from interventions.auth import tokens
 from interventions.auth.models import AuthSession, Profile, User
@@ -27,6 +27,9 @@ from interventions.references.models import (
 )
 
 PASSWORD = "correct horse battery staple"
+# Profiles get ids above this, far from their users' ids, so that a test confusing the two
+# fails (see Factory._profile).
+PROFILE_ID_OFFSET = 1_000_000_000
 _PASSWORD_HASH = hash_password(PASSWORD)
 
 
@@ -88,7 +91,7 @@ class Factory:
                     first_name=role.title(),
                     last_name=tag,
                 )
-                pid = await self._insert(s, Profile, user_id=uid, organization_id=org_id, role=role)
+                pid = await self._profile(s, uid, org_id, role)
                 members[role] = Member(user_id=uid, profile_id=pid, email=email, role=role)
             sites = [
                 await self._insert(s, Site, organization_id=org_id, name=f"Site {n}")
@@ -171,6 +174,44 @@ class Factory:
             anomaly_ids=anomalies,
             routine_id=routine,
         )
+
+    async def member(self, org_id: int, role: str = "viewer") -> Member:
+        """One more member of the organisation (as an accepted invitation leaves one), with a
+        live session."""
+        tag = uuid.uuid4().hex[:10]
+        email = f"{role}-{tag}@example.org"
+        async with self.db.writer() as s, s.begin():
+            uid = await self._insert(
+                s,
+                User,
+                email=email,
+                password_hash=_PASSWORD_HASH,
+                first_name=role.title(),
+                last_name=tag,
+            )
+            pid = await self._profile(s, uid, org_id, role)
+            member = Member(user_id=uid, profile_id=pid, email=email, role=role)
+            member.headers = await self._login(s, member, org_id)
+        return member
+
+    async def _profile(self, s: Any, user_id: int, org_id: int, role: str) -> int:
+        """A profile whose id is the next above the largest so far and above
+        ``PROFILE_ID_OFFSET``. The profiles the service creates then come after it: SQLite
+        numbers them after the largest id, and PostgreSQL's sequence is moved past it."""
+        largest = (await s.execute(select(func.max(Profile.id)))).scalar() or 0
+        pid = await self._insert(
+            s,
+            Profile,
+            id=max(largest, PROFILE_ID_OFFSET, user_id) + 1,
+            user_id=user_id,
+            organization_id=org_id,
+            role=role,
+        )
+        if s.bind.dialect.name == "postgresql":
+            await s.execute(
+                text("SELECT setval(pg_get_serial_sequence('profiles', 'id'), :id)"), {"id": pid}
+            )
+        return pid
 
     async def _login(self, s: Any, member: Member, org_id: int) -> dict[str, str]:
         """A live session for ``member``, as login opens it (minus the password hash cost)."""

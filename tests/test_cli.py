@@ -97,7 +97,7 @@ runner = CliRunner()
 # --- helpers ------------------------------------------------------------------------------
 
 
-def _run(env: dict[str, str], args: list[str]) -> Result:
+def _run(env: dict[str, str | None], args: list[str]) -> Result:
     get_settings.cache_clear()  # the settings are read from the environment once, and cached
     try:
         return runner.invoke(cli, args, env=env)
@@ -105,17 +105,21 @@ def _run(env: dict[str, str], args: list[str]) -> Result:
         get_settings.cache_clear()
 
 
-async def invoke(url: str, tmp_path: Path, *args: str) -> Result:
-    env = {
+async def invoke(
+    url: str, tmp_path: Path, *args: str, env: dict[str, str | None] | None = None
+) -> Result:
+    """``env`` adds variables (``None`` removes one) to the command's environment."""
+    environment: dict[str, str | None] = {
         "INTERVENTIONS_DATABASE_URL": url,
         "INTERVENTIONS_SECRET_FILE": str(tmp_path / "secret"),
         "INTERVENTIONS_STORAGE_DIR": str(tmp_path / "storage"),
+        **(env or {}),
     }
-    return await asyncio.to_thread(_run, env, list(args))
+    return await asyncio.to_thread(_run, environment, list(args))
 
 
 def text_of(result: Result) -> str:
-    """Everything the command printed, on one line (the console wraps long lines)."""
+    """Everything the command printed, its whitespace collapsed to single spaces."""
     return " ".join(result.output.split())
 
 
@@ -598,6 +602,123 @@ async def test_a_missing_file_is_refused(database_url: str, tmp_path: Path) -> N
     assert "nowhere.json" in text_of(result)
 
 
+def lines_of(result: Result) -> list[str]:
+    return [line.strip() for line in result.output.splitlines()]
+
+
+async def test_malformed_json_is_reported_with_its_line_and_column(
+    database_url: str, id_base: int, tmp_path: Path
+) -> None:
+    before = await snapshot(database_url, id_base)
+    content = '{\n  "organizations": [\n    {"id": 1 "name": "Lycée"}\n  ]\n}\n'
+    with pytest.raises(json.JSONDecodeError) as error:
+        json.loads(content)
+    assert (error.value.lineno, error.value.msg) == (3, "Expecting ',' delimiter")
+    path = tmp_path / "malformed.json"
+    path.write_text(content, encoding="utf-8")
+    result = await invoke(database_url, tmp_path, "import", str(path))
+    assert_clean_exit(result, 1)
+    expected = (
+        f"error: {path} is not valid JSON: Expecting ',' delimiter "
+        f"at line 3, column {error.value.colno}"
+    )
+    assert expected in lines_of(result), result.output
+    assert await snapshot(database_url, id_base) == before
+
+
+async def test_a_long_error_is_one_line_when_not_on_a_terminal(
+    database_url: str, id_base: int, tmp_path: Path
+) -> None:
+    """CliRunner's output is no terminal: a pipe, a log. The console must not cut lines at its
+    80-column default there: a script greps the whole line, a reader copies it whole."""
+    document = reference_document(id_base, uuid.uuid4().hex[:10])
+    document["sites"][0]["organizationId"] = id_base + 999
+    name = "reference-data-" + "very-long-name-" * 8 + ".json"
+    path = write(tmp_path, document, name)
+    result = await invoke(database_url, tmp_path, "import", str(path))
+    assert_clean_exit(result, 1)
+    line = (
+        f"error: {path}: sites[0].organizationId: organization {id_base + 999} does not exist; "
+        "nothing was imported"
+    )
+    assert len(line) > 200
+    assert line in lines_of(result), result.output
+
+
+def _several_problems(d: dict[str, Any], b: int) -> None:
+    d["sites"].append({"id": b + 2, "organizationId": b + 9, "name": "Nowhere"})
+    d["siteRules"].append({"id": b + 2, "siteId": b + 8, "ruleId": b + 1})
+    d["siteRules"].append({"id": b + 3, "siteId": b + 1, "ruleId": b + 1})  # same pair as [0]
+    d["anomalies"].append(
+        {"id": b + 1, "organizationId": b + 1, "siteId": b + 1, "title": "Twin", "risk": 0}
+    )
+    d["routines"][0]["siteRuleIds"].append(b + 777)
+    d["users"].append({"id": b + 2, "email": d["users"][0]["email"], "password": "other-pass"})
+
+
+async def test_an_import_reports_every_problem_naming_each_entry(
+    database_url: str, id_base: int, tmp_path: Path
+) -> None:
+    b = id_base
+    valid = reference_document(b, uuid.uuid4().hex[:10])
+    assert_clean_exit(await invoke(database_url, tmp_path, "import", str(write(tmp_path, valid))))
+    before = await snapshot(database_url, b, b + 1000)
+
+    document = copy.deepcopy(valid)
+    document["organizations"][0]["name"] = "Renamed"  # a valid change that must not survive
+    _several_problems(document, b)
+    result = await invoke(database_url, tmp_path, "import", str(write(tmp_path, document)))
+    assert_clean_exit(result, 1)
+    lines = lines_of(result)
+    expected = [
+        f"users[1].email: e-mail {valid['users'][0]['email']} appears twice (first at users[0])",
+        f"sites[1].organizationId: organization {b + 9} does not exist",
+        f"siteRules[1].siteId: site {b + 8} does not exist",
+        f"siteRules[2].ruleId: site {b + 1} already carries rule {b + 1} (siteRules[0])",
+        f"anomalies[1].id: id {b + 1} appears twice (first at anomalies[0])",
+        f"routines[0].siteRuleIds[1]: site rule {b + 777} does not exist",
+    ]
+    assert any(line.endswith(f"{len(expected)} problems; nothing was imported") for line in lines)
+    found = [line for line in lines if line in expected]
+    assert found == expected, result.output  # each once, in file order
+    assert await snapshot(database_url, b, b + 1000) == before
+
+
+async def test_every_structural_problem_is_reported(
+    database_url: str, id_base: int, tmp_path: Path
+) -> None:
+    document = reference_document(id_base, uuid.uuid4().hex[:10])
+    document["profiles"][0]["role"] = "owner"
+    document["sites"][0]["colour"] = "red"
+    document["rules"][0]["type"] = 7
+    result = await invoke(database_url, tmp_path, "import", str(write(tmp_path, document)))
+    assert_clean_exit(result, 1)
+    out = text_of(result)
+    assert "3 problems; nothing was imported" in out
+    for entry in ("profiles[0].role:", "sites[0].colour:", "rules[0].type:"):
+        assert entry in out, result.output
+
+
+async def test_a_long_list_of_problems_is_capped(
+    database_url: str, id_base: int, tmp_path: Path
+) -> None:
+    document = reference_document(id_base, uuid.uuid4().hex[:10])
+    document["sites"] += [
+        {"id": id_base + 100 + n, "organizationId": id_base + 999, "name": f"S{n}"}
+        for n in range(60)
+    ]
+    result = await invoke(database_url, tmp_path, "import", str(write(tmp_path, document)))
+    assert_clean_exit(result, 1)
+    lines = lines_of(result)
+    assert any(line.endswith("60 problems; nothing was imported") for line in lines)
+    named = [line for line in lines if line.startswith("sites[")]
+    assert len(named) == 50
+    assert named[0].startswith("sites[1].organizationId:")
+    assert named[-1].startswith("sites[50].organizationId:")
+    assert "… and 10 more" in lines
+    assert await snapshot(database_url, id_base, id_base + 1000) == {t: [] for t in TABLES}
+
+
 # --- demo, serve --------------------------------------------------------------------------
 
 
@@ -630,6 +751,64 @@ async def test_demo_prints_a_working_login_and_is_idempotent(
     for intervention in rows["interventions"]:
         r = await api.client.get(f"/interventions/v2/rs/{intervention['id']}", headers=headers)
         assert r.status_code == 200, r.text
+
+
+async def test_demo_profiles_do_not_share_their_users_ids(
+    fresh_url: str, tmp_path: Path, api_on: Any
+) -> None:
+    """A client that sends a user id where a profile id is meant (or the reverse) must not
+    get the right answer by coincidence."""
+    result = await invoke(fresh_url, tmp_path, "demo")
+    assert_clean_exit(result)
+    rows = await snapshot(fresh_url)
+    user_ids = {u["id"] for u in rows["users"]}
+    profiles = rows["profiles"]
+    assert profiles
+    assert not user_ids & {p["id"] for p in profiles}
+    for p in profiles:
+        assert f"(user {p['user_id']}, profile {p['id']})" in text_of(result)
+    api = api_on(fresh_url)
+    headers = await api.headers("admin@demo.example", "demo-admin-pass")
+    me = (await api.client.get("/auth/v1/rs/me", headers=headers)).json()["data"]
+    admin = next(p for p in profiles if p["role"] == "admin")
+    assert (me["organizationId"], me["userId"], me["profileId"]) == (
+        1,
+        admin["user_id"],
+        admin["id"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "base"),
+    [
+        ([], {"INTERVENTIONS_PUBLIC_URL": None}, "http://127.0.0.1:8000"),
+        (["--base-url", "http://127.0.0.1:8123/"], {}, "http://127.0.0.1:8123"),
+        ([], {"INTERVENTIONS_PUBLIC_URL": "https://registre.example.org"}, None),
+        (
+            ["--base-url", "http://localhost:9000"],
+            {"INTERVENTIONS_PUBLIC_URL": "https://registre.example.org"},
+            "http://localhost:9000",
+        ),
+    ],
+    ids=["default", "option", "public-url", "option-over-public-url"],
+)
+async def test_demo_prints_the_base_url_it_is_given(
+    fresh_url: str, tmp_path: Path, args: list[str], env: dict[str, str | None], base: str | None
+) -> None:
+    base = base or "https://registre.example.org"
+    result = await invoke(fresh_url, tmp_path, "demo", *args, env=env)
+    assert_clean_exit(result)
+    out = result.output
+    assert f"curl -s -X POST {base}{LOGIN} " in out, out
+    assert f"{base}/docs" in out
+    if "8000" not in base:
+        assert "8000" not in out
+
+
+async def test_demo_refuses_a_base_url_that_is_not_http(fresh_url: str, tmp_path: Path) -> None:
+    result = await invoke(fresh_url, tmp_path, "demo", "--base-url", "127.0.0.1:8000")
+    assert_clean_exit(result, 2)
+    assert "--base-url" in text_of(result)
 
 
 async def test_serve_help_mentions_no_migrate(tmp_path: Path) -> None:

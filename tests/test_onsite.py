@@ -190,28 +190,92 @@ async def test_viewer_cannot_check_in(client: httpx.AsyncClient, factory: Any) -
 
 
 async def test_cancel(client: httpx.AsyncClient, factory: Any) -> None:
+    """SPEC §4.3 (decided): a cancelled intervention stays in the register."""
     org: Org = await factory.org()
     planned = await _planned(client, org, "curative")
+    url = f"{RS}/{planned['id']}"
     r = await client.request(
-        "DELETE",
-        f"{RS}/{planned['id']}",
-        json={"cancellationReason": "Duplicate"},
-        headers=org.admin.headers,
+        "DELETE", url, json={"cancellationReason": "Duplicate"}, headers=org.admin.headers
     )
     assert r.status_code == 204, r.text
     assert r.content == b""
-    assert (await client.get(f"{RS}/{planned['id']}", headers=org.admin.headers)).status_code == 404
+    read = await client.get(url, headers=org.viewer.headers)
+    assert read.status_code == 200, read.text
+    data = read.json()["data"]
+    assert data["status"] == 7
+    assert data["deletedAt"] is not None
+    assert data["cancellationReason"] == "Duplicate"
+    assert data["anomalyIds"] == [org.anomaly_ids[0]]
+    assert data["actions"] == {
+        "canBeUpdated": False,
+        "canBeDeleted": False,
+        "canBeExecuted": False,
+        "canBeVerified": False,
+    }
+    cancel = data["history"][-1]
+    assert cancel["action"] == "cancel"
+    assert cancel["changes"]["status"] == {"from": 2, "to": 7}
+    assert cancel["changes"]["cancellationReason"] == {"from": None, "to": "Duplicate"}
+    assert cancel["changes"]["deletedAt"]["to"] == data["deletedAt"]
     async with factory.db.reader() as s:
         anomaly = await s.get(Anomaly, org.anomaly_ids[0])
         assert anomaly is not None
         assert anomaly.status == 0
-    # Twice: it is gone.
-    again = await client.request("DELETE", f"{RS}/{planned['id']}", headers=org.admin.headers)
-    assert again.status_code == 404
-    # And it is not listed any more, but a new curative may take the anomaly.
+    # Twice: 409, naming the state.
+    again = await client.request("DELETE", url, headers=org.admin.headers)
+    assert again.status_code == 409
+    assert "cancelled" in again.json()["detail"]
+    # Out of the default list; under the status filter.
     listed = (await client.get(RS, headers=org.admin.headers)).json()
     assert listed["totalCount"] == 0
+    listed = (await client.get(f"{RS}?status=7", headers=org.admin.headers)).json()
+    assert (listed["totalCount"], [i["id"] for i in listed["data"]]) == (1, [planned["id"]])
+    assert listed["data"][0]["cancellationReason"] == "Duplicate"
+    listed = (await client.get(f"{RS}?status=2&status=7", headers=org.admin.headers)).json()
+    assert listed["totalCount"] == 1
+    # A new curative may take the anomaly.
     await _planned(client, org, "curative")
+
+
+@pytest.mark.parametrize("kind", ["training", "curative"])
+async def test_every_write_on_a_cancelled_intervention_is_409(
+    client: httpx.AsyncClient, factory: Any, kind: str
+) -> None:
+    org: Org = await factory.org()
+    planned = await _planned(client, org, kind)
+    iid = planned["id"]
+    r = await client.request("DELETE", f"{RS}/{iid}", headers=org.admin.headers)
+    assert r.status_code == 204, r.text
+    before = (await client.get(f"{RS}/{iid}", headers=org.admin.headers)).json()
+    h = org.admin.headers
+    writes = [
+        ("DELETE", f"{RS}/{iid}", None),
+        ("PATCH", f"{RS}/{iid}/verify", {"decision": 1, "decisionComment": "ok"}),
+        ("PATCH", f"{MB}/check-in", {"interventionId": iid, "codePin": planned["codePin"]}),
+        (
+            "PATCH",
+            f"{MB}/execute",
+            {"interventionId": iid, "firstName": "A", "lastName": "B", "signature": SIGNATURE},
+        ),
+        ("POST", f"{RS}/{iid}/emails/informations", {"email": "someone@example.org"}),
+    ]
+    if kind == "training":
+        writes += [
+            ("PATCH", f"{RS}/training-exercise/{iid}", {"description": "changed"}),
+            ("PATCH", f"{RS}/training-exercise/{iid}", {"validateIntervention": True}),
+        ]
+    for method, path, body in writes:
+        r = await client.request(method, path, json=body, headers=h)
+        assert r.status_code == 409, (method, path, r.status_code, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        assert "cancelled" in r.json()["detail"], r.text
+    after = (await client.get(f"{RS}/{iid}", headers=org.admin.headers)).json()
+    assert after == before
+    async with factory.db.reader() as s:
+        queued = (
+            await s.execute(select(OutboxEmail).where(OutboxEmail.intervention_id == iid))
+        ).all()
+        assert queued == []
 
 
 async def test_cancel_without_body_and_refusals(client: httpx.AsyncClient, factory: Any) -> None:

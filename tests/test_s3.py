@@ -27,6 +27,7 @@ import pytest
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 from sqlalchemy import select, update
+from starlette.responses import Response
 
 from interventions.app import create_app
 from interventions.config import Settings
@@ -472,3 +473,90 @@ def test_s3_backend_needs_a_bucket() -> None:
     assert isinstance(
         make_storage(Settings(storage_backend="s3", s3_bucket="any"), TEST_SECRET), S3Storage
     )
+
+
+async def test_second_upload_never_replaces_the_linked_object(
+    service: httpx.AsyncClient, web: httpx.AsyncClient, factory: Any, s3: Bucket, database: Database
+) -> None:
+    """Single use where the service can enforce it: linked bytes are never replaced. The
+    presigned PUT itself goes to the object store, which takes it while the URL is valid."""
+    org: Org = await factory.org()
+    up = await announce(service, org, "image/jpeg", len(JPEG))
+    stored_key = f"{org.id}/{up.file_id}"
+    assert (await put(web, up.url, JPEG, "image/jpeg")).status_code == 200
+    assert (await service.get(up.download, headers=org.viewer.headers)).status_code == 307
+    # The link's database write is lost, and a second, valid image is staged with the URL.
+    async with database.writer() as s, s.begin():
+        await s.execute(
+            update(StoredFile).where(StoredFile.id == up.file_id).values(uploaded_at=None)
+        )
+    other = JPEG[:12] + bytes(len(JPEG) - 12)
+    assert (await put(web, up.url, other, "image/jpeg")).status_code == 200
+    assert s3.objects(org) == {stored_key: JPEG, f"incoming/{stored_key}": other}
+
+    got = await service.get(up.download, headers=org.viewer.headers)
+    assert got.status_code == 307, got.text
+    assert (await web.get(got.headers["location"])).content == JPEG
+    # The second upload is discarded, the first stays.
+    assert s3.objects(org) == {stored_key: JPEG}
+    assert await uploaded_at(database, up.file_id) is not None
+
+
+class GatedStorage:
+    """The S3 storage, with verifications held until released and counted."""
+
+    def __init__(self, inner: S3Storage) -> None:
+        self.inner = inner
+        self.calls = 0
+        self.running = 0
+        self.most_running = 0
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def presign_put(self, stored: StoredFile, base_url: str) -> str:
+        return self.inner.presign_put(stored, base_url)
+
+    async def verify(self, stored: StoredFile) -> bool:
+        self.calls += 1
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        try:
+            self.entered.set()
+            await self.release.wait()
+            return await self.inner.verify(stored)
+        finally:
+            self.running -= 1
+
+    async def download_response(self, stored: StoredFile) -> Response:
+        return await self.inner.download_response(stored)
+
+
+async def test_first_downloads_link_one_at_a_time(
+    s3_settings: Settings,
+    database: Database,
+    web: httpx.AsyncClient,
+    factory: Any,
+    s3: Bucket,
+) -> None:
+    """Linking is serialised on the file's row (PostgreSQL: FOR UPDATE; SQLite: its writer
+    lock), whatever the process: while one first download verifies, the others wait, then
+    find the file linked and do not verify (or copy) again."""
+    gated = GatedStorage(S3Storage.from_settings(s3_settings))
+    async with await _client(s3_settings, database, gated) as service:
+        org: Org = await factory.org()
+        up = await announce(service, org, "image/png", len(PNG))
+        assert (await put(web, up.url, PNG, "image/png")).status_code == 200
+        first = asyncio.create_task(service.get(up.download, headers=org.viewer.headers))
+        await asyncio.wait_for(gated.entered.wait(), 5)
+        others = [
+            asyncio.create_task(service.get(up.download, headers=org.viewer.headers))
+            for _ in range(3)
+        ]
+        await asyncio.sleep(0.5)
+        assert gated.running == 1
+        gated.release.set()
+        results = await asyncio.gather(first, *others)
+    assert [r.status_code for r in results] == [307] * 4
+    assert gated.calls == 1
+    assert gated.most_running == 1
+    assert s3.objects(org) == {f"{org.id}/{up.file_id}": PNG}

@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
+from interventions.db import utcnow
+from interventions.interventions.models import InterventionHistory
 from tests.factories import Org
 
 RS = "/interventions/v2/rs"
@@ -191,3 +194,70 @@ async def test_detail_of_preventive_lists_site_rules_and_rules(
     assert [r["id"] for r in d["rules"]] == sorted(org.rule_ids)
     assert all(r["type"] == 1 for r in d["rules"])
     assert d["sites"][0]["id"] == org.site_ids[0]
+
+
+async def test_history_names_changes_by_their_wire_names(
+    client: httpx.AsyncClient, factory: Any
+) -> None:
+    """SPEC §4.3: the changed fields are named as the rest of the API names them, for entries
+    written now and for entries recorded before (snake_case in the database)."""
+    org: Org = await factory.org()
+    drill = await _training(client, org, "2025-01-10T08:00:00Z", "2025-01-10T09:00:00Z")
+    url = f"{RS}/training-exercise/{drill['id']}"
+    body = {
+        "scheduledStart": "2025-01-11T08:00:00Z",
+        "scheduledEnd": "2025-01-11T09:00:00Z",
+        "assignedProfileId": org.manager.profile_id,
+        "assignedCompanyContactId": org.contact_ids[1],
+        "siteIds": [org.site_ids[1]],
+        "creationStatus": 0,
+    }
+    r = await client.patch(url, json=body, headers=org.admin.headers)
+    assert r.status_code == 200, r.text
+    # An entry as an earlier version wrote it.
+    async with factory.db.writer() as s, s.begin():
+        s.add(
+            InterventionHistory(
+                organization_id=org.id,
+                intervention_id=drill["id"],
+                user_id=org.admin.user_id,
+                action="update",
+                changes={"decision_comment": {"from": None, "to": "old"}},
+                created_at=utcnow(),
+            )
+        )
+    detail = (await client.get(f"{RS}/{drill['id']}", headers=org.admin.headers)).json()["data"]
+    update, legacy = detail["history"][1:]
+    assert set(update["changes"]) == {
+        "scheduledStart",
+        "scheduledEnd",
+        "assignedProfileId",
+        "assignedCompanyContactId",
+        "companyId",
+        "siteIds",
+        "creationStatus",
+        "status",
+    }
+    assert update["changes"]["scheduledStart"] == {
+        "from": "2025-01-10T08:00:00.000Z",
+        "to": "2025-01-11T08:00:00.000Z",
+    }
+    assert update["changes"]["assignedProfileId"] == {"from": None, "to": org.manager.profile_id}
+    assert legacy["changes"] == {"decisionComment": {"from": None, "to": "old"}}
+    # Stored with the wire names too, not only read with them.
+    async with factory.db.reader() as s:
+        stored = (
+            (
+                await s.execute(
+                    select(InterventionHistory.changes).where(
+                        InterventionHistory.intervention_id == drill["id"],
+                        InterventionHistory.action == "update",
+                    )
+                )
+            )
+            .scalars()
+            .first()
+        )
+    assert stored is not None
+    assert "scheduledStart" in stored
+    assert "scheduled_start" not in stored

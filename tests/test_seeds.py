@@ -113,7 +113,7 @@ async def test_000_create_curative(client: httpx.AsyncClient, factory: Any) -> N
         "creationStatus": 0,
         "description": "Description of the intervention",
         "assignedCompanyContactId": org.contact_ids[0],
-        "assignedUserId": org.manager.profile_id,
+        "assignedUserId": org.manager.user_id,
     }
     r = await client.post("/interventions/v2/rs/curative", json=body, headers=org.admin.headers)
     assert r.status_code == 201, r.text
@@ -285,7 +285,7 @@ async def test_003_update_training(client: httpx.AsyncClient, factory: Any) -> N
         "siteIds": org.site_ids,
         "creationStatus": 1,
         "assignedCompanyContactId": org.contact_ids[1],
-        "assignedUserId": org.admin.profile_id,
+        "assignedUserId": org.admin.user_id,
         "validateIntervention": True,
     }
     r = await client.patch(

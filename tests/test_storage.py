@@ -7,6 +7,7 @@ Every request goes through HTTP, as a phone would send it: the URL returned by
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,11 +16,14 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
+import uvicorn
+from sqlalchemy import select, update
 
 from interventions.config import Settings
 from interventions.storage.models import StoredFile
-from interventions.storage.service import LocalStorage
+from interventions.storage.service import PARTIAL_DIR, WRITE_BATCH_BYTES, LocalStorage
 from tests.factories import Org
+from tests.smtp_server import free_port
 
 UNPLANNED = "/interventions/v2/mb/preventive/unplanned"
 PROBLEM_JSON = "application/problem+json"
@@ -27,6 +31,7 @@ MAX_BYTES = 10 * 1024 * 1024  # the default limit (SPEC §5: 1 byte to 10 MiB)
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) * 4
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 3
+PNG_OF_JPEG_SIZE = PNG + bytes(len(JPEG) - len(PNG))
 WEBP = b"RIFF\x00\x10\x00\x00WEBPVP8 " + bytes(range(256)) * 2
 IMAGES = {"image/jpeg": JPEG, "image/png": PNG, "image/webp": WEBP}
 
@@ -162,7 +167,7 @@ async def test_download_by_another_organisation_is_404(
 
 @pytest.mark.parametrize(
     "content_type",
-    ["image/png", "application/json", "application/octet-stream", "text/plain", None],
+    ["image/png", "application/json", "text/plain", None],
 )
 async def test_wrong_content_type_is_400(
     client: httpx.AsyncClient, factory: Any, settings: Settings, content_type: str | None
@@ -178,6 +183,22 @@ async def test_wrong_content_type_is_400(
     # A failed attempt does not spend the URL: the right request still works.
     ok = await client.put(upload.url, content=JPEG, headers={"content-type": "image/jpeg"})
     assert ok.status_code == 200, ok.text
+
+
+async def test_octet_stream_takes_the_announced_type(
+    client: httpx.AsyncClient, factory: Any, settings: Settings
+) -> None:
+    """Generated clients send binary bodies as application/octet-stream: the announced type
+    stands, and the leading bytes are still checked against it."""
+    org: Org = await factory.org()
+    upload = await announce(client, org, "image/jpeg", len(JPEG))
+    octet = {"content-type": "application/octet-stream"}
+    r = await client.put(upload.url, content=PNG_OF_JPEG_SIZE, headers=octet)
+    assert_problem(r, 400)
+    assert stored_files(settings) == []
+    r = await client.put(upload.url, content=JPEG, headers=octet)
+    assert r.status_code == 200, r.text
+    assert r.json()["data"]["mimeType"] == "image/jpeg"
 
 
 @pytest.mark.parametrize("delta", [-1, 1, -len(JPEG) + 1])
@@ -378,3 +399,431 @@ async def test_unknown_file_id_with_valid_signature_is_404(
     r = await client.put(url, content=JPEG, headers={"content-type": "image/jpeg"})
     assert_problem(r, 404)
     assert stored_files(settings) == []
+
+
+# -- Streaming and single use (issue 9, item 10) ----------------------------------------------
+
+CHUNK = 64 * 1024  # what uvicorn hands the application at a time, about
+
+
+def partial_files(settings: Settings) -> list[Path]:
+    """What uploads in progress have on disk (``storage_dir/.partial``)."""
+    root = settings.storage_dir / PARTIAL_DIR
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def a_jpeg(variant: int, size: int = len(JPEG)) -> bytes:
+    """A JPEG of ``size`` bytes, different for each ``variant``."""
+    return (JPEG[:12] + bytes([variant % 256]) * 8 + JPEG[20:]).ljust(size, b"\x00")[:size]
+
+
+class CountedBody:
+    """An ASGI ``receive`` handing out ``data`` in ``CHUNK`` messages, counting what is pulled.
+
+    ``on_pull`` runs before each message is handed out, with the number of bytes already
+    handed out. Once the body is out (or the response is complete) it reports a disconnect.
+    """
+
+    def __init__(self, data: bytes, on_pull: Any = None) -> None:
+        self.data = memoryview(data)
+        self.pulled = 0
+        self.on_pull = on_pull
+        self.responded = asyncio.Event()
+
+    async def __call__(self) -> dict[str, Any]:
+        if self.pulled < len(self.data) and not self.responded.is_set():
+            if self.on_pull is not None:
+                self.on_pull(self.pulled)
+            chunk = bytes(self.data[self.pulled : self.pulled + CHUNK])
+            self.pulled += len(chunk)
+            return {
+                "type": "http.request",
+                "body": chunk,
+                "more_body": self.pulled < len(self.data),
+            }
+        await self.responded.wait()
+        return {"type": "http.disconnect"}
+
+
+async def asgi_put(
+    app: Any, url: str, headers: dict[str, str], body: CountedBody
+) -> tuple[int, dict[str, Any]]:
+    """One ``PUT`` straight into the ASGI application (middleware included)."""
+    parts = urlsplit(url)
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "PUT",
+        "scheme": "http",
+        "path": parts.path,
+        "raw_path": parts.path.encode(),
+        "query_string": parts.query.encode(),
+        "root_path": "",
+        "headers": [
+            (k.lower().encode(), v.encode()) for k, v in {"host": "testserver", **headers}.items()
+        ],
+        "client": ("10.0.0.9", 1234),
+        "server": ("testserver", 80),
+    }
+    status = 0
+    content = b""
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status, content
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            content += message.get("body", b"")
+            if not message.get("more_body", False):
+                body.responded.set()
+
+    await asyncio.wait_for(app(scope, body, send), 30)
+    return status, json.loads(content)
+
+
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [
+        ("bad-signature", 403),
+        ("expired", 403),
+        ("another-files-signature", 403),
+        ("unknown-file", 404),
+        ("already-uploaded", 409),
+        ("wrong-type", 400),
+        ("wrong-length", 400),
+    ],
+)
+async def test_refused_upload_reads_none_of_the_body(
+    client: httpx.AsyncClient,
+    app: Any,
+    factory: Any,
+    settings: Settings,
+    case: str,
+    status: int,
+) -> None:
+    """A bogus URL costs the server no upload: refused before a byte of the body is pulled."""
+    org: Org = await factory.org()
+    image = a_jpeg(1, MAX_BYTES)
+    upload = await announce(client, org, "image/jpeg", MAX_BYTES)
+    storage: LocalStorage = app.state.storage
+    headers = {"content-type": "image/jpeg", "content-length": str(MAX_BYTES)}
+    url = upload.url
+    if case == "bad-signature":
+        url = upload.with_query(signature=_flip(upload.signature))
+    elif case == "expired":
+        past = LocalStorage(storage.root, app.state.secret, ttl_seconds=-60)
+        url = past.presign_put(StoredFile(id=upload.file_id), "http://testserver")
+    elif case == "another-files-signature":
+        other = await announce(client, org, "image/jpeg", MAX_BYTES)
+        url = f"http://testserver{upload.path}?" + urlencode(
+            {"expires": other.expires, "signature": other.signature}
+        )
+    elif case == "unknown-file":
+        url = storage.presign_put(StoredFile(id="e" * 32), "http://testserver")
+    elif case == "already-uploaded":
+        first = await client.put(upload.url, content=image, headers={"content-type": "image/jpeg"})
+        assert first.status_code == 200, first.text
+    elif case == "wrong-type":
+        headers["content-type"] = "image/png"
+    elif case == "wrong-length":
+        headers["content-length"] = str(MAX_BYTES - 1)
+    before = [p.read_bytes() for p in stored_files(settings)]
+
+    body = CountedBody(a_jpeg(2, MAX_BYTES))
+    got, problem = await asgi_put(app, url, headers, body)
+    assert got == status, problem
+    assert problem["status"] == status
+    assert body.pulled == 0
+    assert partial_files(settings) == []
+    assert [p.read_bytes() for p in stored_files(settings)] == before
+    if case != "already-uploaded":
+        await assert_not_downloadable(client, org, upload)
+
+
+@pytest.mark.parametrize(
+    ("announced", "status"), [(MAX_BYTES, 413), (len(JPEG), 400)], ids=["limit", "announced"]
+)
+async def test_body_past_the_announced_size_or_the_limit_stops_being_read(
+    client: httpx.AsyncClient,
+    app: Any,
+    factory: Any,
+    settings: Settings,
+    announced: int,
+    status: int,
+) -> None:
+    """Streamed without a Content-Length: reading stops at the first chunk past the size
+    announced or past the limit (413), and what was written of it is removed."""
+    org: Org = await factory.org()
+    upload = await announce(client, org, "image/jpeg", announced)
+    partial_seen: list[int] = []
+    body = CountedBody(
+        a_jpeg(3, 2 * MAX_BYTES),
+        on_pull=lambda _: partial_seen.append(len(partial_files(settings))),
+    )
+    got, problem = await asgi_put(app, upload.url, {"content-type": "image/jpeg"}, body)
+    assert got == status, problem
+    assert announced < body.pulled <= announced + CHUNK
+    assert max(partial_seen) == 1  # streamed to one partial file...
+    assert partial_files(settings) == []  # ...removed with the refusal
+    assert stored_files(settings) == []
+    await assert_not_downloadable(client, org, upload)
+    # A refused attempt does not spend the URL.
+    image = a_jpeg(4, announced)
+    ok = await client.put(upload.url, content=image, headers={"content-type": "image/jpeg"})
+    assert ok.status_code == 200, ok.text
+
+
+async def test_upload_streams_to_disk(
+    client: httpx.AsyncClient, app: Any, factory: Any, settings: Settings
+) -> None:
+    """Half-way through the body, the first half is on disk, not in memory."""
+    org: Org = await factory.org()
+    upload = await announce(client, org, "image/jpeg", MAX_BYTES)
+    image = a_jpeg(5, MAX_BYTES)
+    on_disk: list[int] = []
+
+    def look(pulled: int) -> None:
+        if pulled >= MAX_BYTES // 2 and not on_disk:
+            on_disk.append(sum(p.stat().st_size for p in partial_files(settings)))
+
+    body = CountedBody(image, on_pull=look)
+    headers = {"content-type": "image/jpeg", "content-length": str(MAX_BYTES)}
+    got, payload = await asgi_put(app, upload.url, headers, body)
+    assert got == 200, payload
+    assert payload["data"]["uploadedAt"] is not None
+    assert on_disk
+    assert on_disk[0] >= MAX_BYTES // 2 - WRITE_BATCH_BYTES
+    assert partial_files(settings) == []
+    assert [p.read_bytes() for p in stored_files(settings)] == [image]
+
+
+async def test_second_put_is_409_and_the_file_is_unchanged(
+    client: httpx.AsyncClient, factory: Any, settings: Settings
+) -> None:
+    """A stored signature is evidence: the URL takes one upload, a second one is refused."""
+    org: Org = await factory.org()
+    first, second = a_jpeg(6), a_jpeg(7)
+    upload = await announce(client, org, "image/jpeg", len(first))
+    ok = await client.put(upload.url, content=first, headers={"content-type": "image/jpeg"})
+    assert ok.status_code == 200, ok.text
+    uploaded_at = ok.json()["data"]["uploadedAt"]
+
+    for data in (second, first):  # other bytes, or the same again: the URL is spent
+        r = await client.put(upload.url, content=data, headers={"content-type": "image/jpeg"})
+        body = assert_problem(r, 409)
+        assert body["type"].endswith("/already-uploaded")
+        assert "already uploaded" in body["detail"]
+
+    assert [p.read_bytes() for p in stored_files(settings)] == [first]
+    assert partial_files(settings) == []
+    got = await client.get(upload.download, headers=org.viewer.headers)
+    assert got.status_code == 200
+    assert got.content == first
+    r = await client.get(
+        f"/interventions/v2/rs/{upload.intervention['id']}", headers=org.viewer.headers
+    )
+    assert r.json()["data"]["imgSignature"] == upload.download
+    assert uploaded_at is not None
+
+
+async def test_second_put_after_a_lost_write_is_409(
+    client: httpx.AsyncClient, factory: Any, settings: Settings, database: Any
+) -> None:
+    """Stored on disk but not marked (the database write was lost): still stored, still 409;
+    the first download marks it."""
+    org: Org = await factory.org()
+    first, second = a_jpeg(8), a_jpeg(9)
+    upload = await announce(client, org, "image/jpeg", len(first))
+    ok = await client.put(upload.url, content=first, headers={"content-type": "image/jpeg"})
+    assert ok.status_code == 200, ok.text
+    async with database.writer() as s, s.begin():
+        await s.execute(
+            update(StoredFile).where(StoredFile.id == upload.file_id).values(uploaded_at=None)
+        )
+
+    r = await client.put(upload.url, content=second, headers={"content-type": "image/jpeg"})
+    assert_problem(r, 409)
+    assert [p.read_bytes() for p in stored_files(settings)] == [first]
+    got = await client.get(upload.download, headers=org.viewer.headers)
+    assert got.status_code == 200, got.text
+    assert got.content == first
+    async with database.reader() as s:
+        marked = await s.scalar(
+            select(StoredFile.uploaded_at).where(StoredFile.id == upload.file_id)
+        )
+    assert marked is not None
+
+
+async def test_concurrent_puts_store_exactly_one(
+    client: httpx.AsyncClient, factory: Any, settings: Settings
+) -> None:
+    org: Org = await factory.org()
+    upload = await announce(client, org, "image/jpeg", len(JPEG))
+    images = [a_jpeg(10 + i) for i in range(6)]
+    results = await asyncio.gather(
+        *(
+            client.put(upload.url, content=image, headers={"content-type": "image/jpeg"})
+            for image in images
+        )
+    )
+    statuses = [r.status_code for r in results]
+    assert sorted(statuses) == [200] + [409] * 5, [r.text for r in results]
+    winner = images[statuses.index(200)]
+    assert [p.read_bytes() for p in stored_files(settings)] == [winner]
+    assert partial_files(settings) == []
+    got = await client.get(upload.download, headers=org.viewer.headers)
+    assert got.content == winner
+
+
+# -- Over real HTTP: uvicorn on a free port ------------------------------------------------
+
+
+@pytest.fixture
+async def live(app: Any) -> AsyncIterator[str]:
+    """The application served by uvicorn (as ``interventions serve`` does) on a free port."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert not task.done(), "uvicorn did not start"
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+class RawPut:
+    """A ``PUT`` on its own connection, sending its body when the test says so."""
+
+    def __init__(self, base: str, url: str, mime: str, length: int) -> None:
+        parts = urlsplit(url)
+        self.port = int(urlsplit(base).port or 80)
+        self.head = (
+            f"PUT {parts.path}?{parts.query} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+            f"Content-Type: {mime}\r\nContent-Length: {length}\r\n\r\n"
+        ).encode()
+        self.reader: asyncio.StreamReader
+        self.writer: asyncio.StreamWriter
+
+    async def start(self, body_part: bytes) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.writer.write(self.head + body_part)
+        await self.writer.drain()
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def response(self) -> tuple[int, dict[str, Any]]:
+        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 10)
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = dict(line.lower().split(": ", 1) for line in lines[1:] if line)
+        content = await self.reader.readexactly(int(headers["content-length"]))
+        return status, json.loads(content)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def eventually(condition: Any) -> bool:
+    """Whether ``condition()`` becomes true within 5 seconds."""
+    deadline = time.monotonic() + 5
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+async def test_bogus_puts_are_answered_while_their_bodies_are_still_coming(
+    live: str, client: httpx.AsyncClient, factory: Any, settings: Settings
+) -> None:
+    """The issue's 100 bogus PUTs: each announces 10 MiB and has sent only 64 KiB of it when
+    the server answers 403. Nothing waits for (or keeps) the rest."""
+    org: Org = await factory.org()
+    upload = await announce(client, org, "image/jpeg", MAX_BYTES)
+    bogus = upload.with_query(signature=_flip(upload.signature))
+    puts = [RawPut(live, bogus, "image/jpeg", MAX_BYTES) for _ in range(100)]
+    try:
+        await asyncio.gather(*(p.start(bytes(CHUNK)) for p in puts))
+        answers = await asyncio.gather(*(p.response() for p in puts))
+    finally:
+        for p in puts:
+            p.close()
+    assert {status for status, _ in answers} == {403}
+    assert {body["detail"] for _, body in answers} == {"The upload URL signature is invalid."}
+    assert partial_files(settings) == []
+    assert stored_files(settings) == []
+
+    # The real URL, with the whole body, still works on the same server.
+    image = a_jpeg(20, MAX_BYTES)
+    async with httpx.AsyncClient(timeout=30) as web:
+        ok = await web.put(
+            live + urlsplit(upload.url).path + "?" + urlsplit(upload.url).query,
+            content=image,
+            headers={"content-type": "image/jpeg"},
+        )
+    assert ok.status_code == 200, ok.text
+    assert [p.read_bytes() for p in stored_files(settings)] == [image]
+
+
+async def test_two_puts_in_flight_store_one_over_http(
+    live: str, client: httpx.AsyncClient, factory: Any, settings: Settings
+) -> None:
+    """Both uploads are past every check and streaming when they finish: one is stored, the
+    other is a 409. Meanwhile the database is free (no transaction waits on a body)."""
+    org: Org = await factory.org()
+    size = 1024 * 1024
+    upload = await announce(client, org, "image/jpeg", size)
+    images = [a_jpeg(30, size), a_jpeg(31, size)]
+    puts = [RawPut(live, upload.url, "image/jpeg", size) for _ in images]
+    try:
+        for put, image in zip(puts, images, strict=True):
+            await put.start(image[: size // 2])
+        assert await eventually(lambda: len(partial_files(settings)) == 2)
+
+        # Another write while both bodies are half-way (SQLite: its one writer lock is free).
+        other = await asyncio.wait_for(announce(client, org, "image/png", len(PNG)), 5)
+        assert other.file_id != upload.file_id
+
+        for put, image in zip(puts, images, strict=True):
+            await put.send(image[size // 2 :])
+        answers = await asyncio.gather(*(p.response() for p in puts))
+    finally:
+        for p in puts:
+            p.close()
+    statuses = [status for status, _ in answers]
+    assert sorted(statuses) == [200, 409], answers
+    assert "already uploaded" in answers[statuses.index(409)][1]["detail"]
+    winner = images[statuses.index(200)]
+    assert [p.read_bytes() for p in stored_files(settings)] == [winner]
+    assert partial_files(settings) == []
+    got = await client.get(upload.download, headers=org.viewer.headers)
+    assert got.content == winner
+
+
+async def test_client_gone_mid_upload_leaves_nothing(
+    live: str, client: httpx.AsyncClient, factory: Any, settings: Settings
+) -> None:
+    org: Org = await factory.org()
+    size = 1024 * 1024
+    upload = await announce(client, org, "image/jpeg", size)
+    put = RawPut(live, upload.url, "image/jpeg", size)
+    image = a_jpeg(40, size)
+    await put.start(image[: size // 2])
+    assert await eventually(lambda: len(partial_files(settings)) == 1)
+    put.close()
+    assert await eventually(lambda: partial_files(settings) == [])
+    assert stored_files(settings) == []
+    await assert_not_downloadable(client, org, upload)
+    # The URL was not spent.
+    ok = await client.put(upload.url, content=image, headers={"content-type": "image/jpeg"})
+    assert ok.status_code == 200, ok.text

@@ -337,7 +337,7 @@ BODY_CASES: dict[str, BodyCase] = {
         CURATIVE,
         lambda w, x: curative(w, assignedUserId=x),
         "assignedUserId",
-        lambda w: w.b.manager.profile_id,
+        lambda w: w.b.manager.user_id,
     ),
     # POST /preventive/routine
     "routine": (
@@ -386,7 +386,7 @@ BODY_CASES: dict[str, BodyCase] = {
         TRAINING,
         lambda w, x: training(w, assignedUserId=x),
         "assignedUserId",
-        lambda w: w.b.viewer.profile_id,
+        lambda w: w.b.viewer.user_id,
     ),
     # POST /mb/preventive/unplanned
     "unplanned-company": (
@@ -437,7 +437,7 @@ BODY_CASES: dict[str, BodyCase] = {
         PATCH_PREVENTIVE,
         lambda w, x: {"assignedUserId": x},
         "assignedUserId",
-        lambda w: w.b.manager.profile_id,
+        lambda w: w.b.manager.user_id,
     ),
     # PATCH /training-exercise/{id}
     "training-update-rule": (
@@ -473,7 +473,7 @@ BODY_CASES: dict[str, BodyCase] = {
         PATCH_TRAINING,
         lambda w, x: {"assignedUserId": x},
         "assignedUserId",
-        lambda w: w.b.admin.profile_id,
+        lambda w: w.b.admin.user_id,
     ),
     # PATCH /{id}/verify
     "verify-notification": (
@@ -528,7 +528,9 @@ async def test_own_references_are_accepted(client: httpx.AsyncClient, factory: A
         "training-site": w.a.site_ids[2],
         "unplanned-company": w.a.company_ids[1],
         "preventive-site-rule": w.a.site_rule_ids[1],
-        "preventive-user": w.a.viewer.profile_id,
+        "preventive-user": w.a.viewer.user_id,
+        "curative-user": w.a.manager.user_id,
+        "training-update-user": w.a.admin.user_id,
         "training-update-site": w.a.site_ids[2],
         "training-update-contact": w.a.contact_ids[1],
         "verify-notification": w.a_notification,
@@ -581,25 +583,32 @@ async def test_signature_never_uploaded_is_404(client: httpx.AsyncClient, factor
     assert r.headers["content-type"] == "application/problem+json"
 
 
-async def test_signature_of_cancelled_intervention_is_404(
+async def test_signature_of_cancelled_intervention_stays_readable(
     client: httpx.AsyncClient, factory: Any
 ) -> None:
+    """A cancelled intervention stays in the register (SPEC §4.3), its signature with it;
+    for another organisation both stay 404."""
     a: Org = await factory.org()
+    b: Org = await factory.org()
     data = (await unplanned(client, a))["data"]
     assert (await client.get(data["imgSignature"], headers=a.admin.headers)).status_code == 200
-    # Cancelled (SPEC §4.3: status 7 with deletedAt, never a physical delete). The API has no
-    # cancel endpoint yet, so the row is cancelled the way the service would.
+    # Executed interventions cannot be cancelled through the API (they await verification);
+    # the row is cancelled the way the service would.
     async with factory.db.writer() as s, s.begin():
         await s.execute(
             update(Intervention)
             .where(Intervention.id == data["id"])
             .values(status=7, deleted_at=utcnow())
         )
-    gone = await client.get(f"{RS}/{data['id']}", headers=a.admin.headers)
-    assert gone.status_code == 404, gone.text
+    read = await client.get(f"{RS}/{data['id']}", headers=a.admin.headers)
+    assert read.status_code == 200, read.text
+    assert read.json()["data"]["status"] == 7
     r = await client.get(data["imgSignature"], headers=a.admin.headers)
-    assert r.status_code == 404, r.headers.get("content-type")
-    assert r.headers["content-type"] == "application/problem+json"
+    assert r.status_code == 200, r.headers.get("content-type")
+    assert r.content == JPEG
+    assert (await client.get(f"{RS}/{data['id']}", headers=b.admin.headers)).status_code == 404
+    r = await client.get(data["imgSignature"], headers=b.admin.headers)
+    assert r.status_code == 404
     assert JPEG not in r.content
 
 

@@ -88,7 +88,7 @@ def curative_body(org: Org) -> dict[str, Any]:
         "creationStatus": 0,
         "description": "Replace the extinguisher",
         "assignedCompanyContactId": org.contact_ids[0],
-        "assignedUserId": org.manager.profile_id,
+        "assignedUserId": org.manager.user_id,
     }
 
 
@@ -214,7 +214,7 @@ async def target(client: httpx.AsyncClient, factory: Factory, name: str) -> Targ
             "siteIds": [org.site_ids[0], org.site_ids[1]],
             "creationStatus": 1,
             "assignedCompanyContactId": org.contact_ids[1],
-            "assignedUserId": org.manager.profile_id,
+            "assignedUserId": org.manager.user_id,
             "validateIntervention": False,
         }
         url = "/interventions/v2/rs/training-exercise/{id}"
@@ -590,9 +590,14 @@ DATE_FIELDS = {
 BAD_DATES: list[Any] = [
     "2023-02-29T00:00:00Z",  # not a leap year
     "1900-02-29T00:00:00Z",  # divisible by 100, not by 400
-    "2024-01-01T00:00:00",  # no Z
-    "2024-01-01T00:00:00+01:00",
-    "2024-01-01T00:00:00+00:00",
+    "2024-01-01T00:00:00",  # no Z and no offset
+    "2024-01-01T00:00:00+24:00",  # no such offset
+    "2024-01-01T00:00:00+01:60",
+    "2024-01-01T00:00:00+0100",  # RFC 3339 wants the colon
+    "2024-01-01T00:00:00+01",
+    "2024-01-01T00:00:00Z+01:00",
+    "0001-01-01T00:00:00+01:00",  # year 0 in UTC
+    "9999-12-31T23:00:00-02:00",  # year 10000 in UTC
     "2024-01-01T00:00:00z",
     "2024-13-01T00:00:00Z",
     "2024-04-31T00:00:00Z",
@@ -632,6 +637,12 @@ VALID_DATES = [
     ("2024-01-01T10:00:00.5Z", "2024-01-01T10:00:00.500Z"),
     ("2024-01-01T10:00:00.123456789012Z", "2024-01-01T10:00:00.123Z"),  # many fraction digits
     ("2024-12-31T23:59:59.999Z", "2024-12-31T23:59:59.999Z"),
+    # Decided (SPEC §2): an explicit offset is accepted and normalised to UTC.
+    ("2024-01-01T10:00:00+00:00", "2024-01-01T10:00:00.000Z"),
+    ("2024-01-01T10:00:00+02:00", "2024-01-01T08:00:00.000Z"),
+    ("2024-12-31T23:30:00.25-01:00", "2025-01-01T00:30:00.250Z"),
+    ("2024-03-01T01:00:00+05:30", "2024-02-29T19:30:00.000Z"),
+    ("2024-01-01T10:00:00.123456789+00:00", "2024-01-01T10:00:00.123Z"),
 ]
 
 
@@ -867,24 +878,56 @@ ASSIGNEE_ENDPOINTS = ["curative", "preventive", "training", "training-create"]
 
 
 @pytest.mark.parametrize("name", ASSIGNEE_ENDPOINTS)
-async def test_both_assignee_names(client: httpx.AsyncClient, factory: Factory, name: str) -> None:
+async def test_assigned_user_id_is_a_user_id(
+    client: httpx.AsyncClient, factory: Factory, name: str
+) -> None:
+    """SPEC §2: ``assignedUserId`` names a user (their profile in the organisation is meant),
+    ``assignedProfileId`` a profile. The factory gives profiles ids far from their users'."""
     t = await target(client, factory, name)
     org = t.org
-    body = {
-        **t.body,
-        "assignedUserId": org.manager.profile_id,
-        "assignedProfileId": org.admin.profile_id,
-    }
-    r = await t.send(client, body)
-    problem = assert_problem(r, 400)
-    assert {e["field"] for e in problem["errors"]} & {"assignedUserId", "assignedProfileId"}
-    # The same value under both names is fine.
-    pid = org.viewer.profile_id
-    r = await t.send(client, {**t.body, "assignedUserId": pid, "assignedProfileId": pid})
+    taken: list[int] = []
+
+    def body(**assignee: int) -> dict[str, Any]:
+        out = {k: v for k, v in t.body.items() if k not in ("assignedUserId", "assignedProfileId")}
+        if name == "curative":  # each curative intervention takes its own open anomaly
+            out["anomalyIds"] = [a for a in org.anomaly_ids if a not in taken][:1]
+        return {**out, **assignee}
+
+    r = await t.send(client, body(assignedUserId=org.viewer.user_id))
     assert r.status_code == t.success, r.text
     data = r.json()["data"]
-    assert data["assignedProfileId"] == pid
-    assert data["assignedUserId"] == org.viewer.user_id
+    taken.extend(data["anomalyIds"])
+    assert (data["assignedUserId"], data["assignedProfileId"]) == (
+        org.viewer.user_id,
+        org.viewer.profile_id,
+    )
+    # A profile id is not a user id.
+    r = await t.send(client, body(assignedUserId=org.viewer.profile_id))
+    problem = assert_problem(r, 422)
+    assert [e["field"] for e in problem["errors"]] == ["assignedUserId"]
+    # Both names for the same profile are fine; for different profiles, a 400.
+    both = {"assignedUserId": org.manager.user_id, "assignedProfileId": org.manager.profile_id}
+    r = await t.send(client, body(**both))
+    assert r.status_code == t.success, r.text
+    assert r.json()["data"]["assignedProfileId"] == org.manager.profile_id
+    taken.extend(r.json()["data"]["anomalyIds"])
+    both = {"assignedUserId": org.manager.user_id, "assignedProfileId": org.admin.profile_id}
+    problem = assert_problem(await t.send(client, body(**both)), 400)
+    assert [e["field"] for e in problem["errors"]] == ["assignedProfileId"]
+    # The same number under both names is a user and a profile that differ: refused.
+    pid = org.viewer.profile_id
+    r = await t.send(client, body(assignedUserId=pid, assignedProfileId=pid))
+    assert_problem(r, 422)
+
+
+async def test_a_user_without_a_profile_here_cannot_be_assigned(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    t = await target(client, factory, "curative")
+    other = await factory.org()  # a real user, a member of another organisation only
+    r = await t.send(client, {**t.body, "assignedUserId": other.admin.user_id})
+    problem = assert_problem(r, 422)
+    assert [e["field"] for e in problem["errors"]] == ["assignedUserId"]
 
 
 # --- a refused request changes nothing ----------------------------------------------------
@@ -944,12 +987,12 @@ PATCH_REFUSALS: dict[str, list[tuple[dict[str, Any], int]]] = {
 
 
 def _fill(value: Any, org: Org) -> Any:
-    """Placeholders: SR a site rule, R a check rule, S a site, A/B two profiles."""
+    """Placeholders: SR a site rule, R a check rule, S a site, A a user, B another's profile."""
     names = {
         "SR": org.site_rule[(org.site_ids[2], org.rule_ids[1])],
         "R": org.rule_ids[0],
         "S": org.site_ids[2],
-        "A": org.manager.profile_id,
+        "A": org.manager.user_id,
         "B": org.admin.profile_id,
     }
     if isinstance(value, list):
@@ -1032,3 +1075,32 @@ async def test_refused_unplanned_notifies_nobody(
     assert r.status_code == 201, r.text
     notes = (await client.get(NOTIFICATIONS, headers=org.admin.headers)).json()
     assert [n["interventionId"] for n in notes["data"]] == [r.json()["data"]["id"]]
+
+
+# --- query parameters -----------------------------------------------------------------------
+
+
+async def test_unknown_query_parameters_are_refused(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
+    """As unknown body fields (SPEC §2): a mistyped filter must not silently list everything."""
+    org = await factory.org()
+    h = org.admin.headers
+    for url, names in [
+        ("/interventions/v2/rs?siteid=1", ["siteid"]),
+        ("/interventions/v2/rs?status=2&statuses=7&colour=red", ["statuses", "colour"]),
+        ("/sites/v1/rs?pageSize=20&archived=true", ["archived"]),
+        ("/notifications/v1/rs?unread=1", ["unread"]),
+        (f"/interventions/v2/rs/{org.routine_id}?include=history", ["include"]),
+        ("/health?verbose", ["verbose"]),
+    ]:
+        r = await client.get(url, headers=h)
+        problem = assert_problem(r, 400)
+        assert [e["field"] for e in problem["errors"]] == names, url
+    # The declared ones still work, repeated included.
+    r = await client.get("/interventions/v2/rs?status=2&status=7&pageSize=5", headers=h)
+    assert r.status_code == 200, r.text
+    r = await client.get(f"/sites/v1/rs?includeArchived=true&q=Site&siteId={1}", headers=h)
+    assert_problem(r, 400)
+    r = await client.get("/sites/v1/rs?includeArchived=true&q=Site", headers=h)
+    assert r.status_code == 200, r.text

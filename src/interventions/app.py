@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -18,14 +19,27 @@ from interventions import __version__
 from interventions.auth.dependencies import SECURITY_SCHEMES, current_caller
 from interventions.auth.router import router as auth_router
 from interventions.config import Settings, get_settings
-from interventions.db import Database, create_database
-from interventions.errors import install_handlers, problem_response
+from interventions.db import Database, create_database_from_settings
+from interventions.docs import install_docs
+from interventions.errors import (
+    RETRY_AFTER_SECONDS,
+    install_handlers,
+    problem_response,
+    unavailable_summary,
+)
 from interventions.http import BodyGuard
 from interventions.interventions.router_mb import router as mobile_router
 from interventions.interventions.router_rs import router as interventions_router
 from interventions.notifications.router import router as notifications_router
-from interventions.openapi import errors_for, finish_document
+from interventions.openapi import (
+    default_operation_id,
+    document_limits,
+    errors_for,
+    finish_document,
+)
+from interventions.organizations.router import routers as organization_routers
 from interventions.references.router import routers as reference_routers
+from interventions.routing import MethodGuard
 from interventions.storage.router import router as storage_router
 from interventions.storage.service import UPLOAD_PREFIX, make_storage
 from interventions.worker import background_work
@@ -66,12 +80,7 @@ def document_security(schema: dict[str, Any], routers: Sequence[APIRouter]) -> N
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
-    db = database or create_database(
-        settings.database_url,
-        echo=settings.log_sql,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-    )
+    db = database or create_database_from_settings(settings)
     secret = settings.resolved_secret()
 
     @asynccontextmanager
@@ -90,6 +99,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        generate_unique_id_function=default_operation_id,
+        docs_url=None,  # FastAPI's pages load their assets from a CDN: see install_docs
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.db = db
@@ -97,6 +109,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.storage = make_storage(settings, secret)
 
     install_handlers(app)
+    install_docs(app)
     routers = (
         auth_router,
         interventions_router,
@@ -104,6 +117,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         notifications_router,
         storage_router,
         *reference_routers,
+        *organization_routers,
     )
     for router in routers:
         app.include_router(router)
@@ -116,12 +130,19 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     async def health(request: Request) -> JSONResponse:
         try:
-            async with request.app.state.db.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception:
-            logger.warning("health check: database unreachable", exc_info=True)
+            # Its own deadline, shorter than connecting may take: a probe must not hang.
+            async with asyncio.timeout(settings.health_timeout_seconds):
+                async with request.app.state.db.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            # One line, as for any request the database cannot take; no traceback per probe.
+            logger.warning("health check: database unavailable: %s", unavailable_summary(exc))
             return problem_response(
-                503, "Service unavailable", "The database cannot be reached.", slug="unavailable"
+                503,
+                "Service unavailable",
+                "The database cannot be reached.",
+                slug="unavailable",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
         return JSONResponse({"status": "ok"})
 
@@ -131,6 +152,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(
         BodyGuard, max_body_bytes=settings.max_body_bytes, raw_body_limit=raw_body_limit
     )
+    # Outermost: a method the path does not take is a 405 before its body is looked at.
+    app.add_middleware(MethodGuard)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -139,6 +162,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
         document_security(schema, routers)
+        document_limits(schema, signature_max_bytes=settings.signature_max_bytes)
         app.openapi_schema = finish_document(schema)
         return schema
 

@@ -5,18 +5,22 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from interventions.config import Settings, get_settings
-from interventions.db import create_database
+from interventions.db import create_database, create_database_from_settings
 from interventions.migrate import upgrade
 
 cli = typer.Typer(help="Interventions service for building-safety registers.", no_args_is_help=True)
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: a long line stays one line (the terminal wraps it on screen; a pipe, a log or
+# grep gets it whole) instead of being cut at 80 columns when the output is not a terminal.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+MAX_REPORTED_PROBLEMS = 50
 
 
 @cli.command()
@@ -35,12 +39,17 @@ def serve(
     if migrate:
         upgrade(settings.database_url)
     settings.resolved_secret()  # generate and keep it before workers start, so they share it
+    # X-Forwarded-For / -Proto only from the proxies the operator names: uvicorn's default
+    # (trust 127.0.0.1) would let anyone on the machine, or any request when nothing fronts
+    # the service, choose the client address that rate limits key on.
+    proxies = settings.trusted_proxy_list()
     uvicorn.run(
         "interventions.asgi:app",
         host=host,
         port=port,
         workers=workers,
-        proxy_headers=True,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
         log_level="info",
     )
 
@@ -56,6 +65,52 @@ async def _import(settings: Settings, document: Any) -> Any:
         await db.dispose()
 
 
+def _fail(message: str, code: int = 1) -> NoReturn:
+    """One error line (never wrapped: see ``err_console``) and the exit."""
+    err_console.print(f"[red]error:[/red] {escape(message)}")
+    raise typer.Exit(code)
+
+
+def _fail_with_problems(prefix: str, problems: list[str], hint: str = "") -> NoReturn:
+    """Every problem of an invalid file, one a line, up to ``MAX_REPORTED_PROBLEMS``."""
+    if len(problems) == 1:
+        err_console.print(
+            f"[red]error:[/red] {escape(prefix)}: {escape(problems[0])}; nothing was imported"
+        )
+    else:
+        err_console.print(
+            f"[red]error:[/red] {escape(prefix)}: {len(problems)} problems; nothing was imported"
+        )
+        for problem in problems[:MAX_REPORTED_PROBLEMS]:
+            err_console.print(f"  {escape(problem)}")
+        if len(problems) > MAX_REPORTED_PROBLEMS:
+            err_console.print(f"  … and {len(problems) - MAX_REPORTED_PROBLEMS} more")
+    if hint:
+        err_console.print(escape(hint))
+    raise typer.Exit(1)
+
+
+def _read_json(file: Path) -> Any:
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        _fail(f"{file}: no such file", 2)
+    except IsADirectoryError:
+        _fail(f"{file}: is a directory, not a file", 2)
+    except OSError as exc:
+        _fail(f"{file}: cannot be read ({exc.strerror or exc})", 2)
+    try:
+        content = raw.decode("utf-8-sig")  # a leading byte-order mark is tolerated
+    except UnicodeDecodeError as exc:
+        _fail(f"{file} is not UTF-8 text: byte 0x{raw[exc.start]:02x} at offset {exc.start}")
+    if not content.strip():
+        _fail(f"{file} is empty: it must hold one JSON object")
+    try:
+        return json.loads(content)
+    except json.JSONDecodeError as exc:
+        _fail(f"{file} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}")
+
+
 @cli.command("import")
 def import_(
     file: Annotated[Path, typer.Argument(help="JSON file in the reference data format.")],
@@ -63,21 +118,13 @@ def import_(
     """Load reference data (organisations, users, sites, rules…). Idempotent; all or nothing."""
     from interventions.references.importer import ImportError_
 
-    try:
-        document = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        err_console.print(f"[red]error:[/red] {file}: no such file")
-        raise typer.Exit(2) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        err_console.print(f"[red]error:[/red] {file}: not a JSON file ({exc})")
-        raise typer.Exit(1) from None
+    document = _read_json(file)
     settings = get_settings()
     upgrade(settings.database_url)
     try:
         report = asyncio.run(_import(settings, document))
     except ImportError_ as exc:
-        err_console.print(f"[red]error:[/red] {file}: {exc}; nothing was imported")
-        raise typer.Exit(1) from None
+        _fail_with_problems(str(file), exc.problems)
     for label in report.created:
         console.print(
             f"{label}: {report.created[label]} created, {report.updated[label]} updated, "
@@ -96,37 +143,64 @@ async def _demo(settings: Settings) -> tuple[Any, list[int]]:
         await db.dispose()
 
 
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+
+
 @cli.command()
 def demo(
-    url: Annotated[
-        str, typer.Option(help="Where the service listens, for the printed examples.")
-    ] = "http://127.0.0.1:8000",
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            "--url",
+            help="Where the service answers, for the printed instructions "
+            f"(default: INTERVENTIONS_PUBLIC_URL when set, else {DEFAULT_BASE_URL}).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Load a small demo organisation and print how to log in."""
-    from interventions.demo import DEMO_USERS
+    from interventions.demo import DEMO_ORGANIZATION_ID, DEMO_USERS
+    from interventions.references.importer import ImportError_
 
     settings = get_settings()
+    base = (base_url or settings.public_url or DEFAULT_BASE_URL).rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        raise typer.BadParameter(
+            f"{base!r} is not an http:// or https:// URL", param_hint="--base-url"
+        )
     upgrade(settings.database_url)
-    _, created = asyncio.run(_demo(settings))
-    console.print("Demo organisation 1 is ready.", style="bold")
-    for _, email, password, _, _, role in DEMO_USERS:
-        console.print(f"  {role:8} {email} / {password}")
+    try:
+        _, created = asyncio.run(_demo(settings))
+    except ImportError_ as exc:
+        _fail_with_problems(
+            "the demo organisation cannot be loaded",
+            exc.problems,
+            "Load it into a fresh database (an earlier version of the demo gave profiles the "
+            "ids of their users), or set INTERVENTIONS_DATABASE_URL to another one.",
+        )
+    console.print(f"Demo organisation {DEMO_ORGANIZATION_ID} is ready.", style="bold")
+    for u in DEMO_USERS:
+        console.print(
+            f"  {u.role:8} {u.email} / {u.password}  (user {u.user_id}, profile {u.profile_id})",
+            highlight=False,
+        )
     if created:
         console.print(
             f"Planned interventions: preventive {created[0]}, training exercise {created[1]}."
         )
-    body = json.dumps({"email": DEMO_USERS[0][1], "password": DEMO_USERS[0][2]})
-    console.print("\nLog in:", style="bold")
+    body = json.dumps({"email": DEMO_USERS[0].email, "password": DEMO_USERS[0].password})
+    console.print(f"\nLog in to {base}:", style="bold", highlight=False)
     console.print(
-        f"curl -s -X POST {url}/auth/v1/rs/login/credentials "
+        f"curl -s -X POST {base}/auth/v1/rs/login/credentials "
         f"-H 'content-type: application/json' -d '{body}'",
-        soft_wrap=True,
         highlight=False,
     )
     console.print(
         "Then send 'Authorization: Bearer <accessToken>' and 'x-session-token: <sessionToken>'.",
         highlight=False,
     )
+    console.print(f"Interactive API documentation: {base}/docs", highlight=False)
 
 
 @cli.command()
@@ -145,7 +219,8 @@ def worker() -> None:
     )
     settings = get_settings()
     upgrade(settings.database_url)
-    asyncio.run(run_worker(create_database(settings.database_url), settings))
+    # The worker bounds its waits on the database like the serving processes.
+    asyncio.run(run_worker(create_database_from_settings(settings), settings))
 
 
 def main() -> None:

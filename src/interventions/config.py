@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,6 +23,19 @@ class Settings(BaseSettings):
     # (TLS negotiation, backend start, every statement prepared again) costs more than waiting.
     db_pool_size: int = Field(default=20, gt=0)
     db_max_overflow: int = Field(default=0, ge=0)
+    # How long to wait on the database before answering 503 with Retry-After (issue 9): a
+    # database out of reach or stuck must not hold requests for asyncpg's 60 s or forever.
+    # Connecting (TCP, TLS, authentication) takes milliseconds on a healthy server. The
+    # service's statements take milliseconds too, lock waits included, so 15 s only ends
+    # stuck ones, and does so before the 30–60 s after which proxies and clients give up.
+    # Waiting for a free pooled connection: 10 s of a full pool is overload, not a burst.
+    # SQLite: how long a writer queues for another writer's lock (its busy timeout).
+    db_connect_timeout_seconds: float = Field(default=5, gt=0)
+    db_command_timeout_seconds: float = Field(default=15, gt=0)
+    db_pool_timeout_seconds: float = Field(default=10, gt=0)
+    db_busy_timeout_seconds: float = Field(default=30, gt=0)
+    # /health gives up after this, whatever the timeouts above: a probe must not hang.
+    health_timeout_seconds: float = Field(default=2, gt=0)
     # Signing secret for tokens and upload URLs. When empty, one is generated on first start
     # and kept in ``secret_file`` so that tokens survive a restart.
     secret_key: str = ""
@@ -38,6 +52,12 @@ class Settings(BaseSettings):
 
     login_max_failures: int = Field(default=5, gt=0)
     login_window_seconds: int = Field(default=15 * 60, gt=0)
+
+    # Invitations to join an organisation: how long the e-mailed link works, and the page of
+    # the web app that accepts it (``?token=…`` is appended). Without one, the link is
+    # ``<public URL>/invitations/accept``.
+    invitation_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
+    invitation_url: str = ""
 
     storage_dir: Path = Path("var/storage")
     # Absolute base URL clients use to reach the service (for presigned URLs). When empty,
@@ -76,6 +96,36 @@ class Settings(BaseSettings):
     # PIN check-in attempts per intervention and per caller in the window.
     pin_max_failures: int = Field(default=5, gt=0)
     pin_window_seconds: int = Field(default=15 * 60, gt=0)
+
+    # Rate limits and proxy trust (issue 9). Every limit is counted in the database, so that
+    # all worker processes share it, and charged before the work it guards.
+    # Failed logins per client address, whatever the e-mail (the per-e-mail limit above is
+    # per e-mail and client address).
+    login_client_max_failures: int = Field(default=20, gt=0)
+    login_client_window_seconds: int = Field(default=60, gt=0)
+    # Password verifications at once in one process (each Argon2 check takes ~50 ms of CPU
+    # and 64 MiB), and how many more logins may wait for one before a quick 429.
+    login_concurrency: int = Field(default=2, gt=0)
+    login_queue: int = Field(default=32, ge=0)
+    # Information e-mails (POST …/emails/informations) an organisation may send per hour.
+    information_emails_per_hour: int = Field(default=100, gt=0)
+    # Invitation e-mails (POST /profiles/v1/rs) an organisation may send per hour.
+    invitation_emails_per_hour: int = Field(default=50, gt=0)
+    # Addresses or networks (comma-separated, e.g. "127.0.0.1, 10.0.0.0/8") of the reverse
+    # proxies whose X-Forwarded-For / X-Forwarded-Proto are believed. None by default: the
+    # client is the connection's peer, so a header cannot pick the address limits key on.
+    trusted_proxies: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        for item in value.split(","):
+            if item.strip():
+                ipaddress.ip_network(item.strip())  # at start-up, naming the wrong entry
+        return value
+
+    def trusted_proxy_list(self) -> list[str]:
+        return [item.strip() for item in self.trusted_proxies.split(",") if item.strip()]
 
     log_sql: bool = False
 

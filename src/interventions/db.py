@@ -21,6 +21,8 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.types import TypeDecorator
 
+from interventions.config import Settings
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -126,22 +128,43 @@ def create_database(
     pool: bool = True,
     pool_size: int = 20,
     max_overflow: int = 0,
+    pool_timeout: float = 30,
+    connect_timeout: float | None = None,
+    command_timeout: float | None = None,
+    busy_timeout: float = 30,
 ) -> Database:
+    """``connect_timeout`` and ``command_timeout`` (one statement, lock waits included) bound
+    PostgreSQL, ``None`` leaving asyncpg's own (60 s to connect, no statement limit);
+    ``pool_timeout`` is the wait for a pooled PostgreSQL connection; ``busy_timeout`` is how
+    long an SQLite statement waits for another writer's lock."""
     full = async_url(url)
     sqlite = is_sqlite(url)
     kwargs: dict[str, Any] = {"echo": echo}
     if sqlite:
-        kwargs["connect_args"] = {"timeout": 30}
-    elif pool:
-        # Connections beyond pool_size are closed as soon as they are returned: a pool
-        # smaller than the usual concurrency reconnects (TLS handshake included) all the time.
-        kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=False)
+        kwargs["connect_args"] = {"timeout": busy_timeout}
     else:
-        kwargs["poolclass"] = NullPool
+        connect_args: dict[str, Any] = {}
+        if connect_timeout is not None:
+            connect_args["timeout"] = connect_timeout
+        if command_timeout is not None:
+            connect_args["command_timeout"] = command_timeout
+        kwargs["connect_args"] = connect_args
+        if pool:
+            # Connections beyond pool_size are closed as soon as they are returned: a pool
+            # smaller than the usual concurrency reconnects (TLS handshake included) all the
+            # time.
+            kwargs.update(
+                pool_size=pool_size,
+                max_overflow=max_overflow,
+                pool_timeout=pool_timeout,
+                pool_pre_ping=False,
+            )
+        else:
+            kwargs["poolclass"] = NullPool
     engine = create_async_engine(full, **kwargs)
 
     if sqlite:
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, busy_timeout)
         read_engine = engine
         write_engine = engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
     else:
@@ -154,7 +177,22 @@ def create_database(
     return Database(engine=engine, reader=reader, writer=writer, sqlite=sqlite)
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def create_database_from_settings(settings: Settings, *, pool: bool = True) -> Database:
+    """``create_database`` with the pool and the timeouts the operator configured."""
+    return create_database(
+        settings.database_url,
+        echo=settings.log_sql,
+        pool=pool,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        connect_timeout=settings.db_connect_timeout_seconds,
+        command_timeout=settings.db_command_timeout_seconds,
+        busy_timeout=settings.db_busy_timeout_seconds,
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
@@ -164,7 +202,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={round(busy_timeout * 1000)}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 

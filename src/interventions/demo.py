@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,10 +16,24 @@ from interventions.interventions.schemas import RoutineInterventionCreate, Train
 from interventions.references.importer import ImportReport, import_reference_data
 
 DEMO_ORGANIZATION_ID = 1
+
+
+class DemoUser(NamedTuple):
+    user_id: int
+    profile_id: int
+    email: str
+    password: str
+    first_name: str
+    last_name: str
+    role: str
+
+
+# Profile ids differ from user ids (101 is user 1's profile), so that a client sending one
+# where the other is meant gets an error instead of the right answer by coincidence.
 DEMO_USERS = [
-    (1, "admin@demo.example", "demo-admin-pass", "Ada", "Martin", "admin"),
-    (2, "manager@demo.example", "demo-manager-pass", "Marc", "Petit", "manager"),
-    (3, "viewer@demo.example", "demo-viewer-pass", "Vera", "Leroy", "viewer"),
+    DemoUser(1, 101, "admin@demo.example", "demo-admin-pass", "Ada", "Martin", "admin"),
+    DemoUser(2, 102, "manager@demo.example", "demo-manager-pass", "Marc", "Petit", "manager"),
+    DemoUser(3, 103, "viewer@demo.example", "demo-viewer-pass", "Vera", "Leroy", "viewer"),
 ]
 
 
@@ -40,12 +54,23 @@ def demo_document() -> dict[str, Any]:
     return {
         "organizations": [{"id": DEMO_ORGANIZATION_ID, "name": "Lycée Jean Moulin (démo)"}],
         "users": [
-            {"id": uid, "email": email, "password": password, "firstName": first, "lastName": last}
-            for uid, email, password, first, last, _ in DEMO_USERS
+            {
+                "id": u.user_id,
+                "email": u.email,
+                "password": u.password,
+                "firstName": u.first_name,
+                "lastName": u.last_name,
+            }
+            for u in DEMO_USERS
         ],
         "profiles": [
-            {"id": uid, "userId": uid, "organizationId": DEMO_ORGANIZATION_ID, "role": role}
-            for uid, _, _, _, _, role in DEMO_USERS
+            {
+                "id": u.profile_id,
+                "userId": u.user_id,
+                "organizationId": DEMO_ORGANIZATION_ID,
+                "role": u.role,
+            }
+            for u in DEMO_USERS
         ],
         "sites": [{"id": i, "organizationId": DEMO_ORGANIZATION_ID, "name": n} for i, n in sites],
         "rules": [
@@ -106,8 +131,8 @@ async def load_demo(session: AsyncSession) -> tuple[ImportReport, list[int]]:
     created: list[int] = []
     if count == 0:
         admin = Caller(
-            user_id=1,
-            profile_id=1,
+            user_id=DEMO_USERS[0].user_id,
+            profile_id=DEMO_USERS[0].profile_id,
             organization_id=DEMO_ORGANIZATION_ID,
             role="admin",
             session_id="demo",

@@ -65,6 +65,12 @@ class NotFound(AppError):
     title = "Not found"
 
 
+class MethodNotAllowed(AppError):
+    status = 405
+    slug = "method-not-allowed"
+    title = "Method not allowed"
+
+
 class Conflict(AppError):
     status = 409
     slug = "conflict"
@@ -109,6 +115,10 @@ RETRY_AFTER_SECONDS = 1
 # is wrong: connection exceptions (08…), insufficient resources (53…: too many connections,
 # out of memory, disk full) and shutdown or start-up in progress (57P01–57P03).
 _UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57P01", "57P02", "57P03")
+# Refusals at connection time only: the database is closed to connections (55000, e.g.
+# ALLOW_CONNECTIONS false) or does not exist (yet, or while it is restored: 3D000). A
+# statement can raise 55000 too (currval before nextval), and that is a bug, not an outage.
+_UNAVAILABLE_AT_CONNECT_SQLSTATES = ("55000", "3D000")
 # SQLite's equivalents: another writer kept the lock past busy_timeout; the file is unreachable.
 _UNAVAILABLE_SQLITE_MESSAGES = ("database is locked", "unable to open database file")
 
@@ -139,6 +149,13 @@ def database_unavailable(exc: BaseException) -> bool:
             return True
         if isinstance(error, DBAPIError) and error.connection_invalidated:
             return True
+        # SQLAlchemy wraps what the driver raised while connecting with no statement.
+        if (
+            isinstance(error, DBAPIError)
+            and error.statement is None
+            and getattr(error.orig, "sqlstate", None) in _UNAVAILABLE_AT_CONNECT_SQLSTATES
+        ):
+            return True
         sqlstate = getattr(error, "sqlstate", None)
         if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES):
             return True
@@ -146,9 +163,18 @@ def database_unavailable(exc: BaseException) -> bool:
             _UNAVAILABLE_SQLITE_MESSAGES
         ):
             return True
+        # TimeoutError is also asyncio's: asyncpg's connect and command timeouts.
         if isinstance(error, ConnectionError | TimeoutError | socket.gaierror):
             return True
     return False
+
+
+def unavailable_summary(exc: BaseException) -> str:
+    """One line for the log about why the database was unavailable: the first line of the
+    error (SQLAlchemy appends the statement and a link on the next ones), or its class when
+    it says nothing (a timeout)."""
+    first = str(exc).strip().partition("\n")[0]
+    return first or type(exc).__name__
 
 
 _BY_STATUS: dict[int, type[AppError]] = {
@@ -158,6 +184,7 @@ _BY_STATUS: dict[int, type[AppError]] = {
         Unauthorized,
         Forbidden,
         NotFound,
+        MethodNotAllowed,
         Conflict,
         PayloadTooLarge,
         UnsupportedMediaType,
@@ -201,6 +228,12 @@ def render(error: AppError, instance: str | None = None) -> JSONResponse:
         headers=error.headers,
         instance=instance,
     )
+
+
+def method_not_allowed(method: str, path: str, allow: str) -> JSONResponse:
+    """405 for a path that exists for other methods; ``allow`` lists every method it takes."""
+    error = MethodNotAllowed(f"Method {method} is not allowed on {path}.", headers={"Allow": allow})
+    return render(error, path)
 
 
 def _field_path(loc: Sequence[int | str]) -> str:
@@ -269,15 +302,20 @@ def install_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             detail = f"No resource at {request.url.path}."
         elif exc.status_code == 405:
+            # routing.MethodGuard answers a path's 405s with its whole Allow before routing;
+            # what still reaches here (a route without the method) keeps its own, in order.
             detail = f"Method {request.method} is not allowed on {request.url.path}."
         else:
             detail = str(exc.detail)
+        headers = dict(exc.headers) if exc.headers else None
+        if headers and "Allow" in headers:
+            headers["Allow"] = ", ".join(sorted(m.strip() for m in headers["Allow"].split(",")))
         return problem_response(
             exc.status_code,
             cls.title if cls else str(exc.detail),
             detail,
             slug=cls.slug if cls else f"http-{exc.status_code}",
-            headers=dict(exc.headers) if exc.headers else None,
+            headers=headers,
             instance=request.url.path,
         )
 
@@ -297,7 +335,12 @@ def install_handlers(app: FastAPI) -> None:
         again as is. Anything else from the driver is a 500 like any unexpected error."""
         if not database_unavailable(exc):
             return await _unexpected(request, exc)
-        logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        logger.warning(
+            "database unavailable on %s %s: %s",
+            request.method,
+            request.url.path,
+            unavailable_summary(exc),
+        )
         error = ServiceUnavailable(
             "The database cannot take the request now; retry in a moment.",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},

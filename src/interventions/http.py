@@ -16,11 +16,24 @@ def _is_json(content_type: str) -> bool:
     return media == "application/json"
 
 
+def _declared_size(content_length: str | None) -> int:
+    """The declared body length; -1 when absent or malformed (then bodies are counted)."""
+    if content_length is None:
+        return -1
+    try:
+        return int(content_length)
+    except ValueError:
+        return -1
+
+
 class BodyGuard:
     """Buffers request bodies up to a limit and refuses what is not JSON.
 
     ``raw_body_limit`` names path prefixes that take raw bytes (signature uploads) with their
     own limit; everything else must declare ``application/json`` when it carries a body.
+    Raw bodies are not buffered: a declared length over their limit is a 413 at once, and
+    otherwise the body streams through to the route, which checks the request (an upload
+    URL's signature) before reading any of it and counts what it reads against the limit.
     """
 
     def __init__(
@@ -40,18 +53,19 @@ class BodyGuard:
             return
         path: str = scope["path"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        declared = _declared_size(headers.get("content-length"))
         raw_limit = self.raw_body_limit(path)
-        limit = raw_limit if raw_limit is not None else self.max_body_bytes
-
-        declared = headers.get("content-length")
-        if declared is not None:
-            try:
-                declared_size = int(declared)
-            except ValueError:
-                declared_size = -1
-            if declared_size > limit:
-                await self._reject(scope, send, self._too_large(limit))
+        if raw_limit is not None:
+            if declared > raw_limit:
+                await self._reject(scope, send, self._too_large(raw_limit))
                 return
+            await self.app(scope, receive, send)
+            return
+
+        limit = self.max_body_bytes
+        if declared > limit:
+            await self._reject(scope, send, self._too_large(limit))
+            return
 
         chunks: list[bytes] = []
         size = 0
@@ -69,7 +83,7 @@ class BodyGuard:
             more = message.get("more_body", False)
         body = b"".join(chunks)
 
-        if body and raw_limit is None and not _is_json(headers.get("content-type", "")):
+        if body and not _is_json(headers.get("content-type", "")):
             await self._reject(
                 scope,
                 send,
@@ -79,7 +93,7 @@ class BodyGuard:
             )
             return
 
-        if body and raw_limit is None:
+        if body:
             try:
                 body.decode("utf-8")
             except UnicodeDecodeError:

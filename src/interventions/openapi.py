@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
 PROBLEM_DESCRIPTIONS = {
@@ -51,6 +52,26 @@ def errors_for(*statuses: int, auth: bool = True) -> dict[int | str, dict[str, A
         }
         for status in sorted(wanted)
     }
+
+
+def default_operation_id(route: APIRoute) -> str:
+    """The ``operationId`` of a route that names none: its endpoint's name in camelCase
+    (``list_invitations`` → ``listInvitations``). Routes name theirs explicitly; this keeps a
+    new one from getting FastAPI's default (``list_invitations_invitations_v1_rs_get``)."""
+    first, *rest = route.name.split("_")
+    return first + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+def document_limits(schema: dict[str, Any], *, signature_max_bytes: int) -> None:
+    """Limits that are settings, not constants, as this process enforces them."""
+    components = schema.get("components", {}).get("schemas", {})
+    size = components.get("SignatureMeta", {}).get("properties", {}).get("size")
+    if size is not None:
+        size["maximum"] = signature_max_bytes
+        size["description"] = (
+            f"In bytes: 1 to {signature_max_bytes} "
+            "(INTERVENTIONS_SIGNATURE_MAX_BYTES, 10 MiB by default)."
+        )
 
 
 def finish_document(schema: dict[str, Any]) -> dict[str, Any]:

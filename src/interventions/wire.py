@@ -11,41 +11,48 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    EmailStr,
     Field,
+    GetJsonSchemaHandler,
     PlainSerializer,
     PlainValidator,
     StrictBool,
     WithJsonSchema,
 )
 from pydantic.alias_generators import to_camel
-from pydantic_core import PydanticCustomError
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
 
 MAX_SAFE_INTEGER = 9007199254740991
 
-# The seed pages' pattern: a real calendar date (leap years included), UTC with a trailing Z.
+# The seed pages' pattern: a real calendar date (leap years included), UTC with a trailing Z;
+# decided (SPEC §2): an explicit offset (``+00:00``, ``+02:00``) too, normalised to UTC, since
+# clients generated from ``format: date-time`` send one. No zone at all stays refused.
 DATETIME_PATTERN = (
     r"^(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29"
     r"|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)"
-    r"|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?(?:Z))$"
+    r"|(?:02)-(?:0[1-9]|1\d|2[0-8])))T(?:(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?"
+    r"(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d))$"
 )
-_FRACTION = re.compile(r"\.(\d+)Z$")
+_FRACTION = re.compile(r"\.(\d+)(Z|[+-]\d\d:\d\d)$")
 
 
 def parse_datetime(value: str) -> dt.datetime:
     """Turn a string that matched ``DATETIME_PATTERN`` into an aware UTC datetime.
 
     Fractions beyond microseconds are truncated; year 0000 (which the pattern admits but no
-    calendar has) is refused.
+    calendar has) is refused, and so is an offset that moves the time out of years 1–9999.
     """
     match = _FRACTION.search(value)
     text = value
     if match:
-        text = value[: match.start()] + "." + match.group(1)[:6].ljust(6, "0") + "Z"
+        fraction = match.group(1)[:6].ljust(6, "0")
+        text = value[: match.start()] + "." + fraction + match.group(2)
     try:
         parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
+        return parsed.astimezone(dt.UTC)
+    except (ValueError, OverflowError) as exc:
         raise ValueError("not a valid date-time") from exc
-    return parsed.astimezone(dt.UTC)
 
 
 def format_datetime(value: dt.datetime) -> str:
@@ -60,8 +67,8 @@ def _datetime_in(value: object) -> dt.datetime:
     if not isinstance(value, str) or not _DATETIME_RE.match(value):
         raise PydanticCustomError(
             "datetime_format",
-            "Must be a UTC date-time in ISO 8601 with a trailing Z on a real calendar date, "
-            "e.g. 2024-12-01T12:34:56.000Z",
+            "Must be an ISO 8601 date-time on a real calendar date with a trailing Z or an "
+            "explicit offset, e.g. 2024-12-01T12:34:56.000Z or 2024-12-01T13:34:56+01:00",
         )
     try:
         return parse_datetime(value)
@@ -69,21 +76,42 @@ def _datetime_in(value: object) -> dt.datetime:
         raise PydanticCustomError("datetime_format", "Not a real date-time") from exc
 
 
-DateTimeIn = Annotated[
+# The document states the pattern exactly, as two spellings: with seconds, an RFC 3339
+# ``date-time`` (generated clients send their datetimes so); without, minute precision, which
+# the seeds' pattern admits and RFC 3339 does not. Year 0000 is excluded, as parsing does.
+_OPTIONAL_SECONDS = r"(?::[0-5]\d(?:\.\d+)?)?"
+assert DATETIME_PATTERN.startswith("^")
+assert _OPTIONAL_SECONDS in DATETIME_PATTERN
+_NO_YEAR_ZERO = "^(?!0000)" + DATETIME_PATTERN[1:]
+DATETIME_SCHEMA = {
+    "anyOf": [
+        {
+            "type": "string",
+            "format": "date-time",
+            "pattern": _NO_YEAR_ZERO.replace(_OPTIONAL_SECONDS, r":[0-5]\d(?:\.\d+)?"),
+        },
+        {
+            "type": "string",
+            "pattern": _NO_YEAR_ZERO.replace(_OPTIONAL_SECONDS, ""),
+            "description": "Minute precision (no seconds), as the seed pattern admits.",
+        },
+    ],
+    "examples": ["2024-12-01T12:34:56.000Z"],
+}
+
+DateTimeIn = Annotated[dt.datetime, PlainValidator(_datetime_in), WithJsonSchema(DATETIME_SCHEMA)]
+DateTimeOut = Annotated[
     dt.datetime,
-    PlainValidator(_datetime_in),
+    PlainSerializer(format_datetime, return_type=str, when_used="json"),
     WithJsonSchema(
         {
             "type": "string",
             "format": "date-time",
-            "pattern": DATETIME_PATTERN,
+            "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$",
             "examples": ["2024-12-01T12:34:56.000Z"],
-        }
+        },
+        mode="serialization",
     ),
-]
-DateTimeOut = Annotated[
-    dt.datetime,
-    PlainSerializer(format_datetime, return_type=str, when_used="json"),
 ]
 
 
@@ -98,7 +126,21 @@ def _storable(value: str) -> str:
     return value
 
 
-Storable = AfterValidator(_storable)
+# What ``_storable`` refuses, as the document can say it: no NUL (lone surrogates are no
+# Unicode text, so JSON Schema strings cannot hold them in the first place).
+NO_NUL_PATTERN = r"^[^\x00]*$"
+
+
+class _StorableText(AfterValidator):
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema.setdefault("pattern", NO_NUL_PATTERN)
+        return json_schema
+
+
+Storable = _StorableText(_storable)
 Id = Annotated[int, Field(strict=True, ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
 # Ids in a query string arrive as text: parsed, then range-checked like body ids.
 QueryId = Annotated[int, Field(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
@@ -106,6 +148,13 @@ Text = Annotated[str, Field(strict=True, max_length=2500), Storable]
 Name = Annotated[str, Field(strict=True, min_length=1, max_length=250), Storable]
 # Opaque strings a client sends back to us (tokens, notification ids).
 Opaque = Annotated[str, Field(strict=True, min_length=1), Storable]
+# email-validator (pydantic's EmailStr) refuses the special-use domains; the pattern says so.
+_SPECIAL_USE_DOMAINS = "|".join(
+    "".join(f"[{c}{c.upper()}]" for c in name)
+    for name in ("arpa", "invalid", "local", "localhost", "onion", "test")
+)
+EMAIL_PATTERN = rf"^[^@]+@(?!(?:[^@]*\.)?(?:{_SPECIAL_USE_DOMAINS})$)[^@]+$"
+Email = Annotated[EmailStr, Field(max_length=250, json_schema_extra={"pattern": EMAIL_PATTERN})]
 # At most this many ids in one array: bounded work per request and per SQL statement.
 MAX_IDS = 1000
 Flag = StrictBool

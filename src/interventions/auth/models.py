@@ -1,4 +1,5 @@
-"""Users, their memberships of organisations (profiles), server-side sessions, rate limits."""
+"""Users, their memberships of organisations (profiles) and the invitations to them,
+server-side sessions, rate limits."""
 
 from __future__ import annotations
 
@@ -42,6 +43,34 @@ class Profile(Base):
     role: Mapped[str] = mapped_column(String(16))
     archived_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Invitation(Base):
+    """An offer of membership, e-mailed to ``email``; the profile exists only once accepted.
+
+    Only a SHA-256 of the token is kept: the token itself is in the e-mail alone. A token is
+    used once (``accepted_at``), until ``expires_at``, unless revoked (``revoked_at``).
+    """
+
+    __tablename__ = "invitations"
+    __table_args__ = (
+        CheckConstraint("role IN ('admin', 'manager', 'viewer')", name="role"),
+        Index("ix_invitations_organization_id_email", "organization_id", "email"),
+    )
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    # Lower-cased, as users' e-mails are.
+    email: Mapped[str] = mapped_column(String(250))
+    role: Mapped[str] = mapped_column(String(16))
+    invited_by_profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    accepted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # The membership the acceptance created (or restored).
+    profile_id: Mapped[int | None] = mapped_column(ForeignKey("profiles.id"))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 class AuthSession(Base):

@@ -1,14 +1,92 @@
-"""A sliding-window counter kept in the database, so that every worker process shares it."""
+"""Sliding-window counters kept in the database, so that every worker process shares them.
+
+A limited action is *charged* before it is done: in a write transaction that serialises on
+the key, the hits in the window are counted and, under the limit, one more is recorded. So a
+burst of N concurrent attempts does the work at most ``limit`` times, whatever the number of
+processes; the others are refused (429) without doing it. A success that should not count
+refunds its hit.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.models import RateLimitHit
 from interventions.db import utcnow
+from interventions.errors import TooManyRequests
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most ``max_hits`` under ``key`` in ``window_seconds``; ``what`` names the hits in
+    the 429's detail ("failed logins")."""
+
+    key: str
+    max_hits: int
+    window_seconds: int
+    what: str
+
+
+# Statement built once: a transaction-scoped advisory lock on the key's 64-bit hash. Two keys
+# that share a hash only wait for each other; the lock ends with the transaction.
+_PG_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+
+
+async def _serialise(session: AsyncSession, key: str) -> None:
+    """Until the transaction ends, other transactions charging ``key`` wait.
+
+    On SQLite a write transaction (``BEGIN IMMEDIATE``) already holds the database's write
+    lock, which serialises every writer: callers must charge in one.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(_PG_LOCK, {"key": key})
+
+
+async def charge(session: AsyncSession, limits: Sequence[Limit]) -> list[int]:
+    """Record one hit under every limit's key, or refuse them all with 429 (Retry-After) if
+    any is at its limit. Returns the recorded hits' ids, for :func:`refund`.
+
+    Run in a write transaction; the charge is visible to the next attempt once it commits,
+    and until then the next attempt on the same key waits (see :func:`_serialise`).
+    """
+    # Always in the same order, so that two requests charging overlapping keys cannot
+    # deadlock on their locks.
+    for limit in sorted(limits, key=lambda limit: limit.key):
+        await _serialise(session, limit.key)
+    for limit in limits:
+        count, oldest = await hits(session, limit.key, limit.window_seconds)
+        if count >= limit.max_hits:
+            wait = retry_after(oldest, limit.window_seconds)
+            raise TooManyRequests(
+                f"Too many {limit.what}; try again in {wait} seconds.",
+                headers={"Retry-After": str(wait)},
+            )
+    ids: list[int] = []
+    now = utcnow()
+    for limit in limits:
+        since = now - dt.timedelta(seconds=limit.window_seconds)
+        # Hits that left the window are forgotten here: the table only holds live ones.
+        await session.execute(
+            delete(RateLimitHit).where(
+                RateLimitHit.key == limit.key, RateLimitHit.created_at <= since
+            )
+        )
+        inserted = await session.execute(
+            insert(RateLimitHit).values(key=limit.key, created_at=now).returning(RateLimitHit.id)
+        )
+        ids.append(int(inserted.scalar_one()))
+    return ids
+
+
+async def refund(session: AsyncSession, ids: Sequence[int]) -> None:
+    """Take back hits :func:`charge` recorded: the attempt turned out not to count."""
+    if ids:
+        await session.execute(delete(RateLimitHit).where(RateLimitHit.id.in_(ids)))
 
 
 async def hits(
@@ -24,15 +102,6 @@ async def hits(
         )
     ).one()
     return int(row[0]), row[1]
-
-
-async def record(session: AsyncSession, key: str, window_seconds: int) -> None:
-    """Count one hit, and forget this key's hits that left the window."""
-    since = utcnow() - dt.timedelta(seconds=window_seconds)
-    await session.execute(
-        delete(RateLimitHit).where(RateLimitHit.key == key, RateLimitHit.created_at <= since)
-    )
-    session.add(RateLimitHit(key=key))
 
 
 async def clear(session: AsyncSession, key: str) -> None:

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from interventions.auth import service
 from interventions.auth.dependencies import CurrentCaller
 from interventions.auth.models import User
+from interventions.auth.passwords import PasswordGate
 from interventions.auth.schemas import (
     AccessTokenRead,
     LoginCredentials,
@@ -22,8 +23,20 @@ from interventions.wire import Envelope
 router = APIRouter(prefix="/auth/v1/rs", tags=["auth"])
 
 
+def password_gate(request: Request) -> PasswordGate:
+    """The application's bound on password verifications, made on first use (one per
+    process: each worker process serves its own application)."""
+    state = request.app.state
+    gate: PasswordGate | None = getattr(state, "password_gate", None)
+    if gate is None:
+        settings = state.settings
+        gate = state.password_gate = PasswordGate(settings.login_concurrency, settings.login_queue)
+    return gate
+
+
 @router.post(
     "/login/credentials",
+    operation_id="login",
     status_code=201,
     response_model=Envelope[TokensRead],
     responses=errors_for(400, 401, 403, 413, 415, 422, 429, auth=False),
@@ -34,6 +47,7 @@ async def login(body: LoginCredentials, request: Request) -> Envelope[TokensRead
         request.app.state.db,
         request.app.state.settings,
         request.app.state.secret,
+        password_gate(request),
         email=body.email,
         password=body.password,
         organization_id=body.organization_id,
@@ -50,6 +64,7 @@ async def login(body: LoginCredentials, request: Request) -> Envelope[TokensRead
 
 @router.post(
     "/refresh",
+    operation_id="refreshAccessToken",
     status_code=200,
     response_model=Envelope[AccessTokenRead],
     responses=errors_for(400, 401, 413, 415, auth=False),
@@ -67,6 +82,7 @@ async def refresh(body: RefreshRequest, request: Request) -> Envelope[AccessToke
 
 @router.post(
     "/logout",
+    operation_id="logout",
     status_code=204,
     responses=errors_for(401),
     summary="Revoke the session: both tokens stop working at once",
@@ -81,6 +97,7 @@ async def logout(
 
 @router.get(
     "/me",
+    operation_id="getMe",
     response_model=Envelope[MeRead],
     responses=errors_for(401),
     summary="The caller: user, profile, organisation and role",

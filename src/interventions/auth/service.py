@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth import rate_limit, tokens
 from interventions.auth.models import AuthSession, Profile, User
-from interventions.auth.passwords import verify_password
+from interventions.auth.passwords import PasswordGate
 from interventions.config import Settings
 from interventions.db import Database, utcnow
-from interventions.errors import Forbidden, TooManyRequests, Unauthorized, Unprocessable
+from interventions.errors import AppError, Forbidden, Unauthorized, Unprocessable
 
 WRONG_CREDENTIALS = "The e-mail or the password is wrong."
 
@@ -22,46 +22,65 @@ async def login(
     db: Database,
     settings: Settings,
     secret: str,
+    gate: PasswordGate,
     *,
     email: str,
     password: str,
     organization_id: int | None,
     client: str,
 ) -> tokens.IssuedTokens:
-    """Check the credentials (rate limited per e-mail and client) and open a session."""
+    """Check the credentials and open a session.
+
+    Rate limited per (e-mail, client) and per client whatever the e-mail. The attempt is
+    charged to both before the password is verified and refunded on success, so that a
+    burst of concurrent attempts is verified at most as many times as the limits allow.
+    """
     email = email.strip().lower()
-    key = f"login:{email}:{client}"
-    window = settings.login_window_seconds
-    async with db.reader() as session, session.begin():
-        count, oldest = await rate_limit.hits(session, key, window)
-        if count >= settings.login_max_failures:
-            wait = rate_limit.retry_after(oldest, window)
-            raise TooManyRequests(
-                f"Too many failed logins; try again in {wait} seconds.",
-                headers={"Retry-After": str(wait)},
-            )
-        user = (await session.execute(select(User).where(User.email == email))).scalar_one_or_none()
-
-    ok = await verify_password(user.password_hash if user else None, password)
-    if not ok or user is None or user.disabled_at is not None:
+    account = rate_limit.Limit(
+        f"login:{email}:{client}",
+        settings.login_max_failures,
+        settings.login_window_seconds,
+        "failed logins",
+    )
+    per_client = rate_limit.Limit(
+        f"login-client:{client}",
+        settings.login_client_max_failures,
+        settings.login_client_window_seconds,
+        "failed logins from this address",
+    )
+    with gate.admit():  # before the charge: a login turned away here costs nothing
         async with db.writer() as session, session.begin():
-            await rate_limit.record(session, key, window)
-        raise Unauthorized(WRONG_CREDENTIALS)
+            charged = await rate_limit.charge(session, [account, per_client])
+            user = (
+                await session.execute(select(User).where(User.email == email))
+            ).scalar_one_or_none()
+        ok = await gate.verify(user.password_hash if user else None, password)
+    if not ok or user is None or user.disabled_at is not None:
+        raise Unauthorized(WRONG_CREDENTIALS)  # the charge stays: a failure
 
+    refused: AppError | None = None
     async with db.writer() as session, session.begin():
-        await rate_limit.clear(session, key)
-        profile = await _choose_profile(session, user.id, organization_id)
-        now = utcnow()
-        expires = now + dt.timedelta(seconds=settings.session_ttl_seconds)
-        auth_session = AuthSession(
-            id=secrets.token_urlsafe(24),
-            user_id=user.id,
-            profile_id=profile.id,
-            organization_id=profile.organization_id,
-            created_at=now,
-            expires_at=expires,
-        )
-        session.add(auth_session)
+        # The right password: the attempt does not count, even if no session is opened.
+        await rate_limit.clear(session, account.key)
+        await rate_limit.refund(session, charged)
+        try:
+            profile = await _choose_profile(session, user.id, organization_id)
+        except AppError as exc:
+            refused = exc  # leaving the block normally commits the refund
+        else:
+            now = utcnow()
+            expires = now + dt.timedelta(seconds=settings.session_ttl_seconds)
+            auth_session = AuthSession(
+                id=secrets.token_urlsafe(24),
+                user_id=user.id,
+                profile_id=profile.id,
+                organization_id=profile.organization_id,
+                created_at=now,
+                expires_at=expires,
+            )
+            session.add(auth_session)
+    if refused is not None:
+        raise refused
     return tokens.issue_all(
         secret,
         user_id=user.id,

@@ -44,20 +44,17 @@ async def resolve_assignment(
     current: Intervention | None = None,
 ) -> Assignment:
     """The assignee profile and contact after applying ``body`` (422 for foreign ids)."""
-    given, profile_id = body.assignee_profile()
-    user_id: int | None = None
+    given, profile = await refs.assignee_profile(
+        session,
+        caller.organization_id,
+        body.model_fields_set,
+        user_id=body.assigned_user_id,
+        profile_id=body.assigned_profile_id,
+    )
+    profile_id = profile.id if profile is not None else None
+    user_id = profile.user_id if profile is not None else None
     if not given:
         profile_id = current.assigned_profile_id if current else None
-    elif profile_id is not None:
-        field = (
-            "assignedProfileId"
-            if "assigned_profile_id" in body.model_fields_set
-            else "assignedUserId"
-        )
-        profile = await refs.require_profile(
-            session, caller.organization_id, profile_id, field=field
-        )
-        user_id = profile.user_id
     contact: CompanyContact | None = None
     if body.contact_given():
         if body.assigned_company_contact_id is not None:

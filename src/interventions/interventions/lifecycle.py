@@ -53,6 +53,7 @@ class Action(StrEnum):
     CHECK_IN = "check-in"
     EXECUTE = "execute"
     CANCEL = "cancel"
+    SEND_INFORMATION = "information-email"
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,9 @@ TRANSITIONS: dict[Action, Transition] = {
     Action.CANCEL: Transition(
         frozenset({Status.TO_SCHEDULE, Status.SCHEDULED, Status.IN_PROGRESS, Status.REJECTED})
     ),
+    # Not a status change, but a write on the intervention (its history): a cancelled one
+    # stays readable and takes none (SPEC §4.3).
+    Action.SEND_INFORMATION: Transition(frozenset(Status) - {Status.CANCELLED}),
 }
 
 STATUS_NAMES = {
@@ -113,6 +117,7 @@ def _past(action: Action) -> str:
         Action.CHECK_IN: "checked in",
         Action.EXECUTE: "executed",
         Action.CANCEL: "cancelled",
+        Action.SEND_INFORMATION: "sent by e-mail",
     }[action]
 
 

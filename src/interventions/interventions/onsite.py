@@ -8,7 +8,7 @@ from interventions.auth import rate_limit
 from interventions.auth.dependencies import Caller
 from interventions.config import Settings
 from interventions.db import RecordedRefusal, utcnow
-from interventions.errors import BadRequest, TooManyRequests, Unprocessable
+from interventions.errors import BadRequest, Unprocessable
 from interventions.interventions import repository as repo
 from interventions.interventions.lifecycle import Action, Kind, Status, ensure
 from interventions.interventions.models import Intervention
@@ -60,10 +60,15 @@ async def notify_executed(session: AsyncSession, intervention: Intervention) -> 
     )
 
 
-def _pin_keys(caller: Caller, intervention_id: int) -> list[str]:
+def _pin_limits(settings: Settings, caller: Caller, intervention_id: int) -> list[rate_limit.Limit]:
     # Per intervention (whoever tries) and per user (whichever intervention): the 900,000
     # codes cannot be walked from one account nor from many.
-    return [f"pin:intervention:{intervention_id}", f"pin:user:{caller.user_id}"]
+    return [
+        rate_limit.Limit(
+            key, settings.pin_max_failures, settings.pin_window_seconds, "wrong PIN codes"
+        )
+        for key in (f"pin:intervention:{intervention_id}", f"pin:user:{caller.user_id}")
+    ]
 
 
 async def check_in(
@@ -72,30 +77,24 @@ async def check_in(
     """The provider is on site: the PIN matches → in progress, ``actualStart`` = now.
 
     Past ``pin_max_failures`` wrong PINs in the window, refused with 429 before comparing.
-    A wrong PIN is refused but counted: the request commits the count (``RecordedRefusal``).
+    Each attempt is charged before the comparison; a wrong PIN is refused and its charge
+    committed (``RecordedRefusal``), a right one is refunded. Charging serialises attempts
+    on the same keys until the request commits (an advisory lock on PostgreSQL, the write
+    lock on SQLite), so concurrent attempts, even on several interventions, are compared
+    one after the other and at most ``pin_max_failures`` times.
     """
-    window = settings.pin_window_seconds
-    keys = _pin_keys(caller, body.intervention_id)
     # Locked: concurrent attempts on one intervention are counted one after the other.
     intervention = await repo.get_for_update(session, caller.organization_id, body.intervention_id)
-    for key in keys:
-        count, oldest = await rate_limit.hits(session, key, window)
-        if count >= settings.pin_max_failures:
-            wait = rate_limit.retry_after(oldest, window)
-            raise TooManyRequests(
-                f"Too many wrong PIN codes; try again in {wait} seconds.",
-                headers={"Retry-After": str(wait)},
-            )
-    ensure(Action.CHECK_IN, intervention.status, intervention.type)
+    charged = await rate_limit.charge(session, _pin_limits(settings, caller, intervention.id))
+    ensure(Action.CHECK_IN, intervention.status, intervention.type)  # 409 rolls the charge back
     if intervention.code_pin != body.code_pin:
-        for key in keys:
-            await rate_limit.record(session, key, window)
         raise RecordedRefusal(
             Unprocessable(
                 "The PIN code does not match this intervention.",
                 errors=[{"field": "codePin", "message": "Wrong PIN code."}],
             )
         )
+    await rate_limit.refund(session, charged)
     now = utcnow()
     before = intervention.status
     intervention.status = Status.IN_PROGRESS

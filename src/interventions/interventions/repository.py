@@ -40,17 +40,15 @@ KIND_LABELS = {
 
 
 def readable(organization_id: int) -> Select[Intervention]:
-    """Every query for a caller starts here: its organisation, nothing cancelled (deleted)."""
-    return select(Intervention).where(
-        Intervention.organization_id == organization_id, Intervention.deleted_at.is_(None)
-    )
+    """Every query for a caller starts here: its organisation. Cancelled interventions stay
+    in the register (SPEC §4.3): they read with status 7; the lifecycle refuses every write."""
+    return select(Intervention).where(Intervention.organization_id == organization_id)
 
 
 # Hot statements are built once, with bound parameters: SQLAlchemy then finds their
 # compiled form by identity instead of building them and deriving a cache key per request.
 _BY_ID = select(Intervention).where(
     Intervention.organization_id == bindparam("organization_id"),
-    Intervention.deleted_at.is_(None),
     Intervention.id == bindparam("id"),
 )
 _BY_ID_FOR_UPDATE = _BY_ID.with_for_update()
@@ -187,6 +185,7 @@ def read_fields(
         check_type=i.check_type,
         archived_at=i.archived_at,
         deleted_at=i.deleted_at,
+        cancellation_reason=i.cancellation_reason,
         updated_at=i.updated_at,
         created_at=i.created_at,
         **link_sets,
@@ -249,6 +248,12 @@ def no_links() -> dict[str, list[int]]:
     return {member: [] for member in LINK_TABLES}
 
 
+def wire_name(member: str) -> str:
+    """A member's name as the API spells it (``scheduled_start`` → ``scheduledStart``)."""
+    head, *rest = member.split("_")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return format_datetime(value)
@@ -269,9 +274,10 @@ async def record_history(
     changes: dict[str, tuple[Any, Any]] | dict[str, Any],
 ) -> None:
     """Append one history entry (written now, with Core: the intervention exists already).
-    ``changes`` maps a member to ``(before, after)``."""
+    ``changes`` maps a member to ``(before, after)``; members are recorded by their wire
+    names (SPEC §4.3), whichever spelling the caller used."""
     payload = {
-        key: (
+        wire_name(key): (
             {"from": _jsonable(v[0]), "to": _jsonable(v[1])}
             if isinstance(v, tuple)
             else _jsonable(v)

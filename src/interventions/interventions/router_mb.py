@@ -27,6 +27,7 @@ def public_base_url(request: Request) -> str:
 
 @router.post(
     "/preventive/unplanned",
+    operation_id="createUnplannedPreventive",
     status_code=201,
     response_model=SignedIntervention,
     responses=errors_for(400, 403, 413, 415, 422),
@@ -51,6 +52,7 @@ async def create_unplanned(
 
 @router.patch(
     "/check-in",
+    operation_id="checkIn",
     response_model=Envelope[InterventionRead],
     responses=errors_for(400, 403, 404, 409, 413, 415, 422, 429),
     summary="Check in on site with the intervention's PIN",
@@ -68,6 +70,7 @@ async def check_in(
 
 @router.patch(
     "/execute",
+    operation_id="executeIntervention",
     response_model=SignedIntervention,
     responses=errors_for(400, 403, 404, 409, 413, 415, 422),
     summary="Execute a checked-in intervention, with the provider's signature",

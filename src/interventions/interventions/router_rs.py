@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import Field
 
 from interventions.auth.dependencies import CurrentCaller, CurrentWriter
@@ -55,6 +55,7 @@ WRITE_ERRORS = (400, 403, 413, 415, 422)
 
 @router.post(
     "/curative",
+    operation_id="createCurative",
     status_code=201,
     response_model=Envelope[InterventionRead],
     responses=errors_for(*WRITE_ERRORS, 409),
@@ -68,6 +69,7 @@ async def create_curative(
 
 @router.post(
     "/preventive/routine",
+    operation_id="createPreventiveFromRoutine",
     status_code=201,
     response_model=Envelope[InterventionRead],
     responses=errors_for(*WRITE_ERRORS),
@@ -81,6 +83,7 @@ async def create_from_routine(
 
 @router.post(
     "/training-exercise",
+    operation_id="createTrainingExercise",
     status_code=201,
     response_model=Envelope[InterventionRead],
     responses=errors_for(*WRITE_ERRORS),
@@ -94,6 +97,7 @@ async def create_training(
 
 @router.patch(
     "/preventive/{interventionId}",
+    operation_id="updatePreventive",
     response_model=Envelope[InterventionRead],
     responses=errors_for(*WRITE_ERRORS, 404, 409),
     summary="Update preventive intervention scheduled",
@@ -109,6 +113,7 @@ async def update_preventive(
 
 @router.patch(
     "/training-exercise/{interventionId}",
+    operation_id="updateTrainingExercise",
     response_model=Envelope[InterventionRead],
     responses=errors_for(*WRITE_ERRORS, 404, 409),
     summary="Update training session intervention scheduled",
@@ -124,6 +129,7 @@ async def update_training(
 
 @router.patch(
     "/{interventionId}/verify",
+    operation_id="verifyIntervention",
     response_model=Envelope[InterventionRead],
     responses=errors_for(*WRITE_ERRORS, 404, 409),
     summary="Accept or reject intervention verification",
@@ -139,6 +145,7 @@ async def verify(
 
 @router.get(
     "",
+    operation_id="listInterventions",
     response_model=ListEnvelope[InterventionRead],
     responses=errors_for(400),
     summary="Find interventions",
@@ -199,6 +206,7 @@ async def find_interventions(
 
 @router.get(
     "/{interventionId}",
+    operation_id="getIntervention",
     response_model=Envelope[InterventionDetail],
     responses=errors_for(400, 404),
     summary="Read one intervention, with its sites, rules, anomalies, history and actions",
@@ -211,13 +219,16 @@ async def get_intervention(
 
 @router.delete(
     "/{interventionId}",
+    operation_id="cancelIntervention",
     status_code=204,
     responses=errors_for(*WRITE_ERRORS, 404, 409),
     summary="Cancel an intervention",
     description=(
-        "Status 7 (cancelled) with `deletedAt`; the intervention then reads as deleted (404). "
-        "A curative intervention's anomalies reopen. Allowed before execution (1, 2, 3) and "
-        "after a rejection (6). The body is optional."
+        "Status 7 (cancelled) with `deletedAt` and `cancellationReason`, never a physical "
+        "delete: the intervention stays in the register, readable, listed under the `status` "
+        "filter, and every later write on it is a 409. A curative intervention's anomalies "
+        "reopen. Allowed before execution (1, 2, 3) and after a rejection (6). The body is "
+        "optional."
     ),
 )
 async def cancel_intervention(
@@ -232,15 +243,18 @@ async def cancel_intervention(
 
 @router.post(
     "/{interventionId}/emails/informations",
+    operation_id="sendInformationEmail",
     status_code=204,
-    responses=errors_for(*WRITE_ERRORS, 404),
+    responses=errors_for(*WRITE_ERRORS, 404, 429),
     summary="E-mail the intervention's information (dates, sites, PIN, assignee)",
 )
 async def send_information_email(
+    request: Request,
     intervention_id: InterventionId,
     body: InformationEmailRequest,
     caller: CurrentWriter,
     session: WriteSession,
 ) -> Response:
-    await service.send_information(session, caller, intervention_id, body)
+    settings = request.app.state.settings
+    await service.send_information(session, settings, caller, intervention_id, body)
     return Response(status_code=204)

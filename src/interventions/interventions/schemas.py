@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import EmailStr, Field
+from pydantic import Field
 
-from interventions.errors import BadRequest
 from interventions.wire import (
     DateTimeIn,
     DateTimeOut,
+    Email,
     Flag,
     Id,
     IdList,
@@ -27,38 +27,21 @@ CreationStatus = Annotated[
     Field(description="0 toScheduled · 1 scheduled · 2 done"),
 ]
 Decision = Annotated[Literal[1, 2], StrictChoice, Field(description="1 accept · 2 reject")]
-Email = Annotated[EmailStr, Field(max_length=250)]
 
 
 class AssigneeFields(WireModel):
-    """``assignedUserId`` is the older name of ``assignedProfileId``: both are accepted."""
+    """The assignee as a profile (``assignedProfileId``) or as a user (``assignedUserId``, the
+    older pages' name: that user's profile in the caller's organisation)."""
 
     assigned_company_contact_id: Id | None = None
     assigned_user_id: Id | None = Field(
-        default=None, description="Older name of assignedProfileId (a profile id)."
+        default=None,
+        description=(
+            "A user id: that user's profile in the caller's organisation is meant. "
+            "With assignedProfileId too, both must name the same profile."
+        ),
     )
-    assigned_profile_id: Id | None = None
-
-    def assignee_profile(self) -> tuple[bool, int | None]:
-        """Whether an assignee profile was given, and which (``None`` unassigns)."""
-        given = self.model_fields_set
-        by_user = "assigned_user_id" in given
-        by_profile = "assigned_profile_id" in given
-        if by_user and by_profile and self.assigned_user_id != self.assigned_profile_id:
-            raise BadRequest(
-                "assignedUserId and assignedProfileId name the same thing and differ.",
-                errors=[
-                    {
-                        "field": "assignedProfileId",
-                        "message": "Differs from assignedUserId; give one of them.",
-                    }
-                ],
-            )
-        if by_profile:
-            return True, self.assigned_profile_id
-        if by_user:
-            return True, self.assigned_user_id
-        return False, None
+    assigned_profile_id: Id | None = Field(default=None, description="A profile id.")
 
     def contact_given(self) -> bool:
         return "assigned_company_contact_id" in self.model_fields_set
@@ -97,7 +80,11 @@ class UnplannedCreate(WireModel):
     signature: SignatureMeta
     provider: ProviderIn
     actual_start: DateTimeIn | None = Field(
-        default=None, description="When the provider started; defaults to now."
+        default=None,
+        description=(
+            "When the provider started; defaults to now. Not in the future beyond the "
+            "clock skew (INTERVENTIONS_CLOCK_SKEW_SECONDS, 5 minutes by default): 422."
+        ),
     )
 
 
@@ -227,7 +214,10 @@ class InterventionRead(ReadModel):
     negotiation_end_date: DateTimeOut | None
     check_type: int | None = Field(description="1 planned · 2 unplanned")
     archived_at: DateTimeOut | None
-    deleted_at: DateTimeOut | None
+    deleted_at: DateTimeOut | None = Field(description="When it was cancelled (status 7).")
+    cancellation_reason: str | None = Field(
+        default=None, description="Why it was cancelled, as given then."
+    )
     updated_at: DateTimeOut
     created_at: DateTimeOut
     site_ids: list[int]

@@ -29,7 +29,7 @@ from interventions.auth.models import Profile
 from interventions.db import execute_core, table_of
 from interventions.errors import NotFound
 from interventions.interventions import repository as repo
-from interventions.interventions.lifecycle import Action, allows
+from interventions.interventions.lifecycle import Action, Status, allows
 from interventions.interventions.models import (
     Intervention,
     InterventionAnomaly,
@@ -125,6 +125,10 @@ def _conditions(f: InterventionFilters) -> list[ColumnElement[bool]]:
         out.append(Intervention.actual_start >= f.actual_from)
     if f.actual_to is not None:
         out.append(Intervention.actual_start <= f.actual_to)
+    if not f.status:
+        # Cancelled interventions stay in the register but out of the default list: asking
+        # for status 7 shows them.
+        out.append(Intervention.status != Status.CANCELLED)
     if f.q:
         escaped = f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         out.append(Intervention.description.ilike(f"%{escaped}%", escape="\\"))
@@ -152,11 +156,7 @@ async def find(
         await session.execute(
             select(func.count())
             .select_from(Intervention)
-            .where(
-                Intervention.organization_id == caller.organization_id,
-                Intervention.deleted_at.is_(None),
-                *conditions,
-            )
+            .where(Intervention.organization_id == caller.organization_id, *conditions)
         )
     ).scalar_one()
     rows = list(
@@ -189,7 +189,6 @@ _DETAIL = (
     .outerjoin(Profile, Profile.id == Intervention.assigned_profile_id)
     .where(
         Intervention.organization_id == bindparam("organization_id"),
-        Intervention.deleted_at.is_(None),
         Intervention.id == bindparam("id"),
     )
 )
@@ -298,7 +297,8 @@ async def detail(session: AsyncSession, caller: Caller, intervention_id: int) ->
                 id=h.id,
                 action=h.action,
                 user_id=h.user_id,
-                changes=h.changes,
+                # Entries written before the wire names were used are read with them too.
+                changes={repo.wire_name(k): v for k, v in h.changes.items()},
                 created_at=h.created_at,
             )
             for h in history

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
+from interventions.auth import rate_limit
 from interventions.auth.dependencies import Caller
 from interventions.config import Settings
 from interventions.db import execute_core, table_of, utcnow
@@ -612,10 +613,26 @@ async def cancel(
 
 
 async def send_information(
-    session: AsyncSession, caller: Caller, intervention_id: int, body: InformationEmailRequest
+    session: AsyncSession,
+    settings: Settings,
+    caller: Caller,
+    intervention_id: int,
+    body: InformationEmailRequest,
 ) -> None:
-    """Queue an e-mail describing the intervention (dates, sites, PIN, assignee)."""
+    """Queue an e-mail describing the intervention (dates, sites, PIN, assignee).
+
+    It goes to any address the caller names: at most ``information_emails_per_hour`` per
+    organisation, charged with the e-mail in the request's transaction (429 queues nothing).
+    """
     intervention = await repo.get(session, caller.organization_id, intervention_id)
+    ensure(Action.SEND_INFORMATION, intervention.status, intervention.type)
+    quota = rate_limit.Limit(
+        f"information-email:organization:{caller.organization_id}",
+        settings.information_emails_per_hour,
+        3600,
+        "information e-mails from this organisation",
+    )
+    await rate_limit.charge(session, [quota])
     await messaging.queue_information_email(session, intervention, str(body.email))
     await repo.record_history(
         session,

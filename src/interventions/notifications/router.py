@@ -18,6 +18,7 @@ router = APIRouter(prefix="/notifications/v1/rs", tags=["notifications"])
 
 @router.get(
     "",
+    operation_id="listNotifications",
     response_model=ListEnvelope[NotificationRead],
     responses=errors_for(400),
     summary="My notifications, newest first",

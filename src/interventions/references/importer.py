@@ -123,7 +123,12 @@ class ReferenceFile(BaseModel):
 
 
 class ImportError_(Exception):
-    """An invalid file: names the offending entry, e.g. ``siteRules[2]``."""
+    """An invalid file: every problem found, each naming its entry and field, e.g.
+    ``siteRules[2].siteId: site 9 does not exist``."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
 
 
 @dataclass
@@ -134,14 +139,17 @@ class ImportReport:
 
 
 def parse(document: Any) -> ReferenceFile:
+    """The file's structure; every entry that does not fit is reported, not only the first."""
     if not isinstance(document, dict):
-        raise ImportError_("the file must hold one JSON object")
+        raise ImportError_(["the file must hold one JSON object"])
     try:
         return ReferenceFile.model_validate(document)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = _loc(first["loc"])
-        raise ImportError_(f"{where}: {first['msg']}") from exc
+        problems = []
+        for error in exc.errors():
+            where = _loc(error["loc"])
+            problems.append(f"{where}: {error['msg']}" if where else error["msg"])
+        raise ImportError_(problems) from exc
 
 
 def _loc(loc: Sequence[int | str]) -> str:
@@ -149,6 +157,10 @@ def _loc(loc: Sequence[int | str]) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + str(part)
     return out
+
+
+# The file's sections in file order (the order problems are reported in).
+SECTIONS = [ReferenceFile.model_fields[name].alias or name for name in ReferenceFile.model_fields]
 
 
 _hasher = PasswordHasher()
@@ -186,8 +198,40 @@ class _Importer:
         )
 
     async def check(self) -> None:
-        """Every reference must exist (in the file or the database), in the right organisation."""
+        """Every reference must exist (in the file or the database), in the right organisation,
+        and no id or unique pair may appear twice. Every problem is collected before raising."""
         d = self.data
+        problems: list[tuple[int, int, str]] = []
+
+        def need(ok: bool, section: str, n: int, attr: str, message: str) -> bool:
+            if not ok:
+                problems.append((SECTIONS.index(section), n, f"{section}[{n}].{attr}: {message}"))
+            return ok
+
+        sections: tuple[tuple[str, Sequence[_Entry]], ...] = (
+            ("organizations", d.organizations),
+            ("users", d.users),
+            ("profiles", d.profiles),
+            ("sites", d.sites),
+            ("rules", d.rules),
+            ("siteRules", d.site_rules),
+            ("companies", d.companies),
+            ("companyContacts", d.company_contacts),
+            ("anomalies", d.anomalies),
+            ("routines", d.routines),
+        )
+        for name, entries in sections:
+            first: dict[int, int] = {}
+            for n, e in enumerate(entries):
+                if need(
+                    e.id not in first,
+                    name,
+                    n,
+                    "id",
+                    f"id {e.id} appears twice (first at {name}[{first.get(e.id)}])",
+                ):
+                    first[e.id] = n
+
         orgs = {o.id for o in d.organizations} | await self._ids(
             Organization,
             {
@@ -228,9 +272,9 @@ class _Importer:
             Company, set(contact_company.values()) - company_org.keys()
         )
 
-        def need(ok: bool, where: str, message: str) -> None:
-            if not ok:
-                raise ImportError_(f"{where}: {message}")
+        def clash(a: int | None, b: int | None) -> bool:
+            """Two known organisations that differ (an unknown one is reported on its own)."""
+            return a in orgs and b in orgs and a != b
 
         owned: tuple[tuple[str, Sequence[_OwnedEntry]], ...] = (
             ("profiles", d.profiles),
@@ -244,69 +288,157 @@ class _Importer:
             for n, e in enumerate(entries):
                 need(
                     e.organization_id in orgs,
-                    f"{name}[{n}]",
+                    name,
+                    n,
+                    "organizationId",
                     f"organization {e.organization_id} does not exist",
                 )
         for n, p in enumerate(d.profiles):
-            need(p.user_id in users, f"profiles[{n}]", f"user {p.user_id} does not exist")
+            need(p.user_id in users, "profiles", n, "userId", f"user {p.user_id} does not exist")
         for n, sr in enumerate(d.site_rules):
-            need(sr.site_id in site_org, f"siteRules[{n}]", f"site {sr.site_id} does not exist")
-            need(sr.rule_id in rule_org, f"siteRules[{n}]", f"rule {sr.rule_id} does not exist")
-            need(
-                site_org[sr.site_id] == rule_org[sr.rule_id],
-                f"siteRules[{n}]",
-                f"site {sr.site_id} and rule {sr.rule_id} belong to different organisations",
+            site_ok = need(
+                sr.site_id in site_org,
+                "siteRules",
+                n,
+                "siteId",
+                f"site {sr.site_id} does not exist",
             )
+            rule_ok = need(
+                sr.rule_id in rule_org,
+                "siteRules",
+                n,
+                "ruleId",
+                f"rule {sr.rule_id} does not exist",
+            )
+            if site_ok and rule_ok:
+                need(
+                    not clash(site_org[sr.site_id], rule_org[sr.rule_id]),
+                    "siteRules",
+                    n,
+                    "ruleId",
+                    f"site {sr.site_id} and rule {sr.rule_id} belong to different organisations",
+                )
         for n, c in enumerate(d.company_contacts):
             need(
                 c.company_id in company_org,
-                f"companyContacts[{n}]",
+                "companyContacts",
+                n,
+                "companyId",
                 f"company {c.company_id} does not exist",
             )
         for n, a in enumerate(d.anomalies):
-            need(a.site_id in site_org, f"anomalies[{n}]", f"site {a.site_id} does not exist")
-            need(
-                site_org[a.site_id] == a.organization_id,
-                f"anomalies[{n}]",
-                f"site {a.site_id} is in another organisation",
-            )
-        for n, r in enumerate(d.routines):
-            for sr_id in r.site_rule_ids:
-                need(sr_id in sr_org, f"routines[{n}]", f"site rule {sr_id} does not exist")
+            if need(
+                a.site_id in site_org, "anomalies", n, "siteId", f"site {a.site_id} does not exist"
+            ):
                 need(
-                    sr_org[sr_id] == r.organization_id,
-                    f"routines[{n}]",
-                    f"site rule {sr_id} is in another organisation",
+                    not clash(site_org[a.site_id], a.organization_id),
+                    "anomalies",
+                    n,
+                    "siteId",
+                    f"site {a.site_id} is in another organisation",
                 )
+        for n, r in enumerate(d.routines):
+            for k, sr_id in enumerate(r.site_rule_ids):
+                attr = f"siteRuleIds[{k}]"
+                if need(sr_id in sr_org, "routines", n, attr, f"site rule {sr_id} does not exist"):
+                    need(
+                        not clash(sr_org[sr_id], r.organization_id),
+                        "routines",
+                        n,
+                        attr,
+                        f"site rule {sr_id} is in another organisation",
+                    )
             if r.assigned_profile_id is not None:
+                owner = profile_org.get(r.assigned_profile_id)
                 need(
-                    profile_org.get(r.assigned_profile_id) == r.organization_id,
-                    f"routines[{n}]",
+                    owner is not None and not clash(owner, r.organization_id),
+                    "routines",
+                    n,
+                    "assignedProfileId",
                     f"profile {r.assigned_profile_id} is not in organization {r.organization_id}",
                 )
             if r.assigned_company_contact_id is not None:
                 company = contact_company.get(r.assigned_company_contact_id)
                 need(
-                    company is not None and company_org.get(company) == r.organization_id,
-                    f"routines[{n}]",
+                    company in company_org and not clash(company_org[company], r.organization_id),
+                    "routines",
+                    n,
+                    "assignedCompanyContactId",
                     f"company contact {r.assigned_company_contact_id} is not in "
                     f"organization {r.organization_id}",
                 )
-        emails: dict[str, int] = {}
+        await self._check_unique_pairs(need)
+        emails: dict[str, tuple[int, int]] = {}  # e-mail → (index in the file, user id)
         for n, u in enumerate(d.users):
             key = u.email.strip().lower()
-            need(key not in emails, f"users[{n}]", f"e-mail {u.email} appears twice")
-            emails[key] = u.id
+            if need(
+                key not in emails,
+                "users",
+                n,
+                "email",
+                f"e-mail {u.email} appears twice (first at users[{emails.get(key, (0,))[0]}])",
+            ):
+                emails[key] = (n, u.id)
         if emails:
             taken = await self.session.execute(
                 select(User.id, User.email).where(User.email.in_(emails))
             )
             for uid, email in taken.all():
-                need(
-                    emails[email] == uid,
-                    f"users[{list(emails).index(email)}]",
-                    f"e-mail {email} belongs to user {uid}",
+                n, wanted = emails[email]
+                need(wanted == uid, "users", n, "email", f"e-mail {email} belongs to user {uid}")
+        if problems:
+            problems.sort(key=lambda p: (p[0], p[1]))
+            raise ImportError_([text for _, _, text in problems])
+
+    async def _check_unique_pairs(self, need: Callable[[bool, str, int, str, str], bool]) -> None:
+        """One profile per (user, organisation), one site rule per (site, rule): in the file,
+        and against rows of the database that the file does not rewrite."""
+        d = self.data
+        checks: tuple[tuple[str, Sequence[Any], Any, str, str, str, str], ...] = (
+            (
+                "profiles",
+                d.profiles,
+                Profile,
+                "user_id",
+                "organization_id",
+                "userId",
+                "user {} already has a profile in organization {} ({})",
+            ),
+            (
+                "siteRules",
+                d.site_rules,
+                SiteRule,
+                "site_id",
+                "rule_id",
+                "ruleId",
+                "site {} already carries rule {} ({})",
+            ),
+        )
+        for section, entries, model, left, right, attr, message in checks:
+            if not entries:
+                continue
+            in_file = {e.id for e in entries}
+            stored: dict[tuple[int, int], int] = {}
+            rows = await self.session.execute(
+                select(model.id, getattr(model, left), getattr(model, right)).where(
+                    getattr(model, left).in_({getattr(e, left) for e in entries})
                 )
+            )
+            for row_id, a, b in rows.all():
+                if row_id not in in_file:
+                    stored[(a, b)] = row_id
+            first: dict[tuple[int, int], int] = {}
+            for n, e in enumerate(entries):
+                pair = (getattr(e, left), getattr(e, right))
+                if pair in first:
+                    need(
+                        False, section, n, attr, message.format(*pair, f"{section}[{first[pair]}]")
+                    )
+                elif pair in stored:
+                    noun = "profile" if section == "profiles" else "site rule"
+                    need(False, section, n, attr, message.format(*pair, f"{noun} {stored[pair]}"))
+                else:
+                    first[pair] = n
 
     async def upsert(
         self,
@@ -316,13 +448,7 @@ class _Importer:
         values: Callable[[Any], dict[str, Any]],
         same: Callable[[Any, Any], bool] | None = None,
     ) -> None:
-        ids = [e.id for e in entries]
-        if len(set(ids)) != len(ids):
-            seen: set[int] = set()
-            for index, entry_id in enumerate(ids):
-                if entry_id in seen:
-                    raise ImportError_(f"{label}[{index}]: id {entry_id} appears twice")
-                seen.add(entry_id)
+        ids = [e.id for e in entries]  # unique: check() refused duplicates
         existing = {}
         if ids:
             existing = {
@@ -509,6 +635,7 @@ class _Importer:
 
 
 async def import_reference_data(session: AsyncSession, document: Any) -> ImportReport:
-    """Check and write ``document``; raises ``ImportError_`` naming the first bad entry."""
+    """Check and write ``document``; raises ``ImportError_`` naming every bad entry, having
+    written nothing."""
     data = parse(document)
     return await _Importer(session, data).run()

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.util import identity_key
 
 from interventions.auth.models import Profile, User
-from interventions.errors import NotFound, Unprocessable
+from interventions.errors import BadRequest, NotFound, Unprocessable
 from interventions.interventions.models import InterventionSiteRule
 from interventions.references.models import (
     CompanyContact,
@@ -92,6 +92,67 @@ async def require_profile(
     if profile is None:
         raise unprocessable_ids(field, "profile", [profile_id])
     return profile
+
+
+_PROFILE_OF_USER = select(Profile).where(
+    Profile.user_id == bindparam("user_id"),
+    Profile.organization_id == bindparam("organization_id"),
+    Profile.archived_at.is_(None),
+)
+
+
+async def require_profile_of_user(
+    session: AsyncSession, organization_id: int, user_id: int, *, field: str
+) -> Profile:
+    """The user's profile in the organisation (SPEC §2: ``assignedUserId`` is a user id)."""
+    params = {"user_id": user_id, "organization_id": organization_id}
+    profile = (await session.execute(_PROFILE_OF_USER, params)).scalar_one_or_none()
+    if profile is None:
+        raise unprocessable_ids(field, "user", [user_id])
+    return profile
+
+
+async def assignee_profile(
+    session: AsyncSession,
+    organization_id: int,
+    fields_set: set[str],
+    *,
+    user_id: int | None,
+    profile_id: int | None,
+) -> tuple[bool, Profile | None]:
+    """Whether a body names an assignee, and which profile (``None`` unassigns).
+
+    ``assignedUserId`` is a user (their profile in the organisation is meant),
+    ``assignedProfileId`` a profile; unknown ones are 422, both given naming different
+    profiles is 400.
+    """
+    by_user = "assigned_user_id" in fields_set
+    by_profile = "assigned_profile_id" in fields_set
+    if not by_user and not by_profile:
+        return False, None
+    from_user = (
+        await require_profile_of_user(session, organization_id, user_id, field="assignedUserId")
+        if by_user and user_id is not None
+        else None
+    )
+    from_profile = (
+        await require_profile(session, organization_id, profile_id, field="assignedProfileId")
+        if by_profile and profile_id is not None
+        else None
+    )
+    if by_user and by_profile:
+        named = {p.id if p is not None else None for p in (from_user, from_profile)}
+        if len(named) > 1:
+            raise BadRequest(
+                "assignedUserId and assignedProfileId name different profiles.",
+                errors=[
+                    {
+                        "field": "assignedProfileId",
+                        "message": "Not the profile of assignedUserId; give one of them.",
+                    }
+                ],
+            )
+    return True, from_profile if by_profile else from_user
 
 
 async def require_contact(

@@ -10,12 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from interventions.auth.dependencies import Caller, CurrentCaller, CurrentWriter
 from interventions.db import RequestSession
 from interventions.errors import Forbidden
 from interventions.openapi import errors_for
+from interventions.organizations import service as invitations
+from interventions.organizations.schemas import InvitationCreate, InvitationRead
 from interventions.references import service
 from interventions.references.schemas import (
     AnomalyCreate,
@@ -27,7 +29,6 @@ from interventions.references.schemas import (
     CompanyCreate,
     CompanyRead,
     CompanyUpdate,
-    ProfileCreate,
     ProfileRead,
     ProfileUpdate,
     RoutineCreate,
@@ -150,6 +151,7 @@ sites = APIRouter(prefix="/sites/v1/rs", tags=["sites"])
 
 @sites.get(
     "",
+    operation_id="listSites",
     response_model=ListEnvelope[SiteRead],
     responses=errors_for(400),
     summary="List sites",
@@ -169,6 +171,7 @@ async def list_sites(
 
 @sites.get(
     "/{siteId}",
+    operation_id="getSite",
     response_model=Envelope[SiteRead],
     responses=errors_for(400, 404),
     summary="Read one site",
@@ -186,6 +189,7 @@ async def get_site(
 
 @sites.post(
     "",
+    operation_id="createSite",
     status_code=201,
     response_model=Envelope[SiteRead],
     responses=errors_for(*CREATE_ERRORS),
@@ -199,6 +203,7 @@ async def create_site(
 
 @sites.patch(
     "/{siteId}",
+    operation_id="updateSite",
     response_model=Envelope[SiteRead],
     responses=errors_for(*UPDATE_ERRORS),
     summary="Update a site",
@@ -211,6 +216,7 @@ async def update_site(
 
 @sites.delete(
     "/{siteId}",
+    operation_id="archiveSite",
     status_code=204,
     responses=errors_for(*ARCHIVE_ERRORS),
     summary="Archive a site and its site rules",
@@ -227,6 +233,7 @@ rules = APIRouter(prefix="/rules/v1/rs", tags=["rules"])
 
 @rules.get(
     "",
+    operation_id="listRules",
     response_model=ListEnvelope[RuleRead],
     responses=errors_for(400),
     summary="List rules",
@@ -250,6 +257,7 @@ async def list_rules(
 
 @rules.get(
     "/{ruleId}",
+    operation_id="getRule",
     response_model=Envelope[RuleRead],
     responses=errors_for(400, 404),
     summary="Read one rule",
@@ -267,6 +275,7 @@ async def get_rule(
 
 @rules.post(
     "",
+    operation_id="createRule",
     status_code=201,
     response_model=Envelope[RuleRead],
     responses=errors_for(*CREATE_ERRORS),
@@ -280,6 +289,7 @@ async def create_rule(
 
 @rules.patch(
     "/{ruleId}",
+    operation_id="updateRule",
     response_model=Envelope[RuleRead],
     responses=errors_for(*UPDATE_ERRORS),
     summary="Update a rule",
@@ -292,6 +302,7 @@ async def update_rule(
 
 @rules.delete(
     "/{ruleId}",
+    operation_id="archiveRule",
     status_code=204,
     responses=errors_for(*ARCHIVE_ERRORS),
     summary="Archive a rule and its site rules",
@@ -308,6 +319,7 @@ site_rules = APIRouter(prefix="/site-rules/v1/rs", tags=["site rules"])
 
 @site_rules.get(
     "",
+    operation_id="listSiteRules",
     response_model=ListEnvelope[SiteRuleRead],
     responses=errors_for(400),
     summary="List site rules",
@@ -333,6 +345,7 @@ async def list_site_rules(
 
 @site_rules.get(
     "/{siteRuleId}",
+    operation_id="getSiteRule",
     response_model=Envelope[SiteRuleRead],
     responses=errors_for(400, 404),
     summary="Read one site rule",
@@ -352,6 +365,7 @@ async def get_site_rule(
 
 @site_rules.post(
     "",
+    operation_id="createSiteRule",
     status_code=201,
     response_model=Envelope[SiteRuleRead],
     responses=errors_for(*CREATE_ERRORS, 409, 422),
@@ -365,6 +379,7 @@ async def create_site_rule(
 
 @site_rules.patch(
     "/{siteRuleId}",
+    operation_id="updateSiteRule",
     response_model=Envelope[SiteRuleRead],
     responses=errors_for(*UPDATE_ERRORS, 409, 422),
     summary="Update a site rule",
@@ -377,6 +392,7 @@ async def update_site_rule(
 
 @site_rules.delete(
     "/{siteRuleId}",
+    operation_id="archiveSiteRule",
     status_code=204,
     responses=errors_for(*ARCHIVE_ERRORS),
     summary="Archive a site rule",
@@ -395,6 +411,7 @@ routines = APIRouter(prefix="/routines/v1/rs", tags=["routines"])
 
 @routines.get(
     "",
+    operation_id="listRoutines",
     response_model=ListEnvelope[RoutineRead],
     responses=errors_for(400),
     summary="List routines",
@@ -420,6 +437,7 @@ async def list_routines(
 
 @routines.get(
     "/{routineId}",
+    operation_id="getRoutine",
     response_model=Envelope[RoutineRead],
     responses=errors_for(400, 404),
     summary="Read one routine",
@@ -439,6 +457,7 @@ async def get_routine(
 
 @routines.post(
     "",
+    operation_id="createRoutine",
     status_code=201,
     response_model=Envelope[RoutineRead],
     responses=errors_for(*CREATE_ERRORS, 422),
@@ -452,6 +471,7 @@ async def create_routine(
 
 @routines.patch(
     "/{routineId}",
+    operation_id="updateRoutine",
     response_model=Envelope[RoutineRead],
     responses=errors_for(*UPDATE_ERRORS, 422),
     summary="Update a routine",
@@ -464,6 +484,7 @@ async def update_routine(
 
 @routines.delete(
     "/{routineId}",
+    operation_id="archiveRoutine",
     status_code=204,
     responses=errors_for(*ARCHIVE_ERRORS),
     summary="Archive a routine: it plans nothing more",
@@ -482,6 +503,7 @@ companies = APIRouter(prefix="/companies/v1/rs", tags=["companies"])
 
 @companies.get(
     "",
+    operation_id="listCompanies",
     response_model=ListEnvelope[CompanyRead],
     responses=errors_for(400),
     summary="List companies (providers)",
@@ -510,6 +532,7 @@ async def list_companies(
 
 @companies.get(
     "/{companyId}",
+    operation_id="getCompany",
     response_model=Envelope[CompanyRead],
     responses=errors_for(400, 404),
     summary="Read one company",
@@ -529,6 +552,7 @@ async def get_company(
 
 @companies.post(
     "",
+    operation_id="createCompany",
     status_code=201,
     response_model=Envelope[CompanyRead],
     responses=errors_for(*CREATE_ERRORS),
@@ -542,6 +566,7 @@ async def create_company(
 
 @companies.patch(
     "/{companyId}",
+    operation_id="updateCompany",
     response_model=Envelope[CompanyRead],
     responses=errors_for(*UPDATE_ERRORS),
     summary="Update a company",
@@ -554,6 +579,7 @@ async def update_company(
 
 @companies.delete(
     "/{companyId}",
+    operation_id="archiveCompany",
     status_code=204,
     responses=errors_for(*ARCHIVE_ERRORS),
     summary="Archive a company and its contacts",
@@ -572,6 +598,7 @@ company_contacts = APIRouter(prefix="/company-contacts/v1/rs", tags=["company co
 
 @company_contacts.get(
     "",
+    operation_id="listCompanyContacts",
     response_model=ListEnvelope[CompanyContactRead],
     responses=errors_for(400),
     summary="List company contacts",
@@ -597,6 +624,7 @@ async def list_company_contacts(
 
 @company_contacts.get(
     "/{companyContactId}",
+    operation_id="getCompanyContact",
     response_model=Envelope[CompanyContactRead],
     responses=errors_for(400, 404),
     summary="Read one company contact",
@@ -616,6 +644,7 @@ async def get_company_contact(
 
 @company_contacts.post(
     "",
+    operation_id="createCompanyContact",
     status_code=201,
     response_model=Envelope[CompanyContactRead],
     responses=errors_for(*CREATE_ERRORS, 422),
@@ -629,6 +658,7 @@ async def create_company_contact(
 
 @company_contacts.patch(
     "/{companyContactId}",
+    operation_id="updateCompanyContact",
     response_model=Envelope[CompanyContactRead],
     responses=errors_for(*UPDATE_ERRORS, 422),
     summary="Update a company contact",
@@ -644,6 +674,7 @@ async def update_company_contact(
 
 @company_contacts.delete(
     "/{companyContactId}",
+    operation_id="archiveCompanyContact",
     status_code=204,
     responses=errors_for(*ARCHIVE_ERRORS),
     summary="Archive a company contact",
@@ -662,6 +693,7 @@ anomalies = APIRouter(prefix="/anomalies/v1/rs", tags=["anomalies"])
 
 @anomalies.get(
     "",
+    operation_id="listAnomalies",
     response_model=ListEnvelope[AnomalyRead],
     responses=errors_for(400),
     summary="List anomalies",
@@ -684,6 +716,7 @@ async def list_anomalies(
 
 @anomalies.get(
     "/{anomalyId}",
+    operation_id="getAnomaly",
     response_model=Envelope[AnomalyRead],
     responses=errors_for(400, 404),
     summary="Read one anomaly",
@@ -696,6 +729,7 @@ async def get_anomaly(
 
 @anomalies.post(
     "",
+    operation_id="createAnomaly",
     status_code=201,
     response_model=Envelope[AnomalyRead],
     responses=errors_for(*CREATE_ERRORS, 422),
@@ -709,6 +743,7 @@ async def create_anomaly(
 
 @anomalies.patch(
     "/{anomalyId}",
+    operation_id="updateAnomaly",
     response_model=Envelope[AnomalyRead],
     responses=errors_for(*UPDATE_ERRORS),
     summary="Update an anomaly's title, description or risk",
@@ -726,6 +761,7 @@ profiles = APIRouter(prefix="/profiles/v1/rs", tags=["profiles"])
 
 @profiles.get(
     "",
+    operation_id="listProfiles",
     response_model=ListEnvelope[ProfileRead],
     responses=errors_for(400),
     summary="List the organisation's members",
@@ -755,6 +791,7 @@ async def list_profiles(
 
 @profiles.get(
     "/{profileId}",
+    operation_id="getProfile",
     response_model=Envelope[ProfileRead],
     responses=errors_for(400, 404),
     summary="Read one member",
@@ -774,19 +811,34 @@ async def get_profile(
 
 @profiles.post(
     "",
-    status_code=201,
-    response_model=Envelope[ProfileRead],
-    responses=errors_for(*CREATE_ERRORS, 409, 422),
-    summary="Add a member (admins only); creates the user when the e-mail is new",
+    operation_id="inviteProfile",
+    status_code=202,
+    response_model=Envelope[InvitationRead],
+    responses=errors_for(*CREATE_ERRORS, 409, 429),
+    summary="Invite a member (admins only): e-mails an invitation, nobody joins until accepted",
+    description=(
+        "Creates no profile: the invited person accepts with the e-mailed token "
+        "(`/invitations/v1/rs/accept`…), and the profile is created then. The answer is the "
+        "same whether the e-mail has an account or not; a member of this organisation is a "
+        "409. A new invitation replaces the e-mail's pending one."
+    ),
 )
-async def create_profile(
-    body: ProfileCreate, caller: CurrentAdmin, session: WriteSession
-) -> Envelope[ProfileRead]:
-    return Envelope(data=await service.create_profile(session, caller, body))
+async def invite_profile(
+    body: InvitationCreate, caller: CurrentAdmin, session: WriteSession, request: Request
+) -> Envelope[InvitationRead]:
+    invitation = await invitations.invite(
+        session,
+        request.app.state.settings,
+        caller,
+        body,
+        base_url=request.app.state.settings.public_url or str(request.base_url),
+    )
+    return Envelope(data=invitation)
 
 
 @profiles.patch(
     "/{profileId}",
+    operation_id="updateProfile",
     response_model=Envelope[ProfileRead],
     responses=errors_for(*UPDATE_ERRORS, 409),
     summary="Change a member's role (admins only)",
@@ -799,6 +851,7 @@ async def update_profile(
 
 @profiles.delete(
     "/{profileId}",
+    operation_id="archiveProfile",
     status_code=204,
     responses=errors_for(*ARCHIVE_ERRORS, 409),
     summary="Archive a member (admins only): their access ends at once",

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, EmailStr, Field, TypeAdapter, WithJsonSchema
+from pydantic import BeforeValidator, Field, TypeAdapter, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from interventions.wire import (
     DateTimeIn,
     DateTimeOut,
+    Email,
     Flag,
     Id,
     IdList,
     Name,
-    Opaque,
     ReadModel,
     Storable,
     StrictChoice,
@@ -28,7 +28,6 @@ from interventions.wire import (
     WireModel,
 )
 
-Email = Annotated[EmailStr, Field(max_length=250)]
 RuleType = Annotated[
     Literal[1, 2], StrictChoice, Field(description="1 check/maintenance · 2 training")
 ]
@@ -60,7 +59,6 @@ HorizonDays = Annotated[
     int,
     Field(strict=True, ge=1, le=366, description="How far ahead occurrences are planned."),
 ]
-Password = Annotated[Opaque, Field(min_length=8, max_length=1000)]
 
 
 def _refuse_null(value: object) -> object:
@@ -170,9 +168,17 @@ class RoutineCreate(WireModel):
     duration_minutes: DurationMinutes = 120
     horizon_days: HorizonDays = 30
     auto_create_enabled: Flag = Field(
-        default=False, description="The worker creates the occurrences' interventions ahead."
+        default=False,
+        description="The worker creates the occurrences' interventions ahead; needs an rrule.",
     )
-    assigned_profile_id: Id | None = None
+    assigned_profile_id: Id | None = Field(default=None, description="A profile id.")
+    assigned_user_id: Id | None = Field(
+        default=None,
+        description=(
+            "A user id: that user's profile in the caller's organisation is meant. "
+            "With assignedProfileId too, both must name the same profile."
+        ),
+    )
     assigned_company_contact_id: Id | None = None
 
 
@@ -186,7 +192,14 @@ class RoutineUpdate(WireModel):
     duration_minutes: DurationField = None
     horizon_days: HorizonField = None
     auto_create_enabled: FlagField = None
-    assigned_profile_id: Id | None = None
+    assigned_profile_id: Id | None = Field(default=None, description="A profile id.")
+    assigned_user_id: Id | None = Field(
+        default=None,
+        description=(
+            "A user id: that user's profile in the caller's organisation is meant. "
+            "With assignedProfileId too, both must name the same profile."
+        ),
+    )
     assigned_company_contact_id: Id | None = None
 
 
@@ -201,6 +214,7 @@ class RoutineRead(ReadModel):
     horizon_days: int
     auto_create_enabled: bool
     assigned_profile_id: int | None
+    assigned_user_id: int | None = Field(description="User of the assigned profile.")
     assigned_company_contact_id: int | None
     archived_at: DateTimeOut | None
     created_at: DateTimeOut
@@ -294,17 +308,6 @@ class AnomalyRead(ReadModel):
 
 
 # --- profiles -----------------------------------------------------------------------------------
-
-
-class ProfileCreate(WireModel):
-    """A membership of the caller's organisation. A new e-mail creates the user (``password``
-    required then); a known one only gets the profile: its password and names stay theirs."""
-
-    email: Email
-    role: Role
-    first_name: Name | None = None
-    last_name: Name | None = None
-    password: Password | None = Field(default=None, description="Required for a new user.")
 
 
 class ProfileUpdate(WireModel):

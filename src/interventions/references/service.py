@@ -1,6 +1,7 @@
 """Reference data use cases for the web app: sites, rules, site rules, routines, companies,
-company contacts, anomalies and profiles. Services validate, change rows and flush; the
-request commits. Nothing here writes intervention history: that belongs to interventions.
+company contacts, anomalies and profiles (members join by invitation: ``organizations``).
+Services validate, change rows and flush; the request commits. Nothing here writes
+intervention history: that belongs to interventions.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.dependencies import Caller
 from interventions.auth.models import Profile, User
-from interventions.auth.passwords import hash_password
 from interventions.db import utcnow
 from interventions.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
+from interventions.interventions.repository import profile_users
 from interventions.references import recurrence
 from interventions.references import repository as refs
 from interventions.references.models import (
@@ -41,7 +42,6 @@ from interventions.references.schemas import (
     CompanyCreate,
     CompanyRead,
     CompanyUpdate,
-    ProfileCreate,
     ProfileRead,
     ProfileUpdate,
     RoutineCreate,
@@ -331,8 +331,10 @@ async def archive_site_rule(session: AsyncSession, caller: Caller, site_rule_id:
 
 
 async def _routine_reads(session: AsyncSession, routines: list[Routine]) -> list[RoutineRead]:
-    """Wire form of routines: one statement for all their site rules."""
+    """Wire form of routines: one statement for all their site rules, one for the users of
+    their assignees."""
     site_rules = await refs.site_rule_ids_of_routines(session, [r.id for r in routines])
+    users = await profile_users(session, (r.assigned_profile_id for r in routines))
     return [
         RoutineRead(
             id=r.id,
@@ -345,6 +347,7 @@ async def _routine_reads(session: AsyncSession, routines: list[Routine]) -> list
             horizon_days=r.horizon_days,
             auto_create_enabled=r.auto_create_enabled,
             assigned_profile_id=r.assigned_profile_id,
+            assigned_user_id=users.get(r.assigned_profile_id) if r.assigned_profile_id else None,
             assigned_company_contact_id=r.assigned_company_contact_id,
             archived_at=r.archived_at,
             created_at=r.created_at,
@@ -368,21 +371,26 @@ async def _check_routine_references(
     session: AsyncSession,
     caller: Caller,
     body: RoutineCreate | RoutineUpdate,
-) -> None:
-    """Site rules, assignee profile and contact of the organisation (not archived), else 422."""
+) -> tuple[bool, int | None]:
+    """Site rules, assignee profile and contact of the organisation (not archived), else 422.
+    Returns whether an assignee was given, and its profile id."""
     org = caller.organization_id
     if body.site_rule_ids is not None:
         await refs.require_all(
             session, SiteRule, org, body.site_rule_ids, field="siteRuleIds", label="site rule"
         )
-    if body.assigned_profile_id is not None:
-        await refs.require_profile(
-            session, org, body.assigned_profile_id, field="assignedProfileId"
-        )
+    given, profile = await refs.assignee_profile(
+        session,
+        org,
+        body.model_fields_set,
+        user_id=body.assigned_user_id,
+        profile_id=body.assigned_profile_id,
+    )
     if body.assigned_company_contact_id is not None:
         await refs.require_contact(
             session, org, body.assigned_company_contact_id, field="assignedCompanyContactId"
         )
+    return given, profile.id if profile is not None else None
 
 
 def _check_auto_create(auto_create_enabled: bool, rrule: str | None) -> None:
@@ -431,7 +439,7 @@ async def create_routine(session: AsyncSession, caller: Caller, body: RoutineCre
     # Whole seconds: occurrences fall on the second the client sees, not a microsecond after.
     dtstart = body.dtstart or utcnow().replace(microsecond=0)
     rrule = await _checked_rrule(body.rrule, dtstart, "rrule") if body.rrule else None
-    await _check_routine_references(session, caller, body)
+    _, assignee = await _check_routine_references(session, caller, body)
     _check_auto_create(body.auto_create_enabled, rrule)
     routine = Routine(
         organization_id=caller.organization_id,
@@ -441,7 +449,7 @@ async def create_routine(session: AsyncSession, caller: Caller, body: RoutineCre
         duration_minutes=body.duration_minutes,
         horizon_days=body.horizon_days,
         auto_create_enabled=body.auto_create_enabled,
-        assigned_profile_id=body.assigned_profile_id,
+        assigned_profile_id=assignee,
         assigned_company_contact_id=body.assigned_company_contact_id,
         created_at=utcnow(),
     )
@@ -468,7 +476,7 @@ async def update_routine(
             dtstart or routine.created_at,
             "rrule" if "rrule" in fields else "dtstart",
         )
-    await _check_routine_references(session, caller, body)
+    assignee_given, assignee = await _check_routine_references(session, caller, body)
     auto_create = (
         body.auto_create_enabled
         if body.auto_create_enabled is not None
@@ -485,8 +493,8 @@ async def update_routine(
     if body.horizon_days is not None:
         routine.horizon_days = body.horizon_days
     routine.auto_create_enabled = auto_create
-    if "assigned_profile_id" in fields:
-        routine.assigned_profile_id = body.assigned_profile_id
+    if assignee_given:
+        routine.assigned_profile_id = assignee
     if "assigned_company_contact_id" in fields:
         routine.assigned_company_contact_id = body.assigned_company_contact_id
     await session.flush()
@@ -791,51 +799,6 @@ async def get_profile(
     if row is None:
         raise NotFound(f"No profile {profile_id}.")
     profile, user = row
-    return _profile_read(profile, user)
-
-
-async def create_profile(session: AsyncSession, caller: Caller, body: ProfileCreate) -> ProfileRead:
-    """Add a member to the organisation, creating the user when the e-mail is new.
-
-    A known user keeps their password and names. A member whose profile was archived comes
-    back with the new role.
-    """
-    # Hashed before the first statement: on SQLite the write lock is taken by the first
-    # statement of the transaction, and Argon2 is deliberately slow.
-    password_hash = (
-        await to_thread.run_sync(hash_password, body.password) if body.password else None
-    )
-    email = body.email.strip().lower()
-    org = caller.organization_id
-    user = (await session.execute(refs.user_by_email(email))).scalar_one_or_none()
-    if user is None:
-        if password_hash is None:
-            raise Unprocessable(
-                f"No user has the e-mail {email}: a new user needs a password.",
-                errors=[{"field": "password", "message": "Required for a new user."}],
-            )
-        user = User(
-            email=email,
-            password_hash=password_hash,
-            first_name=body.first_name,
-            last_name=body.last_name,
-            created_at=utcnow(),
-        )
-        session.add(user)
-        await _flush_unique(session, f"A user with the e-mail {email} was created meanwhile.")
-    profile = await refs.profile_of_user(session, org, user.id)
-    if profile is not None and profile.archived_at is None:
-        raise Conflict(
-            f"{email} is already a member of this organisation: profile {profile.id}.",
-            errors=[{"field": "email", "message": "Already a member."}],
-        )
-    if profile is not None:
-        profile.archived_at = None
-        profile.role = body.role
-    else:
-        profile = Profile(user_id=user.id, organization_id=org, role=body.role, created_at=utcnow())
-        session.add(profile)
-    await _flush_unique(session, f"{email} was made a member meanwhile.")
     return _profile_read(profile, user)
 
 

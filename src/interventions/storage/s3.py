@@ -9,8 +9,14 @@ bytes are copied, pinned to the verified ETag, to ``<storage_key>``, which no UR
 client can write; rejected bytes are deleted. Downloads are redirects to a short-lived
 presigned ``GET`` of ``<storage_key>``.
 
-A staging object left behind by a second ``PUT`` after verification is never linked; a
-bucket lifecycle rule expiring ``incoming/`` after a day keeps the bucket clean.
+Single use, as far as the service can make it: the presigned ``PUT`` goes to the object
+store, which takes it as often as the URL is valid (S3 has no single-use URLs). What the
+service controls is the link: a linked ``<storage_key>`` is never written again. A staging
+object found once the file is linked is a second upload: it is deleted, never copied over
+the first (the router serialises linkers on the file's row, so two verifications never run
+at once). One left behind after the file was marked (nothing verifies it then) is never
+linked either; a bucket lifecycle rule expiring ``incoming/`` after a day keeps the bucket
+clean.
 
 boto3 is synchronous: every call that may touch the network runs in a worker thread.
 """
@@ -31,13 +37,11 @@ from starlette.responses import RedirectResponse, Response
 
 from interventions.config import Settings
 from interventions.storage.models import StoredFile
-from interventions.storage.service import StorageUnavailable, looks_like
+from interventions.storage.service import HEAD_BYTES, StorageUnavailable, looks_like
 
 logger = logging.getLogger(__name__)
 
 INCOMING_PREFIX = "incoming/"
-# Enough for every magic number in ``MAGIC`` (WebP needs bytes 8 to 11).
-HEAD_BYTES = 16
 
 
 _client_lock = threading.Lock()
@@ -213,10 +217,16 @@ class S3Storage:
 
     def _verify(self, stored: StoredFile) -> bool:
         incoming = self.incoming_key(stored)
+        if self._linked(stored):
+            # Linked by a verification whose database write was lost: that object is the
+            # signature. Anything staged now is a second upload, and is not linked.
+            if self._head(incoming) is not None:
+                logger.info("discarded a second upload of file %s: already uploaded", stored.id)
+                self.client.delete_object(Bucket=self.bucket, Key=incoming)
+            return True
         head = self._head(incoming)
         if head is None:
-            # Nothing uploaded, or verified already by a request whose write was lost.
-            return self._linked(stored)
+            return False  # nothing uploaded
         etag = str(head["ETag"])
         problem = self._problem(stored, head)
         if problem is None:

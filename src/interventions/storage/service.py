@@ -3,6 +3,10 @@
 The embedded default keeps the bytes on local disk behind the service's own signed ``PUT``
 route. ``Storage`` is the seam: ``make_storage`` picks it from the settings, local disk or
 S3-compatible object storage (``interventions.storage.s3``).
+
+A signature is evidence: once stored it is never replaced. Locally the final file is created
+with ``link(2)``, which fails when the name exists (atomic on one file system, across
+processes), so of two uploads to one URL exactly one is stored and the other is a 409.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ import hmac
 import os
 import time
 import uuid
+from collections.abc import AsyncIterable
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 from urllib.parse import urlencode
 
 import anyio.to_thread
@@ -22,10 +27,17 @@ from starlette.responses import Response
 
 from interventions.config import Settings
 from interventions.db import utcnow
-from interventions.errors import AppError, BadRequest
+from interventions.errors import AppError, BadRequest, Conflict, PayloadTooLarge
 from interventions.storage.models import StoredFile
 
 UPLOAD_PREFIX = "/storage/v1/uploads/"
+# Where local uploads are streamed before being linked under their final name (same file
+# system as the final files, so that the link is a link and not a copy).
+PARTIAL_DIR = ".partial"
+# Bytes gathered in memory before one write to the partial file (in a worker thread).
+WRITE_BATCH_BYTES = 256 * 1024
+# Enough for every magic number in ``MAGIC`` (WebP needs bytes 8 to 11).
+HEAD_BYTES = 16
 
 # Leading bytes of each accepted image type.
 MAGIC = {
@@ -41,6 +53,18 @@ class StorageUnavailable(AppError):
     status = 503
     slug = "storage-unavailable"
     title = "Service unavailable"
+
+
+class AlreadyUploaded(Conflict):
+    """The file's bytes are stored already: an upload URL stores one signature, once."""
+
+    slug = "already-uploaded"
+
+    def __init__(self, file_id: str) -> None:
+        super().__init__(
+            f"File {file_id} is already uploaded: an upload URL takes a single upload and a "
+            "stored signature is never replaced."
+        )
 
 
 def looks_like(mime_type: str, head: bytes) -> bool:
@@ -61,7 +85,9 @@ class Storage(Protocol):
     async def verify(self, stored: StoredFile) -> bool:
         """Whether bytes matching the announcement (size, type, image) are stored now.
 
-        Bytes that do not match are discarded. Called for a file not yet marked uploaded.
+        Bytes that do not match are discarded, and so is a second upload found once bytes
+        are linked: those stay. Called for a file not yet marked uploaded, by one caller at
+        a time (the router holds the file's row).
         """
         ...
 
@@ -100,15 +126,45 @@ class LocalStorage:
     def _path(self, stored: StoredFile) -> Path:
         return self.root / stored.storage_key
 
-    def write(self, stored: StoredFile, data: bytes) -> None:
+    @property
+    def partial_dir(self) -> Path:
+        return self.root / PARTIAL_DIR
+
+    def uploaded(self, stored: StoredFile) -> bool:
+        """Whether the final file exists (its database write may have been lost)."""
+        return self._path(stored).exists()
+
+    async def store(
+        self, stored: StoredFile, chunks: AsyncIterable[bytes], *, max_bytes: int
+    ) -> None:
+        """Stream ``chunks`` to a partial file, check them, and link them as the file's bytes.
+
+        Reading stops at the first byte past ``max_bytes`` (413) or past the announced size
+        (400); bytes that are not the announced image are a 400; a file already stored is a
+        409 and is left as it was. The partial file is removed whatever happens.
+        """
+        partial = self.partial_dir / f"{stored.id}.{uuid.uuid4().hex}"
+        handle = await anyio.to_thread.run_sync(_create_partial, partial)
+        try:
+            try:
+                size, head = await _stream_to(handle, chunks, stored, max_bytes)
+                _check_received(stored, size, head)
+                await anyio.to_thread.run_sync(_sync, handle)
+            finally:
+                handle.close()
+            await anyio.to_thread.run_sync(self._link, partial, stored)
+        finally:
+            # Also on cancellation (client gone): no await here, a plain unlink.
+            partial.unlink(missing_ok=True)
+
+    def _link(self, partial: Path, stored: StoredFile) -> None:
         path = self._path(stored)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".{uuid.uuid4().hex}.part")
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        try:
+            os.link(partial, path)  # fails if the name exists: never replaces a signature
+        except FileExistsError:
+            raise AlreadyUploaded(stored.id) from None
+        _sync_dir(path.parent)
 
     def read(self, stored: StoredFile) -> bytes:
         return self._path(stored).read_bytes()
@@ -118,7 +174,7 @@ class LocalStorage:
         if not path.is_file() or path.stat().st_size != stored.size:
             return False
         with open(path, "rb") as handle:
-            return looks_like(stored.mime_type, handle.read(16))
+            return looks_like(stored.mime_type, handle.read(HEAD_BYTES))
 
     async def verify(self, stored: StoredFile) -> bool:
         # The signed route checks the bytes before writing them and marks the file itself;
@@ -170,24 +226,106 @@ def new_file(
     return stored
 
 
-def check_upload(stored: StoredFile, content_type: str, data: bytes) -> None:
-    """The bytes must be what was announced: same type, same size, really that image type."""
+def check_announced(stored: StoredFile, content_type: str, content_length: str | None) -> None:
+    """Before a byte of the body is read: the declared type and length must be the announced
+    ones (400 otherwise)."""
     media = content_type.split(";", 1)[0].strip().lower()
     errors = []
-    if media != stored.mime_type:
+    # Clients generated from the OpenAPI document send binary bodies as octet-stream: the
+    # announced type then stands, and the leading bytes are still checked against it.
+    if media not in (stored.mime_type, "application/octet-stream"):
         errors.append(
             {
                 "field": "Content-Type",
                 "message": f"Announced as {stored.mime_type}, sent as {media or 'nothing'}.",
             }
         )
-    if len(data) != stored.size:
+    declared = declared_length(content_length)
+    if declared is not None and declared != stored.size:
         errors.append(
-            {"field": "body", "message": f"Announced {stored.size} bytes, received {len(data)}."}
-        )
-    elif not looks_like(stored.mime_type, data):
-        errors.append(
-            {"field": "body", "message": f"The bytes are not a {stored.mime_type} image."}
+            {
+                "field": "body",
+                "message": f"Announced {stored.size} bytes, Content-Length is {declared}.",
+            }
         )
     if errors:
         raise BadRequest("The upload does not match the announced file.", errors=errors)
+
+
+def declared_length(content_length: str | None) -> int | None:
+    """The request's ``Content-Length`` as a number, ``None`` when absent or malformed."""
+    if content_length is None:
+        return None
+    try:
+        return int(content_length)
+    except ValueError:
+        return None
+
+
+def _mismatch(message: str) -> BadRequest:
+    return BadRequest(
+        "The upload does not match the announced file.",
+        errors=[{"field": "body", "message": message}],
+    )
+
+
+def too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+
+
+async def _stream_to(
+    handle: BinaryIO, chunks: AsyncIterable[bytes], stored: StoredFile, max_bytes: int
+) -> tuple[int, bytes]:
+    """Write ``chunks`` to ``handle`` as they arrive; the size received and its first bytes.
+
+    Stops reading at the first chunk past the limit or past the announced size.
+    """
+    size = 0
+    head = b""
+    pending: list[bytes] = []
+    pending_size = 0
+    async for chunk in chunks:
+        if not chunk:
+            continue
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_large(max_bytes)
+        if size > stored.size:
+            raise _mismatch(f"Announced {stored.size} bytes, received more.")
+        if len(head) < HEAD_BYTES:
+            head += chunk[: HEAD_BYTES - len(head)]
+        pending.append(chunk)
+        pending_size += len(chunk)
+        if pending_size >= WRITE_BATCH_BYTES:
+            await anyio.to_thread.run_sync(handle.write, b"".join(pending))
+            pending, pending_size = [], 0
+    if pending:
+        await anyio.to_thread.run_sync(handle.write, b"".join(pending))
+    return size, head
+
+
+def _check_received(stored: StoredFile, size: int, head: bytes) -> None:
+    if size != stored.size:
+        raise _mismatch(f"Announced {stored.size} bytes, received {size}.")
+    if not looks_like(stored.mime_type, head):
+        raise _mismatch(f"The bytes are not a {stored.mime_type} image.")
+
+
+def _create_partial(path: Path) -> BinaryIO:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    return os.fdopen(fd, "wb")
+
+
+def _sync(handle: BinaryIO) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def _sync_dir(path: Path) -> None:
+    """Make a new directory entry durable (the link itself, not only the bytes)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

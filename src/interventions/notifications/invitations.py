@@ -1,0 +1,50 @@
+"""The invitation e-mail: composed here, written to the outbox with the invitation."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from interventions.notifications import service as notifications
+from interventions.notifications.models import OutboxEmail
+from interventions.wire import format_datetime
+
+INVITATION_KIND = "organization.invitation"
+
+
+def queue_invitation_email(
+    session: AsyncSession,
+    *,
+    organization_id: int,
+    organization_name: str,
+    inviter: str,
+    recipient: str,
+    role: str,
+    link: str,
+    token: str,
+    expires_at: dt.datetime,
+) -> OutboxEmail:
+    """The link (and the bare token, for API clients) to accept an invitation. It says
+    nothing about whether ``recipient`` already has an account: that is theirs to know."""
+    body = (
+        "Hello,\n\n"
+        f"{inviter} invites you to join {organization_name} as {role} in the interventions "
+        "register.\n\n"
+        f"To accept, open this link before {format_datetime(expires_at)}:\n{link}\n\n"
+        "If you already have an account, accept while logged in with it, or with its "
+        "password; otherwise choose a password to create your account.\n\n"
+        f"Invitation token: {token}\n\n"
+        "If you were not expecting this invitation, ignore this e-mail: nothing happens "
+        "unless you accept.\n"
+    )
+    return notifications.queue_email(
+        session,
+        organization_id=organization_id,
+        intervention_id=None,
+        recipient=recipient,
+        # One line: an organisation's name may hold line breaks, a subject may not.
+        subject=f"Invitation to join {' '.join(organization_name.split())}"[:500],
+        body=body,
+        kind=INVITATION_KIND,
+    )

@@ -1,0 +1,1 @@
+"""Membership of organisations: invitations, accepted by the invited person."""

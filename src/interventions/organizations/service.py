@@ -1,0 +1,360 @@
+"""Invitations: nobody joins an organisation without accepting (issue 9, item 6).
+
+An admin's invitation creates no profile and says nothing about the invited e-mail (whether
+it has an account here or elsewhere); it e-mails a single-use token through the outbox. The
+profile is created when the invited person accepts with the token, either logged in as the
+account of that e-mail or with its password, or, without an account, by choosing one.
+Logins count profiles only, so they count accepted memberships only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+
+from anyio import to_thread
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from interventions.auth import rate_limit
+from interventions.auth.dependencies import Caller
+from interventions.auth.models import Invitation, Profile, User
+from interventions.auth.passwords import PasswordGate, hash_password
+from interventions.config import Settings
+from interventions.db import Database, utcnow
+from interventions.errors import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
+from interventions.notifications.invitations import queue_invitation_email
+from interventions.organizations import repository as repo
+from interventions.organizations.schemas import (
+    InvitationAcceptWithPassword,
+    InvitationCreate,
+    InvitationRead,
+    InvitationStatus,
+)
+from interventions.references import repository as refs
+from interventions.references.schemas import ProfileRead
+
+# 32 random bytes: unguessable, so acceptance needs no rate limit of its own.
+TOKEN_BYTES = 32
+
+
+def token_hash(token: str) -> str:
+    """What is stored of a token: its SHA-256 (the token itself is only in the e-mail)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def status_of(invitation: Invitation, now: dt.datetime) -> InvitationStatus:
+    if invitation.accepted_at is not None:
+        return "accepted"
+    if invitation.revoked_at is not None:
+        return "revoked"
+    if invitation.expires_at <= now:
+        return "expired"
+    return "pending"
+
+
+def _read(invitation: Invitation, now: dt.datetime) -> InvitationRead:
+    return InvitationRead(
+        id=invitation.id,
+        organization_id=invitation.organization_id,
+        email=invitation.email,
+        role=invitation.role,
+        status=status_of(invitation, now),
+        invited_by_profile_id=invitation.invited_by_profile_id,
+        profile_id=invitation.profile_id,
+        expires_at=invitation.expires_at,
+        accepted_at=invitation.accepted_at,
+        revoked_at=invitation.revoked_at,
+        created_at=invitation.created_at,
+    )
+
+
+def acceptance_link(settings: Settings, base_url: str, token: str) -> str:
+    page = settings.invitation_url or f"{base_url.rstrip('/')}/invitations/accept"
+    return f"{page}{'&' if '?' in page else '?'}token={token}"
+
+
+async def invite(
+    session: AsyncSession,
+    settings: Settings,
+    caller: Caller,
+    body: InvitationCreate,
+    *,
+    base_url: str,
+) -> InvitationRead:
+    """Invite ``body.email`` to the caller's organisation and e-mail them the link.
+
+    Whether the e-mail has an account (here or elsewhere) changes nothing in the answer. A
+    member of this organisation is a 409: the caller sees its members anyway. A new
+    invitation replaces the e-mail's pending ones (their links stop working).
+    """
+    email = body.email.strip().lower()
+    org = caller.organization_id
+    member = await repo.active_member(session, org, email)
+    if member is not None:
+        raise Conflict(
+            f"{email} is already a member of this organisation: profile {member}.",
+            errors=[{"field": "email", "message": "Already a member."}],
+        )
+    # Invitations go to any address the admin names: bounded per organisation, charged in
+    # this transaction (a 429 queues nothing).
+    quota = rate_limit.Limit(
+        f"invitation-email:organization:{org}",
+        settings.invitation_emails_per_hour,
+        3600,
+        "invitation e-mails from this organisation",
+    )
+    await rate_limit.charge(session, [quota])
+    now = utcnow()
+    await repo.revoke_open(session, org, email, now)
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    invitation = Invitation(
+        organization_id=org,
+        email=email,
+        role=body.role,
+        invited_by_profile_id=caller.profile_id,
+        token_hash=token_hash(token),
+        created_at=now,
+        expires_at=now + dt.timedelta(seconds=settings.invitation_ttl_seconds),
+    )
+    session.add(invitation)
+    await session.flush()
+    organization_name, inviter = await repo.invitation_wording(session, org, caller.user_id)
+    queue_invitation_email(
+        session,
+        organization_id=org,
+        organization_name=organization_name,
+        inviter=inviter,
+        recipient=email,
+        role=body.role,
+        link=acceptance_link(settings, base_url, token),
+        token=token,
+        expires_at=invitation.expires_at,
+    )
+    await session.flush()
+    return _read(invitation, now)
+
+
+async def list_invitations(
+    session: AsyncSession,
+    caller: Caller,
+    *,
+    page: int,
+    page_size: int,
+    status: InvitationStatus | None = None,
+) -> tuple[list[InvitationRead], int]:
+    now = utcnow()
+    stmt = repo.organization_invitations(caller.organization_id)
+    if status is not None:
+        stmt = stmt.where(repo.with_status(status, now))
+    rows, total = await refs.page_of(
+        session, stmt.order_by(Invitation.id), page=page, page_size=page_size
+    )
+    return [_read(invitation, now) for invitation in rows], total
+
+
+async def get_invitation(
+    session: AsyncSession, caller: Caller, invitation_id: int
+) -> InvitationRead:
+    invitation = (
+        await session.execute(
+            repo.organization_invitations(caller.organization_id).where(
+                Invitation.id == invitation_id
+            )
+        )
+    ).scalar_one_or_none()
+    if invitation is None:
+        raise NotFound(f"No invitation {invitation_id}.")
+    return _read(invitation, utcnow())
+
+
+async def revoke_invitation(session: AsyncSession, caller: Caller, invitation_id: int) -> None:
+    """A pending invitation's link stops working at once; any other state is a 409."""
+    invitation = await repo.invitation_for_update(session, caller.organization_id, invitation_id)
+    if invitation is None:
+        raise NotFound(f"No invitation {invitation_id}.")
+    now = utcnow()
+    status = status_of(invitation, now)
+    if status != "pending":
+        hint = " Archive the profile instead." if status == "accepted" else ""
+        raise Conflict(f"The invitation is {status}: it cannot be revoked.{hint}")
+    invitation.revoked_at = now
+    await session.flush()
+
+
+# --- acceptance ---------------------------------------------------------------------------------
+
+
+def _check_open(invitation: Invitation | None, now: dt.datetime) -> Invitation:
+    """The invitation of a token, if it can still be accepted: unknown → 422, used, revoked
+    or expired → 409 saying which (only the token's holder learns it)."""
+    if invitation is None:
+        raise Unprocessable(
+            "No invitation has this token.",
+            errors=[{"field": "token", "message": "Unknown invitation token."}],
+        )
+    status = status_of(invitation, now)
+    if status != "pending":
+        advice = {
+            "accepted": "it has already been accepted",
+            "revoked": "it has been revoked; ask the organisation for a new one",
+            "expired": "it has expired; ask the organisation for a new one",
+        }[status]
+        raise Conflict(
+            f"This invitation cannot be accepted: {advice}.",
+            errors=[{"field": "token", "message": f"Invitation {status}."}],
+        )
+    return invitation
+
+
+def _profile_read(profile: Profile, user: User) -> ProfileRead:
+    return ProfileRead(
+        id=profile.id,
+        organization_id=profile.organization_id,
+        user_id=user.id,
+        email=user.email,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        role=profile.role,
+        archived_at=profile.archived_at,
+        created_at=profile.created_at,
+    )
+
+
+async def _join(
+    session: AsyncSession, invitation: Invitation, user: User, now: dt.datetime
+) -> ProfileRead:
+    """The membership the invitation offered, and the invitation used up: one transaction.
+    A former member (archived profile) comes back on the same profile with the new role."""
+    profile = await refs.profile_of_user(session, invitation.organization_id, user.id)
+    if profile is not None and profile.archived_at is None:
+        raise Conflict(
+            f"{user.email} is already a member of this organisation: profile {profile.id}.",
+            errors=[{"field": "token", "message": "Already a member."}],
+        )
+    if profile is not None:
+        profile.archived_at = None
+        profile.role = invitation.role
+    else:
+        profile = Profile(
+            user_id=user.id,
+            organization_id=invitation.organization_id,
+            role=invitation.role,
+            created_at=now,
+        )
+        session.add(profile)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"{user.email} was made a member meanwhile.") from exc
+    invitation.accepted_at = now
+    invitation.profile_id = profile.id
+    await session.flush()
+    return _profile_read(profile, user)
+
+
+async def accept_as_caller(session: AsyncSession, caller: Caller, token: str) -> ProfileRead:
+    """Accept as the logged-in user, whose e-mail must be the invited one."""
+    now = utcnow()
+    invitation = _check_open(
+        await repo.invitation_by_token(session, token_hash(token), lock=True), now
+    )
+    user = await session.get(User, caller.user_id)
+    assert user is not None  # the caller's session names a live user
+    if user.email != invitation.email:
+        raise Forbidden(
+            "This invitation was sent to another e-mail address than this account's: log in "
+            "with that account, or accept with its password."
+        )
+    return await _join(session, invitation, user, now)
+
+
+WRONG_PASSWORD = "The password is not the one of the invited e-mail's account."
+
+
+def _login_limits(settings: Settings, email: str, client: str) -> list[rate_limit.Limit]:
+    """The limits login charges (same keys): a password tried here is a login attempt."""
+    return [
+        rate_limit.Limit(
+            f"login:{email}:{client}",
+            settings.login_max_failures,
+            settings.login_window_seconds,
+            "failed logins",
+        ),
+        rate_limit.Limit(
+            f"login-client:{client}",
+            settings.login_client_max_failures,
+            settings.login_client_window_seconds,
+            "failed logins from this address",
+        ),
+    ]
+
+
+async def accept_with_password(
+    db: Database,
+    settings: Settings,
+    gate: PasswordGate,
+    body: InvitationAcceptWithPassword,
+    *,
+    client: str,
+) -> ProfileRead:
+    """Accept without a session: with the password of the invited e-mail's account, or, when
+    it has none, creating it with ``body.password``.
+
+    Checking an account's password is a login attempt: it goes through the same gate and is
+    charged to the same limits before the verification, refunded when right. As in login,
+    the slow Argon2 work runs between short transactions (SQLite takes its write lock at the
+    first statement); the last one checks the invitation again, locked, and joins.
+    """
+    digest = token_hash(body.token)
+    charged: list[int] = []
+    ok = False
+    with gate.admit():
+        async with db.writer() as session, session.begin():
+            invitation = _check_open(
+                await repo.invitation_by_token(session, digest, lock=False), utcnow()
+            )
+            limits = _login_limits(settings, invitation.email, client)
+            existing = (
+                await session.execute(refs.user_by_email(invitation.email))
+            ).scalar_one_or_none()
+            if existing is not None:
+                charged = await rate_limit.charge(session, limits)
+        if existing is not None:
+            ok = await gate.verify(existing.password_hash, body.password)
+    new_hash: str | None = None
+    if existing is not None:
+        if not ok or existing.disabled_at is not None:
+            raise Unauthorized(WRONG_PASSWORD)  # the charge stays: a failure
+        async with db.writer() as session, session.begin():
+            # The right password: the attempt does not count, whatever happens next.
+            await rate_limit.clear(session, limits[0].key)
+            await rate_limit.refund(session, charged)
+    else:
+        new_hash = await to_thread.run_sync(hash_password, body.password)
+
+    async with db.writer() as session, session.begin():
+        now = utcnow()
+        invitation = _check_open(await repo.invitation_by_token(session, digest, lock=True), now)
+        if existing is not None:
+            user = await session.get(User, existing.id)
+            assert user is not None  # users are never deleted
+        else:
+            assert new_hash is not None
+            user = User(
+                email=invitation.email,
+                password_hash=new_hash,
+                first_name=body.first_name,
+                last_name=body.last_name,
+                created_at=now,
+            )
+            session.add(user)
+            try:
+                await session.flush()
+            except IntegrityError as exc:
+                raise Conflict(
+                    "An account with this e-mail was created meanwhile: accept with its password.",
+                    errors=[{"field": "password", "message": "Use the account's password."}],
+                ) from exc
+        return await _join(session, invitation, user, now)
