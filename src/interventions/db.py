@@ -1,24 +1,42 @@
-"""Engine, metadata naming convention, column types shared by both databases, sessions."""
+"""Engine, metadata naming convention, column types shared by both databases, sessions, and
+the executor that runs compiled statements on the driver."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+import json
+from collections import namedtuple
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, Table, event
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ColumnElement,
+    DateTime,
+    MetaData,
+    Table,
+    Text,
+    bindparam,
+    event,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import CursorResult, Dialect, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.types import TypeDecorator
 
 from interventions.config import Settings
@@ -209,6 +227,224 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
+
+
+# --- The executor: statements compiled once per dialect, run by the driver ------------------
+#
+# SQLAlchemy's execution path costs ~110–160 µs of CPU per statement over the driver
+# (bench/results/budget-small.md). A ``Sql`` is built once with Core (or as text), compiled
+# once per dialect into the driver's SQL, its parameter order and the type conversions of its
+# binds and columns (SQLAlchemy's own processors, so values convert exactly as through the
+# ORM); ``Executor`` runs it on the driver connection of the request's transaction: asyncpg's
+# prepared statements on PostgreSQL, aiosqlite on the embedded default.
+
+
+class AnyOf(ColumnElement[bool]):
+    """``column`` among the ids of the list parameter ``name``, as one constant SQL text:
+    ``= ANY($n)`` on PostgreSQL, ``IN (SELECT value FROM json_each(?))`` on SQLite (an
+    expanding ``IN`` would render a new text, hence a new prepared statement, per length)."""
+
+    inherit_cache = True
+    type = Boolean()
+
+    def __init__(self, column: ColumnElement[Any], name: str) -> None:
+        self.column = column
+        self.parameter = bindparam(name, type_=_IdList())
+
+
+class _IdList(TypeDecorator[list[int]]):
+    """A list of ids as a parameter: an array on PostgreSQL, JSON text on SQLite."""
+
+    impl = JSON()
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(ARRAY(BigInteger()))
+        return dialect.type_descriptor(Text())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        ids = list(value)
+        return ids if dialect.name == "postgresql" else json.dumps(ids)
+
+
+@compiles(AnyOf, "postgresql")
+def _any_of_postgresql(element: AnyOf, compiler: Any, **kw: Any) -> str:
+    column = compiler.process(element.column, **kw)
+    return f"{column} = ANY({compiler.process(element.parameter, **kw)})"
+
+
+@compiles(AnyOf)
+def _any_of_default(element: AnyOf, compiler: Any, **kw: Any) -> str:
+    column = compiler.process(element.column, **kw)
+    parameter = compiler.process(element.parameter, **kw)
+    return f"{column} IN (SELECT value FROM json_each({parameter}))"  # noqa: S608 (compiled SQL)
+
+
+def any_of(column: Any, name: str) -> AnyOf:
+    """A constant-text ``column IN (ids)`` for a list parameter ``name`` (see ``AnyOf``)."""
+    return AnyOf(column, name)
+
+
+Processor = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """One statement in one dialect: the driver's SQL, what to bind, how to read the rows."""
+
+    sql: str
+    names: tuple[str, ...]  # bind names in the order of the placeholders
+    defaults: dict[str, Any]  # values the statement carries itself (literals)
+    binds: tuple[Processor | None, ...]
+    record: Any  # a namedtuple class of the result columns, or None
+    columns: tuple[Processor | None, ...]
+
+    def arguments(self, params: dict[str, Any]) -> list[Any]:
+        out = []
+        for name, process in zip(self.names, self.binds, strict=True):
+            value = params[name] if name in params else self.defaults[name]
+            out.append(process(value) if process is not None and value is not None else value)
+        return out
+
+    def row(self, values: Sequence[Any]) -> Any:
+        processed = [
+            p(v) if p is not None else v for p, v in zip(self.columns, values, strict=True)
+        ]
+        return self.record._make(processed)
+
+
+class Sql:
+    """A statement built once (module level) and compiled once per dialect."""
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
+        self._compiled: dict[str, Compiled] = {}
+
+    def compiled(self, dialect: Dialect) -> Compiled:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            found = self._compiled[dialect.name] = _compile(self.statement, dialect)
+        return found
+
+
+_record_type: Any = namedtuple  # field names known at run time only
+
+
+def _compile(statement: ClauseElement, dialect: Dialect) -> Compiled:
+    compiled: Any = statement.compile(dialect=dialect)
+    names = tuple(compiled.positiontup or ())
+    defaults = {}
+    binds: list[Processor | None] = []
+    for name in names:
+        bind = compiled.binds[name]
+        if not bind.required:
+            defaults[name] = bind.effective_value
+        binds.append(bind.type._cached_bind_processor(dialect))
+    record: Any = None
+    columns: list[Processor | None] = []
+    if compiled._result_columns:
+        labels = [c[0] for c in compiled._result_columns]
+        for entry in compiled._result_columns:
+            columns.append(entry[3]._cached_result_processor(dialect, None))
+        record = _record_type("Record", labels, rename=True)
+    return Compiled(
+        sql=compiled.string,
+        names=names,
+        defaults=defaults,
+        binds=tuple(binds),
+        record=record,
+        columns=tuple(columns),
+    )
+
+
+class Executor:
+    """Runs ``Sql`` statements on the driver connection of the request's transaction.
+
+    Built from the request's session (its transaction already begun), so that statements
+    run here and through the session are one transaction while the service moves to the
+    driver; ``begin`` makes sure of it on PostgreSQL, where SQLAlchemy's asyncpg adapter
+    starts the driver's transaction only with its first statement.
+    """
+
+    def __init__(self, dialect: Dialect, driver: Any, adapter: Any) -> None:
+        self.dialect = dialect
+        self.postgresql = dialect.name == "postgresql"
+        self._driver = driver
+        self._adapter = adapter
+        self._begun = not self.postgresql
+
+    @classmethod
+    async def of(cls, session: AsyncSession) -> Executor:
+        connection = await session.connection()
+        raw = await connection.get_raw_connection()
+        return cls(connection.dialect, raw.driver_connection, raw.dbapi_connection)
+
+    async def _begin(self) -> None:
+        adapter = self._adapter
+        if adapter._transaction is None and adapter.isolation_level != "autocommit":
+            await adapter._start_transaction()
+        self._begun = True
+
+    def _error(self, error: Exception, c: Compiled, args: list[Any]) -> Exception:
+        """The driver's error as SQLAlchemy would have raised it (``IntegrityError``…), so
+        that the handlers (503 for a database out of reach) and callers see one kind."""
+        if isinstance(error, DBAPIError):
+            return error
+        orig: Exception = error
+        if self.postgresql:
+            try:
+                self._adapter._handle_exception(error)  # raises the DB-API translation
+            except Exception as translated:
+                orig = translated
+        wrapped: BaseException = DBAPIError.instance(
+            c.sql, args, orig, self.dialect.loaded_dbapi.Error, dialect=self.dialect
+        )
+        return wrapped if isinstance(wrapped, Exception) else error
+
+    async def all(self, sql: Sql, **params: Any) -> list[Any]:
+        """Every row, as records of the statement's columns."""
+        c = sql.compiled(self.dialect)
+        if not self._begun:
+            await self._begin()
+        args = c.arguments(params)
+        try:
+            if self.postgresql:
+                rows = await self._driver.fetch(c.sql, *args)
+            else:
+                cursor = await self._driver.execute(c.sql, args)
+                rows = await cursor.fetchall()
+                await cursor.close()
+        except Exception as error:
+            raise self._error(error, c, args) from error
+        return [c.row(r) for r in rows]
+
+    async def first(self, sql: Sql, **params: Any) -> Any:
+        """The first row, or ``None``."""
+        rows = await self.all(sql, **params)
+        return rows[0] if rows else None
+
+    async def scalar(self, sql: Sql, **params: Any) -> Any:
+        row = await self.first(sql, **params)
+        return row[0] if row is not None else None
+
+    async def execute(self, sql: Sql, **params: Any) -> int:
+        """A statement returning no rows; how many rows it touched."""
+        c = sql.compiled(self.dialect)
+        if not self._begun:
+            await self._begin()
+        args = c.arguments(params)
+        try:
+            if self.postgresql:
+                status: str = await self._driver.execute(c.sql, *args)
+                tail = status.rsplit(" ", 1)[-1]
+                return int(tail) if tail.isdigit() else 0
+            cursor = await self._driver.execute(c.sql, args)
+            count: int = cursor.rowcount
+            await cursor.close()
+            return count
+        except Exception as error:
+            raise self._error(error, c, args) from error
 
 
 class RecordedRefusal(Exception):

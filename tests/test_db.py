@@ -1,0 +1,173 @@
+"""The executor (db.Sql, db.Executor): statements compiled once per dialect and run by the
+driver inside the request's transaction, with SQLAlchemy's own type conversions, on both
+databases."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import bindparam, func, insert, literal, select, update
+from sqlalchemy.exc import IntegrityError
+
+from interventions.db import Database, Executor, Sql, any_of, table_of
+from interventions.interventions.models import Intervention, InterventionHistory
+from interventions.references.models import Site
+from tests.factories import Factory
+
+INTERVENTIONS = table_of(Intervention)
+HISTORY = table_of(InterventionHistory)
+SITES = table_of(Site)
+
+SITES_AMONG = Sql(
+    select(SITES.c.id, SITES.c.name, literal("site").label("kind"))
+    .where(SITES.c.organization_id == bindparam("organization_id"), any_of(SITES.c.id, "ids"))
+    .order_by(SITES.c.id)
+)
+INSERT_HISTORY = Sql(
+    insert(HISTORY).values(
+        organization_id=bindparam("organization_id"),
+        intervention_id=bindparam("intervention_id"),
+        user_id=bindparam("user_id"),
+        action=bindparam("action"),
+        changes=bindparam("changes"),
+        created_at=bindparam("created_at"),
+    )
+)
+HISTORY_OF = Sql(
+    select(HISTORY.c.id, HISTORY.c.action, HISTORY.c.changes, HISTORY.c.created_at)
+    .where(HISTORY.c.intervention_id == bindparam("intervention_id"))
+    .order_by(HISTORY.c.id)
+)
+INTERVENTION = Sql(
+    select(
+        INTERVENTIONS.c.id,
+        INTERVENTIONS.c.auto_created,
+        INTERVENTIONS.c.scheduled_start,
+        INTERVENTIONS.c.deleted_at,
+    ).where(INTERVENTIONS.c.id == bindparam("id"))
+)
+RENAME_SITE = Sql(
+    update(SITES).where(SITES.c.id == bindparam("site_id")).values(name=bindparam("new_name"))
+)
+COUNT_SITES = Sql(
+    select(func.count()).select_from(SITES).where(SITES.c.organization_id == bindparam("org"))
+)
+DUPLICATE_SITE = Sql(
+    insert(SITES).values(id=bindparam("id"), organization_id=bindparam("org"), name="again")
+)
+
+
+async def _intervention(database: Database, org_id: int) -> int:
+    async with database.writer() as s, s.begin():
+        row = Intervention(
+            organization_id=org_id,
+            type=3,
+            status=2,
+            creation_status=1,
+            code_pin=123456,
+            auto_created=True,
+            check_type=1,
+            scheduled_start=dt.datetime(2025, 1, 10, 8, 0, 0, 123000, tzinfo=dt.UTC),
+            scheduled_end=dt.datetime(2025, 1, 10, 9, tzinfo=dt.UTC),
+        )
+        s.add(row)
+        await s.flush()
+        return int(row.id)
+
+
+async def test_rows_come_back_with_the_columns_types(database: Database, factory: Factory) -> None:
+    org = await factory.org()
+    iid = await _intervention(database, org.id)
+    at = dt.datetime(2025, 2, 1, 12, 30, 15, 250000, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    async with database.writer() as s, s.begin():
+        db = await Executor.of(s)
+        touched = await db.execute(
+            INSERT_HISTORY,
+            organization_id=org.id,
+            intervention_id=iid,
+            user_id=org.admin.user_id,
+            action="update",
+            changes={"scheduledStart": {"from": None, "to": "x"}, "siteIds": [1, 2]},
+            created_at=at,
+        )
+        assert touched == 1
+    async with database.reader() as s, s.begin():
+        db = await Executor.of(s)
+        row = await db.first(INTERVENTION, id=iid)
+        (entry,) = await db.all(HISTORY_OF, intervention_id=iid)
+    assert row.id == iid
+    assert row.auto_created is True
+    assert row.scheduled_start == dt.datetime(2025, 1, 10, 8, 0, 0, 123000, tzinfo=dt.UTC)
+    assert row.scheduled_start.tzinfo is not None
+    assert row.deleted_at is None
+    assert entry.action == "update"
+    assert entry.changes == {"scheduledStart": {"from": None, "to": "x"}, "siteIds": [1, 2]}
+    assert entry.created_at == at  # the same instant, read back in UTC
+    assert entry.created_at.utcoffset() == dt.timedelta(0)
+
+
+@pytest.mark.parametrize("count", [0, 1, 3, 1500])
+async def test_a_list_parameter_keeps_one_sql_text(
+    database: Database, factory: Factory, count: int
+) -> None:
+    org = await factory.org()
+    wanted = org.site_ids[:count] + list(range(10**12, 10**12 + max(0, count - 3)))
+    async with database.reader() as s, s.begin():
+        db = await Executor.of(s)
+        rows = await db.all(SITES_AMONG, organization_id=org.id, ids=wanted)
+        sql = SITES_AMONG.compiled(db.dialect).sql
+    assert [(r.id, r.kind) for r in rows] == [(i, "site") for i in org.site_ids[:count]]
+    assert "POSTCOMPILE" not in sql
+    assert SITES_AMONG.compiled(db.dialect).sql is sql  # compiled once per dialect
+
+
+async def test_executor_statements_share_the_sessions_transaction(
+    database: Database, factory: Factory
+) -> None:
+    org = await factory.org()
+    site = org.site_ids[0]
+
+    class Abort(Exception):
+        pass
+
+    async def rename_then_abort() -> None:
+        async with database.writer() as s, s.begin():
+            db = await Executor.of(s)  # first statement of the transaction: the driver's
+            assert await db.execute(RENAME_SITE, site_id=site, new_name="rolled back") == 1
+            raise Abort
+
+    with pytest.raises(Abort):
+        await rename_then_abort()
+    async with database.writer() as s, s.begin():
+        db = await Executor.of(s)
+        assert await db.execute(RENAME_SITE, site_id=site, new_name="committed") == 1
+        s.add(Site(organization_id=org.id, name="added by the session"))
+    async with database.reader() as s, s.begin():
+        names = set(
+            (await s.execute(select(Site.name).where(Site.organization_id == org.id))).scalars()
+        )
+    assert "rolled back" not in names
+    assert {"committed", "added by the session"} <= names
+
+
+async def test_driver_errors_are_sqlalchemys(database: Database, factory: Factory) -> None:
+    org = await factory.org()
+
+    async def duplicate() -> None:
+        async with database.writer() as s, s.begin():
+            db = await Executor.of(s)
+            await db.execute(DUPLICATE_SITE, id=org.site_ids[0], org=org.id)
+
+    with pytest.raises(IntegrityError):
+        await duplicate()
+    async with database.reader() as s, s.begin():
+        db = await Executor.of(s)
+        assert await db.scalar(COUNT_SITES, org=org.id) == 3
+
+
+async def test_missing_parameter_is_a_programming_error(database: Database) -> None:
+    async with database.reader() as s, s.begin():
+        db = await Executor.of(s)
+        with pytest.raises(KeyError):
+            await db.all(SITES_AMONG, organization_id=1)
