@@ -1,1 +1,2 @@
-"""Membership of organisations: invitations, accepted by the invited person."""
+"""Membership of organisations: profiles (``profiles``; admins change them, ``dependencies``)
+and invitations (``service``), accepted by the invited person."""

@@ -1,16 +1,98 @@
-"""Invitation statements. Every look-up by id starts from the organisation's invitations;
-only the acceptance finds one by its token (the token is the credential)."""
+"""Membership statements: profiles and invitations. Every look-up by id starts from the
+organisation's profiles or invitations; only the acceptance finds an invitation by its token
+(the token is the credential)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Select, and_, select, update
+from sqlalchemy import Row, Select, and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.models import Invitation, Profile, User
 from interventions.references.models import Organization
+from interventions.references.repository import contains
+
+# --- profiles -----------------------------------------------------------------------------------
+
+
+_NAMED = contains(User.email, User.first_name, User.last_name)
+
+
+def readable_profiles(
+    organization_id: int,
+    *,
+    include_archived: bool = False,
+    role: str | None = None,
+    q: str | None = None,
+) -> Select[Profile, User]:
+    """The organisation's profiles with their users (e-mail, names), one row each; of
+    ``role``, with ``q`` in the e-mail or a name, when given."""
+    stmt = (
+        select(Profile, User)
+        .join(User, User.id == Profile.user_id)
+        .where(Profile.organization_id == organization_id)
+    )
+    if not include_archived:
+        stmt = stmt.where(Profile.archived_at.is_(None))
+    if role is not None:
+        stmt = stmt.where(Profile.role == role)
+    if q is not None:
+        stmt = stmt.where(_NAMED(q))
+    return stmt
+
+
+async def profile_with_user(
+    session: AsyncSession, organization_id: int, profile_id: int, *, include_archived: bool
+) -> Row[Profile, User] | None:
+    return (
+        await session.execute(
+            readable_profiles(organization_id, include_archived=include_archived).where(
+                Profile.id == profile_id
+            )
+        )
+    ).one_or_none()
+
+
+async def lock_profiles(
+    session: AsyncSession, organization_id: int, profile_ids: Iterable[int]
+) -> dict[int, Profile]:
+    """The organisation's active profiles among ``profile_ids``, row-locked in id order (so
+    that two admins changing each other's profiles cannot deadlock)."""
+    rows = await session.execute(
+        select(Profile)
+        .where(
+            Profile.organization_id == organization_id,
+            Profile.id.in_(set(profile_ids)),
+            Profile.archived_at.is_(None),
+        )
+        .order_by(Profile.id)
+        .with_for_update()
+    )
+    return {profile.id: profile for profile in rows.scalars()}
+
+
+def user_by_email(email: str) -> Select[User]:
+    """E-mails are stored lower-cased; ``email`` must be too."""
+    return select(User).where(User.email == email)
+
+
+async def profile_of_user(
+    session: AsyncSession, organization_id: int, user_id: int
+) -> Profile | None:
+    """The user's profile in the organisation, archived or not: there is at most one."""
+    return (
+        await session.execute(
+            select(Profile)
+            .where(Profile.organization_id == organization_id, Profile.user_id == user_id)
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+
+
+# --- invitations --------------------------------------------------------------------------------
 
 
 def organization_invitations(organization_id: int) -> Select[Invitation]:

@@ -1,9 +1,10 @@
-"""``/invitations/v1/rs``: the organisation's invitations (admins), and their acceptance by
-the invited person. Invitations are created by ``POST /profiles/v1/rs``."""
+"""``/profiles/v1/rs``: the organisation's members (every role reads them, admins change
+them and invite new ones); ``/invitations/v1/rs``: the organisation's invitations (admins),
+and their acceptance by the invited person."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
@@ -11,19 +12,111 @@ from interventions.auth.dependencies import CurrentCaller
 from interventions.auth.router import password_gate
 from interventions.db import RequestSession
 from interventions.openapi import errors_for
-from interventions.organizations import service
+from interventions.organizations import profiles, service
+from interventions.organizations.dependencies import CurrentAdmin
 from interventions.organizations.schemas import (
     STATUS_DESCRIPTION,
     InvitationAccept,
     InvitationAcceptWithPassword,
+    InvitationCreate,
     InvitationRead,
     InvitationStatus,
+    ProfileRead,
+    ProfileUpdate,
 )
-from interventions.references.router import CurrentAdmin, Paging, listed
-from interventions.references.schemas import ProfileRead
+from interventions.references.endpoints import (
+    CREATE_ERRORS,
+    Operation,
+    PathId,
+    add_archive,
+    add_get,
+    add_list,
+    add_update,
+    free_text,
+)
+from interventions.references.paging import Paging, listed
 from interventions.wire import MAX_SAFE_INTEGER, Envelope, ListEnvelope
 
-router = APIRouter(prefix="/invitations/v1/rs", tags=["invitations"])
+# --- profiles: the shared shape, but for the invitation that replaces creation ------------------
+
+profile_router = APIRouter(prefix="/profiles/v1/rs", tags=["profiles"])
+ProfileId = PathId("profileId", "profile")
+RoleFilter = Annotated[
+    Literal["admin", "manager", "viewer"] | None, Query(description="Only this role.")
+]
+
+add_list(
+    profile_router,
+    Operation("listProfiles", "List the organisation's members"),
+    profiles.list_profiles,
+    read=ProfileRead,
+    filters={
+        "role": RoleFilter,
+        "q": free_text("Case-insensitive part of the e-mail, first or last name."),
+    },
+    archivable=True,
+)
+add_get(
+    profile_router,
+    Operation("getProfile", "Read one member"),
+    profiles.get_profile,
+    read=ProfileRead,
+    row_id=ProfileId,
+    archivable=True,
+)
+
+
+@profile_router.post(
+    "",
+    operation_id="inviteProfile",
+    status_code=202,
+    response_model=Envelope[InvitationRead],
+    responses=errors_for(*CREATE_ERRORS, 409, 429),
+    summary="Invite a member (admins only): e-mails an invitation, nobody joins until accepted",
+    description=(
+        "Creates no profile: the invited person accepts with the e-mailed token "
+        "(`/invitations/v1/rs/accept`…), and the profile is created then. The answer is the "
+        "same whether the e-mail has an account or not; a member of this organisation is a "
+        "409. A new invitation replaces the e-mail's pending one."
+    ),
+)
+async def invite_profile(
+    body: InvitationCreate, caller: CurrentAdmin, session: RequestSession, request: Request
+) -> Envelope[InvitationRead]:
+    invitation = await service.invite(
+        session,
+        request.app.state.settings,
+        caller,
+        body,
+        base_url=request.app.state.settings.public_url or str(request.base_url),
+    )
+    return Envelope(data=invitation)
+
+
+add_update(
+    profile_router,
+    Operation("updateProfile", "Change a member's role (admins only)", errors=(409,)),
+    profiles.update_profile,
+    read=ProfileRead,
+    row_id=ProfileId,
+    body=ProfileUpdate,
+    writer=CurrentAdmin,
+)
+add_archive(
+    profile_router,
+    Operation(
+        "archiveProfile",
+        "Archive a member (admins only): their access ends at once",
+        errors=(409,),
+    ),
+    profiles.archive_profile,
+    row_id=ProfileId,
+    writer=CurrentAdmin,
+)
+
+# --- invitations --------------------------------------------------------------------------------
+
+invitation_router = APIRouter(prefix="/invitations/v1/rs", tags=["invitations"])
 
 InvitationId = Annotated[
     int,
@@ -36,7 +129,7 @@ InvitationId = Annotated[
 ]
 
 
-@router.get(
+@invitation_router.get(
     "",
     operation_id="listInvitations",
     response_model=ListEnvelope[InvitationRead],
@@ -52,12 +145,12 @@ async def list_invitations(
     ] = None,
 ) -> ListEnvelope[InvitationRead]:
     found = await service.list_invitations(
-        session, caller, page=paging.page, page_size=paging.page_size, status=status
+        session, caller, page=paging.page, page_size=paging.size, status=status
     )
     return listed(paging, found)
 
 
-@router.get(
+@invitation_router.get(
     "/{invitationId}",
     operation_id="getInvitation",
     response_model=Envelope[InvitationRead],
@@ -70,7 +163,7 @@ async def get_invitation(
     return Envelope(data=await service.get_invitation(session, caller, invitation_id))
 
 
-@router.delete(
+@invitation_router.delete(
     "/{invitationId}",
     operation_id="revokeInvitation",
     status_code=204,
@@ -84,7 +177,7 @@ async def revoke_invitation(
     return Response(status_code=204)
 
 
-@router.post(
+@invitation_router.post(
     "/accept",
     operation_id="acceptInvitation",
     status_code=201,
@@ -103,7 +196,7 @@ async def accept(
     return Envelope(data=await service.accept_as_caller(session, caller, body.token))
 
 
-@router.post(
+@invitation_router.post(
     "/accept/credentials",
     operation_id="acceptInvitationWithPassword",
     status_code=201,
@@ -130,4 +223,4 @@ async def accept_with_password(
     return Envelope(data=profile)
 
 
-routers = [router]
+routers = [profile_router, invitation_router]

@@ -1,4 +1,4 @@
-"""Invitation request and response bodies (issue 9, item 6)."""
+"""Profile (membership) and invitation request and response bodies (issue 9, item 6)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,14 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from interventions.references.schemas import Role
+from interventions.references.fields import NotNull, shown_as
 from interventions.wire import DateTimeOut, Email, Name, Opaque, ReadModel, WireModel
 
+Role = Annotated[
+    Literal["admin", "manager", "viewer"],
+    Field(description="admin: everything · manager: writes but profiles · viewer: reads"),
+]
+RoleField = Annotated[Role | None, NotNull, shown_as(Role)]
 InvitationStatus = Literal["pending", "accepted", "revoked", "expired"]
 STATUS_DESCRIPTION = "pending (can be accepted) · accepted (the profile exists) · revoked · expired"
 Token = Annotated[
@@ -16,6 +21,22 @@ Token = Annotated[
     Field(max_length=200, description="The token of the invitation e-mail's link."),
 ]
 Password = Annotated[Opaque, Field(min_length=8, max_length=1000)]
+
+
+class ProfileUpdate(WireModel):
+    role: RoleField = None
+
+
+class ProfileRead(ReadModel):
+    id: int
+    organization_id: int
+    user_id: int
+    email: str
+    first_name: str | None
+    last_name: str | None
+    role: str = Field(description="admin · manager · viewer")
+    archived_at: DateTimeOut | None
+    created_at: DateTimeOut
 
 
 class InvitationCreate(WireModel):

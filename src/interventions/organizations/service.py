@@ -26,14 +26,15 @@ from interventions.db import Database, utcnow
 from interventions.errors import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
 from interventions.notifications.invitations import queue_invitation_email
 from interventions.organizations import repository as repo
+from interventions.organizations.profiles import profile_read
 from interventions.organizations.schemas import (
     InvitationAcceptWithPassword,
     InvitationCreate,
     InvitationRead,
     InvitationStatus,
+    ProfileRead,
 )
 from interventions.references import repository as refs
-from interventions.references.schemas import ProfileRead
 
 # 32 random bytes: unguessable, so acceptance needs no rate limit of its own.
 TOKEN_BYTES = 32
@@ -208,26 +209,12 @@ def _check_open(invitation: Invitation | None, now: dt.datetime) -> Invitation:
     return invitation
 
 
-def _profile_read(profile: Profile, user: User) -> ProfileRead:
-    return ProfileRead(
-        id=profile.id,
-        organization_id=profile.organization_id,
-        user_id=user.id,
-        email=user.email,
-        first_name=user.first_name,
-        last_name=user.last_name,
-        role=profile.role,
-        archived_at=profile.archived_at,
-        created_at=profile.created_at,
-    )
-
-
 async def _join(
     session: AsyncSession, invitation: Invitation, user: User, now: dt.datetime
 ) -> ProfileRead:
     """The membership the invitation offered, and the invitation used up: one transaction.
     A former member (archived profile) comes back on the same profile with the new role."""
-    profile = await refs.profile_of_user(session, invitation.organization_id, user.id)
+    profile = await repo.profile_of_user(session, invitation.organization_id, user.id)
     if profile is not None and profile.archived_at is None:
         raise Conflict(
             f"{user.email} is already a member of this organisation: profile {profile.id}.",
@@ -251,7 +238,7 @@ async def _join(
     invitation.accepted_at = now
     invitation.profile_id = profile.id
     await session.flush()
-    return _profile_read(profile, user)
+    return profile_read(profile, user)
 
 
 async def accept_as_caller(session: AsyncSession, caller: Caller, token: str) -> ProfileRead:
@@ -317,7 +304,7 @@ async def accept_with_password(
             )
             limits = _login_limits(settings, invitation.email, client)
             existing = (
-                await session.execute(refs.user_by_email(invitation.email))
+                await session.execute(repo.user_by_email(invitation.email))
             ).scalar_one_or_none()
             if existing is not None:
                 charged = await rate_limit.charge(session, limits)

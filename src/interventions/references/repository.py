@@ -1,19 +1,25 @@
-"""Tenant-scoped look-ups of reference data, set-based: one statement per kind of id."""
+"""Tenant-scoped look-ups of reference data, set-based: one statement per kind of id.
+
+What other domains ask of reference data (the ids an intervention or a routine names, its
+assignee, the site rules of a routine) and the organisation-scoped statements every resource
+package starts from (``readable``, ``get_row``, ``page_of``, ``archive_where``, the list
+filters ``equals`` and ``contains``). A resource's own statements are in its package's
+``repository``.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Row, Select, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.util import identity_key
 
-from interventions.auth.models import Profile, User
+from interventions.auth.models import Profile
 from interventions.errors import BadRequest, NotFound, Unprocessable
-from interventions.interventions.models import InterventionSiteRule
 from interventions.references.models import (
     CompanyContact,
     Routine,
@@ -224,6 +230,24 @@ async def routine_with_site_rules(
 
 # --- reading and archiving reference rows for the HTTP API ------------------------------------
 
+# A list filter: the condition a query parameter's value puts on the rows.
+Condition = Callable[[Any], ColumnElement[bool]]
+
+
+def equals(column: Any) -> Condition:
+    """The rows whose ``column`` is the value."""
+    return lambda value: column == value
+
+
+def contains(*columns: Any) -> Condition:
+    """The rows with the value, case-insensitively, in one of ``columns``."""
+
+    def condition(text: str) -> ColumnElement[bool]:
+        found = [column.icontains(text, autoescape=True) for column in columns]
+        return found[0] if len(found) == 1 else or_(*found)
+
+    return condition
+
 
 def readable(
     model: Any, organization_id: int, *, include_archived: bool = False
@@ -286,112 +310,3 @@ async def archive_where(
         .values(archived_at=now)
         .execution_options(synchronize_session=False)
     )
-
-
-async def site_rule_ids_of_routines(
-    session: AsyncSession, routine_ids: Sequence[int]
-) -> dict[int, list[int]]:
-    """The site rules of each routine, sorted, in one statement."""
-    out: dict[int, list[int]] = {routine_id: [] for routine_id in routine_ids}
-    if not routine_ids:
-        return out
-    rows = await session.execute(
-        select(RoutineSiteRule.routine_id, RoutineSiteRule.site_rule_id)
-        .where(RoutineSiteRule.routine_id.in_(routine_ids))
-        .order_by(RoutineSiteRule.routine_id, RoutineSiteRule.site_rule_id)
-    )
-    for routine_id, site_rule_id in rows.all():
-        out[routine_id].append(site_rule_id)
-    return out
-
-
-async def replace_routine_site_rules(
-    session: AsyncSession, routine: Routine, site_rule_ids: Sequence[int]
-) -> None:
-    """The routine's site rules become ``site_rule_ids``: one DELETE, one INSERT."""
-    await session.execute(delete(RoutineSiteRule).where(RoutineSiteRule.routine_id == routine.id))
-    await session.execute(
-        insert(RoutineSiteRule),
-        [
-            {
-                "routine_id": routine.id,
-                "site_rule_id": site_rule_id,
-                "organization_id": routine.organization_id,
-            }
-            for site_rule_id in dict.fromkeys(site_rule_ids)
-        ],
-    )
-
-
-async def site_rule_of_pair(session: AsyncSession, site_id: int, rule_id: int) -> SiteRule | None:
-    """The site rule of (site, rule), archived or not: the pair is unique in the table."""
-    return (
-        await session.execute(
-            select(SiteRule).where(SiteRule.site_id == site_id, SiteRule.rule_id == rule_id)
-        )
-    ).scalar_one_or_none()
-
-
-def readable_profiles(
-    organization_id: int, *, include_archived: bool = False
-) -> Select[Profile, User]:
-    """The organisation's profiles with their users (e-mail, names), one row each."""
-    stmt = (
-        select(Profile, User)
-        .join(User, User.id == Profile.user_id)
-        .where(Profile.organization_id == organization_id)
-    )
-    if not include_archived:
-        stmt = stmt.where(Profile.archived_at.is_(None))
-    return stmt
-
-
-async def lock_profiles(
-    session: AsyncSession, organization_id: int, profile_ids: Iterable[int]
-) -> dict[int, Profile]:
-    """The organisation's active profiles among ``profile_ids``, row-locked in id order (so
-    that two admins changing each other's profiles cannot deadlock)."""
-    rows = await session.execute(
-        select(Profile)
-        .where(
-            Profile.organization_id == organization_id,
-            Profile.id.in_(set(profile_ids)),
-            Profile.archived_at.is_(None),
-        )
-        .order_by(Profile.id)
-        .with_for_update()
-    )
-    return {profile.id: profile for profile in rows.scalars()}
-
-
-def routines_of_site_rule(site_rule_id: int) -> Select[int]:
-    """Ids of the routines that plan ``site_rule_id`` (a subquery for list filters)."""
-    return select(RoutineSiteRule.routine_id).where(RoutineSiteRule.site_rule_id == site_rule_id)
-
-
-def user_by_email(email: str) -> Select[User]:
-    """E-mails are stored lower-cased; ``email`` must be too."""
-    return select(User).where(User.email == email)
-
-
-async def profile_of_user(
-    session: AsyncSession, organization_id: int, user_id: int
-) -> Profile | None:
-    """The user's profile in the organisation, archived or not: there is at most one."""
-    return (
-        await session.execute(
-            select(Profile)
-            .where(Profile.organization_id == organization_id, Profile.user_id == user_id)
-            .with_for_update()
-        )
-    ).scalar_one_or_none()
-
-
-async def site_rule_recorded(session: AsyncSession, site_rule_id: int) -> bool:
-    """Whether an intervention (cancelled ones included) names the site rule."""
-    found = await session.execute(
-        select(InterventionSiteRule.intervention_id)
-        .where(InterventionSiteRule.site_rule_id == site_rule_id)
-        .limit(1)
-    )
-    return found.first() is not None

@@ -1,0 +1,1 @@
+"""Anomalies: what a check found wrong on a site; curative interventions repair them."""

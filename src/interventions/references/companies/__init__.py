@@ -1,0 +1,1 @@
+"""Companies: the providers (verification bodies, works and maintenance, training bodies)."""

@@ -1,0 +1,1 @@
+"""Company contacts: the people of a provider that interventions are assigned to."""

@@ -1,0 +1,1 @@
+"""Rules: the regulatory obligations (checks and maintenance, training) sites are held to."""

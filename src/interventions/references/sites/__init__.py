@@ -1,0 +1,1 @@
+"""Sites: the buildings, or parts of one, an organisation keeps a register for."""
