@@ -107,6 +107,148 @@ class ServiceUnavailable(AppError):
     title = "Service unavailable"
 
 
+# Domain refusals: each is one of the classes above (its status, slug and title, so clients
+# see the same problem+json), named for what went wrong, with its message and field.
+
+
+def _field(field: str, message: str) -> list[dict[str, str]]:
+    return [{"field": field, "message": message}]
+
+
+class LifecycleConflict(Conflict):
+    """The intervention's status (or kind) does not allow the action: the lifecycle's refusals.
+    The message names the state (``An intervention that is cancelled cannot be updated.``)."""
+
+
+class NotCheckedIn(LifecycleConflict):
+    """Executing before the provider checked in."""
+
+
+class NotExecuted(LifecycleConflict):
+    """Verifying what has not been executed yet."""
+
+
+class AlreadyCheckedIn(LifecycleConflict):
+    """The provider is on site: no second check-in, no re-planning, no validation."""
+
+
+class AlreadyExecuted(LifecycleConflict):
+    """Executed, awaiting its verification: no re-planning, no cancellation."""
+
+
+class AlreadyVerified(LifecycleConflict):
+    """Accepted, rejected or validated already."""
+
+
+class AlreadyCancelled(LifecycleConflict):
+    """Cancelled: it stays in the register and takes no more writes."""
+
+
+class NotForThisKind(LifecycleConflict):
+    """The action does not apply to this kind of intervention (validating a curative)."""
+
+
+class VerifiedMeanwhile(Conflict):
+    """Another verification of the same intervention committed first."""
+
+    def __init__(self) -> None:
+        super().__init__("The intervention was verified by someone else meanwhile.")
+
+
+class AnomalyTaken(Conflict):
+    """Another curative intervention took one of the anomalies since they were read."""
+
+    def __init__(self) -> None:
+        super().__init__("Another intervention took one of these anomalies; try again.")
+
+
+class NotNullable(BadRequest):
+    def __init__(self, field: str) -> None:
+        super().__init__(f"{field} cannot be null.", errors=_field(field, "Cannot be null."))
+
+
+class SignatureMissing(BadRequest):
+    def __init__(self) -> None:
+        super().__init__(
+            "The execution needs a signature.", errors=_field("signature", "Required.")
+        )
+
+
+class SignatureTooLarge(BadRequest):
+    def __init__(self, field: str, max_bytes: int) -> None:
+        super().__init__(
+            "The signature is too large.", errors=_field(field, f"At most {max_bytes} bytes.")
+        )
+
+
+class EndsBeforeStart(Unprocessable):
+    def __init__(self) -> None:
+        super().__init__(
+            "scheduledEnd is before scheduledStart.",
+            errors=_field("scheduledEnd", "Must not be before scheduledStart."),
+        )
+
+
+class StartsInTheFuture(Unprocessable):
+    def __init__(self) -> None:
+        super().__init__(
+            "actualStart is in the future.",
+            errors=_field("actualStart", "Must not be in the future."),
+        )
+
+
+class AnomaliesNotOpen(Unprocessable):
+    def __init__(self, anomaly_ids: Sequence[int]) -> None:
+        ids = ", ".join(map(str, anomaly_ids))
+        super().__init__(
+            f"Anomalies {ids} are already resolved or being repaired.",
+            errors=_field("anomalyIds", f"Not open: {ids}."),
+        )
+
+
+class NotSiteRules(Unprocessable):
+    """(site, rule) pairs that are no site rule of the organisation."""
+
+    def __init__(self, pairs: Sequence[tuple[int, int]]) -> None:
+        text = ", ".join(f"(site {s}, rule {r})" for s, r in pairs)
+        super().__init__(
+            f"These sites do not carry these rules: {text}.",
+            errors=_field("ruleIds", f"Not a site rule: {text}."),
+        )
+
+
+class NotATrainingRule(Unprocessable):
+    def __init__(self, rule_id: int) -> None:
+        super().__init__(
+            f"Rule {rule_id} is not a training rule.",
+            errors=_field("ruleId", "Must be a training rule (type 2)."),
+        )
+
+
+class RoutineWithoutSiteRules(Unprocessable):
+    def __init__(self, routine_id: int) -> None:
+        super().__init__(
+            f"Routine {routine_id} has no site rules to plan.",
+            errors=_field("routineId", "The routine has no site rules."),
+        )
+
+
+class WrongPin(Unprocessable):
+    def __init__(self) -> None:
+        super().__init__(
+            "The PIN code does not match this intervention.",
+            errors=_field("codePin", "Wrong PIN code."),
+        )
+
+
+class AttendeesForDrillsOnly(Unprocessable):
+    def __init__(self) -> None:
+        super().__init__(
+            "attendeeCount is only for training exercises.",
+            errors=_field("attendeeCount", "Only for training exercises."),
+        )
+
+
 # How long a client should wait before sending the same request again after a 503 for the
 # database: long enough for a pool slot or a PostgreSQL connection to free up.
 RETRY_AFTER_SECONDS = 1

@@ -8,10 +8,11 @@ import datetime as dt
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from interventions.auth.roles import Role
 from interventions.db import Base, UTCDateTime, utcnow
 from interventions.references.models import ID
 
-ROLES = ("admin", "manager", "viewer")
+ROLES = tuple(Role)
 
 
 class User(Base):

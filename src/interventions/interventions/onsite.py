@@ -8,9 +8,9 @@ from interventions.auth import rate_limit
 from interventions.auth.dependencies import Caller
 from interventions.config import Settings
 from interventions.db import RecordedRefusal, utcnow
-from interventions.errors import BadRequest, Unprocessable
+from interventions.errors import SignatureTooLarge, WrongPin
 from interventions.interventions import repository as repo
-from interventions.interventions.lifecycle import Action, Kind, Status, ensure
+from interventions.interventions.lifecycle import Action, apply
 from interventions.interventions.models import Intervention
 from interventions.interventions.schemas import (
     CheckInRequest,
@@ -25,10 +25,7 @@ from interventions.storage.models import StoredFile
 
 def check_signature_size(settings: Settings, size: int, field: str) -> None:
     if size > settings.signature_max_bytes:
-        raise BadRequest(
-            "The signature is too large.",
-            errors=[{"field": field, "message": f"At most {settings.signature_max_bytes} bytes."}],
-        )
+        raise SignatureTooLarge(field, settings.signature_max_bytes)
 
 
 async def attach_signature(
@@ -86,26 +83,28 @@ async def check_in(
     # Locked: concurrent attempts on one intervention are counted one after the other.
     intervention = await repo.get_for_update(session, caller.organization_id, body.intervention_id)
     charged = await rate_limit.charge(session, _pin_limits(settings, caller, intervention.id))
-    ensure(Action.CHECK_IN, intervention.status, intervention.type)  # 409 rolls the charge back
-    if intervention.code_pin != body.code_pin:
-        raise RecordedRefusal(
-            Unprocessable(
-                "The PIN code does not match this intervention.",
-                errors=[{"field": "codePin", "message": "Wrong PIN code."}],
-            )
+    before = intervention.status
+    try:
+        # The status is checked before the PIN: a 409 rolls the charge back.
+        status = apply(
+            Action.CHECK_IN,
+            before,
+            intervention.type,
+            pin_matches=intervention.code_pin == body.code_pin,
         )
+    except WrongPin as wrong:
+        raise RecordedRefusal(wrong) from None
     await rate_limit.refund(session, charged)
     now = utcnow()
-    before = intervention.status
-    intervention.status = Status.IN_PROGRESS
+    intervention.status = status
     intervention.actual_start = now
     intervention.updated_at = now
     await repo.record_history(
         session,
         intervention,
         user_id=caller.user_id,
-        action="check-in",
-        changes={"status": (before, Status.IN_PROGRESS), "actualStart": (None, now)},
+        action=Action.CHECK_IN,
+        changes={"status": (before, status), "actualStart": (None, now)},
     )
     await session.flush()
     return await repo.read_one(session, intervention)
@@ -122,16 +121,17 @@ async def execute(
     """Executed and signed → to verify; returns the signature's upload URL."""
     check_signature_size(settings, body.signature.size, "signature.size")
     intervention = await repo.get_for_update(session, caller.organization_id, body.intervention_id)
-    ensure(Action.EXECUTE, intervention.status, intervention.type)
-    if body.attendee_count is not None and intervention.type != Kind.TRAINING:
-        raise Unprocessable(
-            "attendeeCount is only for training exercises.",
-            errors=[{"field": "attendeeCount", "message": "Only for training exercises."}],
-        )
+    status = apply(
+        Action.EXECUTE,
+        intervention.status,
+        intervention.type,
+        signed=body.signature is not None,
+        attendee_count=body.attendee_count,
+    )
     signature = await attach_signature(session, caller, intervention, body.signature)
     now = utcnow()
     changes = {
-        "status": Status.TO_VERIFY,
+        "status": status,
         "actual_end": now,
         "provider_name": f"{body.first_name} {body.last_name}",
         "provider_email": body.email,
@@ -144,7 +144,7 @@ async def execute(
         setattr(intervention, key, value)
     intervention.updated_at = now
     await repo.record_history(
-        session, intervention, user_id=caller.user_id, action="execute", changes=history
+        session, intervention, user_id=caller.user_id, action=Action.EXECUTE, changes=history
     )
     await session.flush()
     await notify_executed(session, intervention)

@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.db import Database, utcnow
-from interventions.interventions.lifecycle import CheckType, CreationStatus, Kind, Status
+from interventions.interventions.lifecycle import Action, CheckType, CreationStatus, Kind, apply
 from interventions.interventions.models import (
     Intervention,
     InterventionHistory,
@@ -96,11 +96,14 @@ async def plan_routine(db: Database, routine_id: int, now: dt.datetime) -> int:
             contact = await session.get(CompanyContact, routine.assigned_company_contact_id)
             company_id = contact.company_id if contact else None
         duration = dt.timedelta(minutes=routine.duration_minutes)
+        status = apply(
+            Action.AUTO_CREATE, None, Kind.PREVENTIVE, creation_status=CreationStatus.SCHEDULED
+        )
         rows = [
             {
                 "organization_id": routine.organization_id,
                 "type": Kind.PREVENTIVE,
-                "status": Status.SCHEDULED,
+                "status": status,
                 "creation_status": CreationStatus.SCHEDULED,
                 "check_type": CheckType.PLANNED,
                 "code_pin": draw_code_pin(),
@@ -157,7 +160,7 @@ async def plan_routine(db: Database, routine_id: int, now: dt.datetime) -> int:
                     "organization_id": org,
                     "intervention_id": i,
                     "user_id": None,
-                    "action": "auto-create",
+                    "action": Action.AUTO_CREATE,
                     "changes": {"routineId": routine.id},
                     "created_at": now,
                 }

@@ -15,7 +15,17 @@ from interventions.auth import rate_limit
 from interventions.auth.dependencies import Caller
 from interventions.config import Settings
 from interventions.db import execute_core, table_of, utcnow
-from interventions.errors import BadRequest, Conflict, Unprocessable
+from interventions.errors import (
+    AnomaliesNotOpen,
+    AnomalyTaken,
+    EndsBeforeStart,
+    NotATrainingRule,
+    NotNullable,
+    NotSiteRules,
+    RoutineWithoutSiteRules,
+    StartsInTheFuture,
+    VerifiedMeanwhile,
+)
 from interventions.interventions import messaging, onsite
 from interventions.interventions import repository as repo
 from interventions.interventions.assignment import Assignment, resolve_assignment
@@ -27,9 +37,9 @@ from interventions.interventions.lifecycle import (
     Decision,
     Kind,
     Status,
+    anomaly_move,
+    apply,
     ensure,
-    status_after_decision,
-    status_for_creation,
 )
 from interventions.interventions.models import Intervention, InterventionAnomaly
 from interventions.interventions.schemas import (
@@ -57,17 +67,14 @@ def draw_code_pin() -> int:
 
 def check_schedule(start: dt.datetime | None, end: dt.datetime | None) -> None:
     if start is not None and end is not None and end < start:
-        raise Unprocessable(
-            "scheduledEnd is before scheduledStart.",
-            errors=[{"field": "scheduledEnd", "message": "Must not be before scheduledStart."}],
-        )
+        raise EndsBeforeStart()
 
 
 def _new_intervention(
     caller: Caller, *, kind: Kind, creation_status: int, **fields: Any
 ) -> Intervention:
     now = utcnow()
-    status = status_for_creation(creation_status)
+    status = apply(Action.CREATE, None, kind, creation_status=creation_status)
     intervention = Intervention(
         organization_id=caller.organization_id,
         type=kind,
@@ -109,7 +116,7 @@ async def _created(
         session,
         intervention,
         user_id=caller.user_id,
-        action="create",
+        action=Action.CREATE,
         changes={"status": intervention.status, "type": intervention.type},
     )
     return await repo.read_one(session, intervention, link_sets, known_users)
@@ -128,13 +135,12 @@ async def create_curative(
         field="anomalyIds",
         label="anomaly",
     )
-    busy = [a.id for a in anomalies.values() if a.status != AnomalyStatus.OPEN]
+    move = anomaly_move(Action.CREATE, Kind.CURATIVE)
+    assert move is not None
+    takes, into = move
+    busy = [a.id for a in anomalies.values() if a.status != takes]
     if busy:
-        ids = ", ".join(map(str, busy))
-        raise Unprocessable(
-            f"Anomalies {ids} are already resolved or being repaired.",
-            errors=[{"field": "anomalyIds", "message": f"Not open: {ids}."}],
-        )
+        raise AnomaliesNotOpen(busy)
     assignment = await resolve_assignment(session, caller, body)
     intervention = _new_intervention(
         caller,
@@ -156,11 +162,11 @@ async def create_curative(
     taken = await execute_core(
         session,
         update(anomalies_table)
-        .where(anomaly.id.in_(body.anomaly_ids), anomaly.status == AnomalyStatus.OPEN)
-        .values(status=AnomalyStatus.IN_REPAIR, updated_at=utcnow()),
+        .where(anomaly.id.in_(body.anomaly_ids), anomaly.status == takes)
+        .values(status=into, updated_at=utcnow()),
     )
     if taken.rowcount != len(anomalies):
-        raise Conflict("Another intervention took one of these anomalies; try again.")
+        raise AnomalyTaken()
     link_sets = _link_sets(anomaly_ids=body.anomaly_ids, site_ids=site_ids)
     return await _created(session, caller, intervention, link_sets, assignment.known_users())
 
@@ -178,10 +184,7 @@ async def create_unplanned(
     now = utcnow()
     actual_start = body.actual_start or now
     if actual_start > now + dt.timedelta(seconds=settings.clock_skew_seconds):
-        raise Unprocessable(
-            "actualStart is in the future.",
-            errors=[{"field": "actualStart", "message": "Must not be in the future."}],
-        )
+        raise StartsInTheFuture()
     org = caller.organization_id
     await refs.require_all(
         session, Company, org, [body.company_id], field="companyId", label="company"
@@ -191,11 +194,7 @@ async def create_unplanned(
     pairs = await refs.site_rules_between(session, org, body.site_ids, body.rule_ids)
     missing = [(s, r) for s in body.site_ids for r in body.rule_ids if (s, r) not in pairs]
     if missing:
-        text = ", ".join(f"(site {s}, rule {r})" for s, r in missing)
-        raise Unprocessable(
-            f"These sites do not carry these rules: {text}.",
-            errors=[{"field": "ruleIds", "message": f"Not a site rule: {text}."}],
-        )
+        raise NotSiteRules(missing)
     signature = await onsite.attach_signature(session, caller, None, body.signature)
     provider = body.provider
     intervention = _new_intervention(
@@ -237,10 +236,7 @@ async def create_from_routine(
         raise refs.unprocessable_ids("routineId", "routine", [body.routine_id])
     routine, site_rules = found
     if not site_rules:
-        raise Unprocessable(
-            f"Routine {routine.id} has no site rules to plan.",
-            errors=[{"field": "routineId", "message": "The routine has no site rules."}],
-        )
+        raise RoutineWithoutSiteRules(routine.id)
     assignment = Assignment(
         profile_id=routine.assigned_profile_id,
         contact=(
@@ -286,10 +282,7 @@ async def _require_training_rule(session: AsyncSession, caller: Caller, rule_id:
     )
     rule: Rule = found[rule_id]
     if rule.type != 2:
-        raise Unprocessable(
-            f"Rule {rule_id} is not a training rule.",
-            errors=[{"field": "ruleId", "message": "Must be a training rule (type 2)."}],
-        )
+        raise NotATrainingRule(rule_id)
     return rule
 
 
@@ -348,10 +341,7 @@ async def _apply_common(
     fields = body.model_fields_set
     for name in ("scheduled_start", "scheduled_end", "creation_status"):
         if name in fields and getattr(body, name) is None:
-            raise BadRequest(
-                f"{_camel(name)} cannot be null.",
-                errors=[{"field": _camel(name), "message": "Cannot be null."}],
-            )
+            raise NotNullable(_camel(name))
     start = body.scheduled_start if "scheduled_start" in fields else intervention.scheduled_start
     end = body.scheduled_end if "scheduled_end" in fields else intervention.scheduled_end
     check_schedule(start, end)
@@ -378,16 +368,21 @@ async def _apply_common(
     creation_status = (
         body.creation_status if body.creation_status is not None else intervention.creation_status
     )
-    if creation_status != intervention.creation_status or intervention.status == Status.REJECTED:
-        # A change of creation status, or the re-planning of a rejected intervention, moves
-        # the status as at creation; the earlier decision stays in the history.
+    new_status = apply(
+        Action.UPDATE,
+        intervention.status,
+        intervention.type,
+        creation_status=creation_status,
+        previous_creation_status=intervention.creation_status,
+    )
+    if new_status != intervention.status or creation_status != intervention.creation_status:
+        # Re-planned as at creation (a change of creation status, or a rejected intervention
+        # planned again): the earlier decision goes, and stays in the history.
         changes.set("creation_status", creation_status)
-        new_status = status_for_creation(creation_status)
         changes.set("status", new_status)
-        if intervention.status != Status.TO_VERIFY or new_status != Status.TO_VERIFY:
-            changes.set("verified_by_user_id", None)
-            changes.set("verified_at", None)
-            changes.set("decision_comment", None)
+        changes.set("verified_by_user_id", None)
+        changes.set("verified_at", None)
+        changes.set("decision_comment", None)
         if new_status == Status.TO_VERIFY:
             changes.set("actual_start", intervention.scheduled_start)
             changes.set("actual_end", intervention.scheduled_end)
@@ -404,7 +399,7 @@ async def _finish_update(
     caller: Caller,
     intervention: Intervention,
     changes: ChangeSet,
-    action: str,
+    action: Action,
     link_sets: dict[str, list[int]] | None,
     known_users: dict[int, int] | None = None,
 ) -> InterventionRead:
@@ -443,7 +438,7 @@ async def update_preventive(
     previous, current = await _apply_common(session, caller, intervention, body, changes)
     await messaging.queue_assignee_emails(session, intervention, body, previous, current)
     return await _finish_update(
-        session, caller, intervention, changes, "update", link_sets, current.known_users()
+        session, caller, intervention, changes, Action.UPDATE, link_sets, current.known_users()
     )
 
 
@@ -463,17 +458,13 @@ async def update_training(
     if body.rule_id is not None:
         await _require_training_rule(session, caller, body.rule_id)
     elif "rule_id" in body.model_fields_set:
-        raise BadRequest(
-            "ruleId cannot be null.", errors=[{"field": "ruleId", "message": "Cannot be null."}]
-        )
+        raise NotNullable("ruleId")
     if body.site_ids is not None:
         await refs.require_all(
             session, Site, caller.organization_id, body.site_ids, field="siteIds", label="site"
         )
     elif "site_ids" in body.model_fields_set:
-        raise BadRequest(
-            "siteIds cannot be null.", errors=[{"field": "siteIds", "message": "Cannot be null."}]
-        )
+        raise NotNullable("siteIds")
     link_sets: dict[str, list[int]] | None = None
     if body.rule_id is not None or body.site_ids is not None:
         link_sets = (await repo.links(session, [intervention.id]))[intervention.id]
@@ -489,16 +480,17 @@ async def update_training(
     if edits:
         _, current = await _apply_common(session, caller, intervention, body, changes)
         known_users = current.known_users()
-    action = "update"
+    action = Action.UPDATE
     if body.validate_intervention:
+        action = Action.VALIDATE_TRAINING
         now = utcnow()
-        changes.set("status", Status.VALIDATED)
+        # From the status the update above may have moved it to (1, 2 or 4: all allowed).
+        changes.set("status", apply(action, intervention.status, intervention.type))
         changes.set("verified_by_user_id", caller.user_id)
         changes.set("verified_at", now)
         if intervention.actual_start is None:
             changes.set("actual_start", intervention.scheduled_start)
             changes.set("actual_end", intervention.scheduled_end)
-        action = "validate"
     return await _finish_update(
         session, caller, intervention, changes, action, link_sets, known_users
     )
@@ -509,7 +501,8 @@ async def verify(
 ) -> InterventionRead:
     """Seed 004: accept or reject an executed intervention; exactly one concurrent call wins."""
     intervention = await repo.get_for_update(session, caller.organization_id, intervention_id)
-    ensure(Action.VERIFY, intervention.status, intervention.type)
+    before = intervention.status
+    new_status = apply(Action.VERIFY, before, intervention.type, decision=body.decision)
     if body.notification_id is not None:
         await notifications.mark_read(
             session,
@@ -519,7 +512,6 @@ async def verify(
             field="notificationId",
         )
     now = utcnow()
-    new_status = status_after_decision(body.decision)
     values = {
         "status": new_status,
         "verified_by_user_id": caller.user_id,
@@ -533,18 +525,20 @@ async def verify(
     result = await execute_core(
         session,
         update(table_of(Intervention))
-        .where(interventions.id == intervention.id, interventions.status == Status.TO_VERIFY)
+        .where(interventions.id == intervention.id, interventions.status == before)
         .values(values),
     )
     if result.rowcount != 1:
-        raise Conflict("The intervention was verified by someone else meanwhile.")
-    before = intervention.status
+        raise VerifiedMeanwhile()
     for key, value in values.items():  # what the row now holds, without reading it back
         set_committed_value(intervention, key, value)
-    if intervention.type == Kind.CURATIVE:
-        await _settle_anomalies(
-            session, caller, intervention, accepted=body.decision == int(Decision.ACCEPT), now=now
-        )
+    await _move_anomalies(
+        session,
+        caller,
+        intervention,
+        anomaly_move(Action.VERIFY, intervention.type, decision=body.decision),
+        now,
+    )
     messaging.queue_decision_email(
         session, intervention, accepted=body.decision == int(Decision.ACCEPT)
     )
@@ -552,7 +546,7 @@ async def verify(
         session,
         intervention,
         user_id=caller.user_id,
-        action="verify",
+        action=Action.VERIFY,
         changes={
             "status": (before, new_status),
             "decision": body.decision,
@@ -562,31 +556,28 @@ async def verify(
     return await repo.read_one(session, intervention)
 
 
-async def _settle_anomalies(
+async def _move_anomalies(
     session: AsyncSession,
     caller: Caller,
     intervention: Intervention,
-    *,
-    accepted: bool,
+    move: tuple[AnomalyStatus, AnomalyStatus] | None,
     now: dt.datetime,
 ) -> None:
+    """Move the intervention's anomalies as the lifecycle says (``anomaly_move``)."""
+    if move is None:
+        return
+    source, target = move
     linked = select(InterventionAnomaly.anomaly_id).where(
         InterventionAnomaly.intervention_id == intervention.id
     )
-    values: dict[str, Any] = (
-        {
-            "status": AnomalyStatus.RESOLVED,
-            "resolved_at": now,
-            "resolved_by_user_id": caller.user_id,
-        }
-        if accepted
-        else {"status": AnomalyStatus.OPEN}
-    )
+    values: dict[str, Any] = {"status": target}
+    if target == AnomalyStatus.RESOLVED:
+        values.update(resolved_at=now, resolved_by_user_id=caller.user_id)
     anomalies = table_of(Anomaly)
     await execute_core(
         session,
         update(anomalies)
-        .where(anomalies.c.id.in_(linked), anomalies.c.status == AnomalyStatus.IN_REPAIR)
+        .where(anomalies.c.id.in_(linked), anomalies.c.status == source)
         .values(updated_at=now, **values),
     )
 
@@ -596,18 +587,19 @@ async def cancel(
 ) -> None:
     """Cancel: status 7 with ``deletedAt``, never a physical delete; anomalies reopen."""
     intervention = await repo.get_for_update(session, caller.organization_id, intervention_id)
-    ensure(Action.CANCEL, intervention.status, intervention.type)
+    status = apply(Action.CANCEL, intervention.status, intervention.type)
     now = utcnow()
     reason = body.cancellation_reason if body is not None else None
     changes = ChangeSet(intervention)
-    changes.set("status", Status.CANCELLED)
+    changes.set("status", status)
     changes.set("deleted_at", now)
     changes.set("cancellation_reason", reason)
     intervention.updated_at = now
-    if intervention.type == Kind.CURATIVE:
-        await _settle_anomalies(session, caller, intervention, accepted=False, now=now)
+    await _move_anomalies(
+        session, caller, intervention, anomaly_move(Action.CANCEL, intervention.type), now
+    )
     await repo.record_history(
-        session, intervention, user_id=caller.user_id, action="cancel", changes=changes.changes
+        session, intervention, user_id=caller.user_id, action=Action.CANCEL, changes=changes.changes
     )
     await session.flush()
 
@@ -638,6 +630,6 @@ async def send_information(
         session,
         intervention,
         user_id=caller.user_id,
-        action="information-email",
+        action=Action.SEND_INFORMATION,
         changes={"recipient": str(body.email)},
     )
