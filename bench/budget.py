@@ -123,7 +123,7 @@ async def layers(scale: Scale, pool: pools.Pools, calls: int, rounds: int) -> di
     from bench.floor import Floor, jwt_claims
     from interventions.app import create_app
     from interventions.auth.dependencies import _SESSION
-    from interventions.db import execute_core, table_of
+    from interventions.db import Executor, execute_core, table_of
     from interventions.interventions.models import Intervention
     from interventions.interventions.search import _DETAIL, _HISTORY, _LINKED
 
@@ -185,16 +185,30 @@ async def layers(scale: Scale, pool: pools.Pools, calls: int, rounds: int) -> di
                 async with floor.pool.acquire() as conn:  # type: ignore[union-attr]
                     await conn.fetchrow(floor_sql.SESSION, session_id)
                     await conn.fetchrow(floor_sql.DETAIL, org, iid)
-                    await conn.fetch(floor_sql.LINKED, iid)
-                    await conn.fetch(floor_sql.HISTORY_OF, iid)
+                    await conn.fetch(floor_sql.LINKED, iid, org)
+                    await conn.fetch(floor_sql.HISTORY_OF, iid, org)
 
             async def detail_sql_sqlalchemy(i: int) -> None:
                 iid = own[i % len(own)]
                 async with db.reader() as orm:
-                    (await execute_core(orm, _SESSION, {"session_id": session_id})).one()
-                    (await execute_core(orm, _DETAIL, {"organization_id": org, "id": iid})).one()
-                    (await execute_core(orm, _LINKED, {"id": iid})).all()
-                    (await execute_core(orm, _HISTORY, {"id": iid})).all()
+                    (await execute_core(orm, _SESSION.statement, {"session_id": session_id})).one()
+                    (
+                        await execute_core(
+                            orm, _DETAIL.statement, {"organization_id": org, "id": iid}
+                        )
+                    ).one()
+                    params = {"id": iid, "organization_id": org}
+                    (await execute_core(orm, _LINKED.statement, params)).all()
+                    (await execute_core(orm, _HISTORY.statement, params)).all()
+
+            async def detail_sql_executor(i: int) -> None:
+                iid = own[i % len(own)]
+                async with db.reader() as orm:
+                    ex = await Executor.of(orm)
+                    await ex.first(_SESSION, session_id=session_id)
+                    await ex.first(_DETAIL, organization_id=org, id=iid)
+                    await ex.all(_LINKED, id=iid, organization_id=org)
+                    await ex.all(_HISTORY, id=iid, organization_id=org)
 
             # (label, call, whether the service's endpoints are replaced by an empty answer)
             steps: list[tuple[str, Call, bool]] = [
@@ -209,8 +223,13 @@ async def layers(scale: Scale, pool: pools.Pools, calls: int, rounds: int) -> di
                 ("request session + one statement, SQLAlchemy", sqlalchemy_checkout, False),
                 ("the read's 4 statements alone, asyncpg (floor's SQL)", detail_sql_asyncpg, False),
                 (
-                    "the read's 4 statements alone, SQLAlchemy (service's)",
+                    "the read's 4 statements alone, SQLAlchemy execution",
                     detail_sql_sqlalchemy,
+                    False,
+                ),
+                (
+                    "the read's 4 statements alone, db.Executor (service's)",
+                    detail_sql_executor,
                     False,
                 ),
                 ("service: middleware + routing only", lambda i: get(app, i), True),

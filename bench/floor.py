@@ -115,25 +115,31 @@ DETAIL = (
     + ", ".join(f"interventions.{c}" for c in INTERVENTION_COLUMNS.split(", "))
     + ", profiles.user_id AS assigned_user_id FROM interventions "
     "LEFT OUTER JOIN profiles ON profiles.id = interventions.assigned_profile_id "
+    "AND profiles.organization_id = $1 "
     "WHERE interventions.organization_id = $1 AND interventions.id = $2"
 )
+# Every table named with the organisation ($2), as the service's statements (tenant scoping).
 LINKED = (
     "SELECT 'site', s.id, NULL::int, NULL::int, NULL::int, s.name FROM sites s "
     "JOIN intervention_sites l ON l.site_id = s.id WHERE l.intervention_id = $1 "
+    "AND l.organization_id = $2 AND s.organization_id = $2 "
     "UNION ALL SELECT 'site_rule', sr.id, sr.site_id, sr.rule_id, NULL, NULL "
     "FROM site_rules sr JOIN intervention_site_rules l ON l.site_rule_id = sr.id "
-    "WHERE l.intervention_id = $1 "
+    "WHERE l.intervention_id = $1 AND l.organization_id = $2 AND sr.organization_id = $2 "
     "UNION ALL SELECT 'rule', r.id, r.type, NULL, NULL, r.name FROM rules r "
     "JOIN intervention_rules l ON l.rule_id = r.id WHERE l.intervention_id = $1 "
+    "AND l.organization_id = $2 AND r.organization_id = $2 "
     "UNION ALL SELECT 'site_rule_rule', r.id, r.type, NULL, NULL, r.name FROM rules r "
     "JOIN site_rules sr ON sr.rule_id = r.id "
     "JOIN intervention_site_rules l ON l.site_rule_id = sr.id WHERE l.intervention_id = $1 "
+    "AND l.organization_id = $2 AND sr.organization_id = $2 AND r.organization_id = $2 "
     "UNION ALL SELECT 'anomaly', a.id, a.site_id, a.risk, a.status, a.title FROM anomalies a "
-    "JOIN intervention_anomalies l ON l.anomaly_id = a.id WHERE l.intervention_id = $1"
+    "JOIN intervention_anomalies l ON l.anomaly_id = a.id WHERE l.intervention_id = $1 "
+    "AND l.organization_id = $2 AND a.organization_id = $2"
 )
 HISTORY_OF = (
     "SELECT id, action, user_id, changes, created_at FROM intervention_history "
-    "WHERE intervention_id = $1 ORDER BY id"
+    "WHERE intervention_id = $1 AND organization_id = $2 ORDER BY id"
 )
 ADDRESSES = (
     "SELECT profiles.id, users.email, users.first_name, users.last_name FROM users "
@@ -469,7 +475,7 @@ class Floor:
                 "anomaly_ids": [],
             }
             anomalies: list[dict[str, Any]] = []
-            for member, id_, a, b, c, label in await conn.fetch(LINKED, iid):
+            for member, id_, a, b, c, label in await conn.fetch(LINKED, iid, caller["org"]):
                 if member == "site":
                     sites.append({"id": id_, "name": label})
                     links["site_ids"].append(id_)
@@ -485,7 +491,7 @@ class Floor:
                     if member == "rule":
                         links["rule_ids"].append(id_)
                     rules[id_] = {"id": id_, "name": label, "type": a}
-            history = await conn.fetch(HISTORY_OF, iid)
+            history = await conn.fetch(HISTORY_OF, iid, caller["org"])
             for ids in links.values():
                 ids.sort()
             data = intervention_json(row, links, row["assigned_user_id"])

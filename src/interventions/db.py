@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from collections import namedtuple
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from fastapi import Depends, Request
 from sqlalchemy import (
@@ -315,11 +316,21 @@ class Compiled:
 
 
 class Sql:
-    """A statement built once (module level) and compiled once per dialect."""
+    """A statement built once (module level) and compiled once per dialect.
 
-    def __init__(self, statement: ClauseElement) -> None:
+    Every one is registered, so that a test can check them all (tenant scoping). A statement
+    over tenant tables without the organisation predicate must say why (``unscoped``): the
+    authentication's session look-up, which is what finds the organisation.
+    """
+
+    registry: ClassVar[list[Sql]] = []
+
+    def __init__(self, statement: ClauseElement, *, unscoped: str | None = None) -> None:
         self.statement = statement
+        self.unscoped = unscoped
+        self.module: str = sys._getframe(1).f_globals.get("__name__", "")
         self._compiled: dict[str, Compiled] = {}
+        Sql.registry.append(self)
 
     def compiled(self, dialect: Dialect) -> Compiled:
         found = self._compiled.get(dialect.name)
@@ -397,18 +408,27 @@ class Executor:
                 self._adapter._handle_exception(error)  # raises the DB-API translation
             except Exception as translated:
                 orig = translated
+        # A lost connection is flagged as SQLAlchemy flags it (the dialect's own test), so
+        # that it reads as the database being out of reach (503), not a failed statement.
+        failed: Any = orig
+        lost = self.dialect.is_disconnect(failed, self._adapter, None)
         wrapped: BaseException = DBAPIError.instance(
-            c.sql, args, orig, self.dialect.loaded_dbapi.Error, dialect=self.dialect
+            c.sql,
+            args,
+            orig,
+            self.dialect.loaded_dbapi.Error,
+            dialect=self.dialect,
+            connection_invalidated=lost,
         )
         return wrapped if isinstance(wrapped, Exception) else error
 
     async def all(self, sql: Sql, **params: Any) -> list[Any]:
         """Every row, as records of the statement's columns."""
         c = sql.compiled(self.dialect)
-        if not self._begun:
-            await self._begin()
         args = c.arguments(params)
         try:
+            if not self._begun:
+                await self._begin()
             if self.postgresql:
                 rows = await self._driver.fetch(c.sql, *args)
             else:
@@ -431,10 +451,10 @@ class Executor:
     async def execute(self, sql: Sql, **params: Any) -> int:
         """A statement returning no rows; how many rows it touched."""
         c = sql.compiled(self.dialect)
-        if not self._begun:
-            await self._begin()
         args = c.arguments(params)
         try:
+            if not self._begun:
+                await self._begin()
             if self.postgresql:
                 status: str = await self._driver.execute(c.sql, *args)
                 tail = status.rsplit(" ", 1)[-1]

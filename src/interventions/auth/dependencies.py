@@ -6,15 +6,14 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth import tokens
 from interventions.auth.models import AuthSession, Profile, User
-from interventions.db import RequestSession, execute_core, utcnow
+from interventions.auth.roles import WRITERS
+from interventions.db import Executor, RequestSession, Sql, utcnow
 from interventions.errors import Forbidden, Unauthorized
-
-WRITER_ROLES = frozenset({"admin", "manager"})
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,7 @@ class Caller:
 
     @property
     def can_write(self) -> bool:
-        return self.role in WRITER_ROLES
+        return self.role in WRITERS
 
 
 def _bearer(value: str | None) -> str:
@@ -41,8 +40,8 @@ def _bearer(value: str | None) -> str:
     return token.strip()
 
 
-# Built once (every request runs it): plain columns, no ORM entity to load.
-_SESSION = (
+# Built and compiled once (every request runs it), executed by the driver.
+_SESSION = Sql(
     select(
         AuthSession.user_id,
         AuthSession.profile_id,
@@ -53,9 +52,16 @@ _SESSION = (
         Profile.archived_at,
         User.disabled_at,
     )
-    .join(Profile, Profile.id == AuthSession.profile_id)
+    .join(
+        Profile,
+        and_(
+            Profile.id == AuthSession.profile_id,
+            Profile.organization_id == AuthSession.organization_id,
+        ),
+    )
     .join(User, User.id == AuthSession.user_id)
-    .where(AuthSession.id == bindparam("session_id"))
+    .where(AuthSession.id == bindparam("session_id")),
+    unscoped="the authentication's session look-up: it is what finds the organisation",
 )
 
 
@@ -71,7 +77,7 @@ async def resolve_caller(
     )
     if (user_id, session_id) != (s_user_id, s_session_id):
         raise Unauthorized("The access token and the session token do not belong together.")
-    row = (await execute_core(session, _SESSION, {"session_id": session_id})).one_or_none()
+    row = await (await Executor.of(session)).first(_SESSION, session_id=session_id)
     if row is None:
         raise Unauthorized("The session does not exist.")
     if row.user_id != user_id:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     String,
+    and_,
     bindparam,
     cast,
     exists,
@@ -26,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.dependencies import Caller
 from interventions.auth.models import Profile
-from interventions.db import execute_core, table_of
+from interventions.db import Executor, Sql, table_of
 from interventions.errors import NotFound
 from interventions.interventions import repository as repo
 from interventions.interventions.lifecycle import Action, Status, allows
@@ -184,9 +185,15 @@ def actions_for(status: int, kind: int, caller: Caller) -> ActionsRead:
 
 # The detailed read is three statements after authentication, each built once: the
 # intervention with its assignee's user, everything it links to, and its history.
-_DETAIL = (
+_DETAIL = Sql(
     select(*table_of(Intervention).c, Profile.user_id.label("assigned_user_id"))
-    .outerjoin(Profile, Profile.id == Intervention.assigned_profile_id)
+    .outerjoin(
+        Profile,
+        and_(
+            Profile.id == Intervention.assigned_profile_id,
+            Profile.organization_id == bindparam("organization_id"),
+        ),
+    )
     .where(
         Intervention.organization_id == bindparam("organization_id"),
         Intervention.id == bindparam("id"),
@@ -198,42 +205,58 @@ def _no_int() -> Any:
     return cast(null(), Integer)
 
 
+def _ours(*models: Any) -> ColumnElement[bool]:
+    """Every table of a statement names the organisation (tests/test_tenant_scoping.py)."""
+    return and_(*(m.organization_id == bindparam("organization_id") for m in models))
+
+
 # One row per linked site, site rule, rule (directly, or through a site rule) and anomaly:
 # (member, id, a, b, c, label) where a, b, c and label depend on the member.
-_LINKED = union_all(
-    select(literal("site"), Site.id, _no_int(), _no_int(), _no_int(), Site.name)
-    .join(InterventionSite, InterventionSite.site_id == Site.id)
-    .where(InterventionSite.intervention_id == bindparam("id")),
-    select(
-        literal("site_rule"),
-        SiteRule.id,
-        SiteRule.site_id,
-        SiteRule.rule_id,
-        _no_int(),
-        cast(null(), String),
+_LINKED = Sql(
+    union_all(
+        select(literal("site"), Site.id, _no_int(), _no_int(), _no_int(), Site.name)
+        .join(InterventionSite, InterventionSite.site_id == Site.id)
+        .where(InterventionSite.intervention_id == bindparam("id"), _ours(InterventionSite, Site)),
+        select(
+            literal("site_rule"),
+            SiteRule.id,
+            SiteRule.site_id,
+            SiteRule.rule_id,
+            _no_int(),
+            cast(null(), String),
+        )
+        .join(InterventionSiteRule, InterventionSiteRule.site_rule_id == SiteRule.id)
+        .where(
+            InterventionSiteRule.intervention_id == bindparam("id"),
+            _ours(InterventionSiteRule, SiteRule),
+        ),
+        select(literal("rule"), Rule.id, Rule.type, _no_int(), _no_int(), Rule.name)
+        .join(InterventionRule, InterventionRule.rule_id == Rule.id)
+        .where(InterventionRule.intervention_id == bindparam("id"), _ours(InterventionRule, Rule)),
+        select(literal("site_rule_rule"), Rule.id, Rule.type, _no_int(), _no_int(), Rule.name)
+        .join(SiteRule, SiteRule.rule_id == Rule.id)
+        .join(InterventionSiteRule, InterventionSiteRule.site_rule_id == SiteRule.id)
+        .where(
+            InterventionSiteRule.intervention_id == bindparam("id"),
+            _ours(InterventionSiteRule, SiteRule, Rule),
+        ),
+        select(
+            literal("anomaly"),
+            Anomaly.id,
+            Anomaly.site_id,
+            Anomaly.risk,
+            Anomaly.status,
+            Anomaly.title,
+        )
+        .join(InterventionAnomaly, InterventionAnomaly.anomaly_id == Anomaly.id)
+        .where(
+            InterventionAnomaly.intervention_id == bindparam("id"),
+            _ours(InterventionAnomaly, Anomaly),
+        ),
     )
-    .join(InterventionSiteRule, InterventionSiteRule.site_rule_id == SiteRule.id)
-    .where(InterventionSiteRule.intervention_id == bindparam("id")),
-    select(literal("rule"), Rule.id, Rule.type, _no_int(), _no_int(), Rule.name)
-    .join(InterventionRule, InterventionRule.rule_id == Rule.id)
-    .where(InterventionRule.intervention_id == bindparam("id")),
-    select(literal("site_rule_rule"), Rule.id, Rule.type, _no_int(), _no_int(), Rule.name)
-    .join(SiteRule, SiteRule.rule_id == Rule.id)
-    .join(InterventionSiteRule, InterventionSiteRule.site_rule_id == SiteRule.id)
-    .where(InterventionSiteRule.intervention_id == bindparam("id")),
-    select(
-        literal("anomaly"),
-        Anomaly.id,
-        Anomaly.site_id,
-        Anomaly.risk,
-        Anomaly.status,
-        Anomaly.title,
-    )
-    .join(InterventionAnomaly, InterventionAnomaly.anomaly_id == Anomaly.id)
-    .where(InterventionAnomaly.intervention_id == bindparam("id")),
 )
 
-_HISTORY = (
+_HISTORY = Sql(
     select(
         InterventionHistory.id,
         InterventionHistory.action,
@@ -241,18 +264,15 @@ _HISTORY = (
         InterventionHistory.changes,
         InterventionHistory.created_at,
     )
-    .where(InterventionHistory.intervention_id == bindparam("id"))
+    .where(InterventionHistory.intervention_id == bindparam("id"), _ours(InterventionHistory))
     .order_by(InterventionHistory.id)
 )
 
 
 async def detail(session: AsyncSession, caller: Caller, intervention_id: int) -> InterventionDetail:
     """One intervention with its sites, site rules, rules, anomalies, history and actions."""
-    row = (
-        await execute_core(
-            session, _DETAIL, {"organization_id": caller.organization_id, "id": intervention_id}
-        )
-    ).one_or_none()
+    db = await Executor.of(session)
+    row = await db.first(_DETAIL, organization_id=caller.organization_id, id=intervention_id)
     if row is None:
         raise NotFound(f"No intervention {intervention_id}.")
     sites: list[SiteSummary] = []
@@ -260,9 +280,10 @@ async def detail(session: AsyncSession, caller: Caller, intervention_id: int) ->
     rules: dict[int, RuleSummary] = {}
     rule_ids: list[int] = []
     anomalies: list[AnomalySummary] = []
-    for member, id_, a, b, c, label in (
-        await execute_core(session, _LINKED, {"id": intervention_id})
-    ).all():
+    org = caller.organization_id
+    for member, id_, a, b, c, label in await db.all(
+        _LINKED, id=intervention_id, organization_id=org
+    ):
         if member == "site":
             sites.append(SiteSummary(id=id_, name=label))
         elif member == "site_rule":
@@ -273,7 +294,7 @@ async def detail(session: AsyncSession, caller: Caller, intervention_id: int) ->
             if member == "rule":
                 rule_ids.append(id_)
             rules[id_] = RuleSummary(id=id_, name=label, type=a)
-    history = (await execute_core(session, _HISTORY, {"id": intervention_id})).all()
+    history = await db.all(_HISTORY, id=intervention_id, organization_id=org)
     by_id = attrgetter("id")
     sites.sort(key=by_id)
     site_rules.sort(key=by_id)
