@@ -2,7 +2,9 @@
 
 The schema is built by the Alembic migrations. Tests isolate themselves by creating their own
 organisation (tenancy makes them invisible to each other), so one database per leg serves the
-whole session. PostgreSQL unreachable is a failure, never a skip, unless a developer opts out
+whole session — per worker process when the suite runs in parallel (``scripts/test`` runs it
+with ``pytest -n auto``: each pytest-xdist worker creates its own PostgreSQL database and its
+own SQLite file). PostgreSQL unreachable is a failure, never a skip, unless a developer opts out
 explicitly with ``INTERVENTIONS_TEST_SKIP_POSTGRES=1`` outside CI.
 """
 
