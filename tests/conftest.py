@@ -25,31 +25,13 @@ from interventions.config import Settings
 from interventions.db import Database, create_database
 from interventions.migrate import upgrade
 from tests.factories import Factory
+from tests.helpers import POSTGRES_ADMIN_URL, TEST_SECRET, run_sql, with_database
 from tests.smtp_server import SmtpServer, free_port
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "INTERVENTIONS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 SKIP_POSTGRES = (
     os.environ.get("INTERVENTIONS_TEST_SKIP_POSTGRES") == "1" and os.environ.get("CI") != "true"
 )
 BACKENDS = ["sqlite"] if SKIP_POSTGRES else ["sqlite", "postgresql"]
-TEST_SECRET = "test-secret-" + "x" * 32
-
-
-def _with_database(url: str, name: str) -> str:
-    base, _, _ = url.rpartition("/")
-    return f"{base}/{name}"
-
-
-async def run_sql(sql: str, url: str = POSTGRES_ADMIN_URL) -> None:
-    """One statement on the PostgreSQL server (the admin database unless ``url`` names
-    another): creating databases and roles, changing limits."""
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +45,7 @@ def postgres_url() -> Iterator[str]:
             "is required; start the server or set INTERVENTIONS_TEST_POSTGRES_URL.",
             pytrace=False,
         )
-    url = _with_database(POSTGRES_ADMIN_URL, name)
+    url = with_database(POSTGRES_ADMIN_URL, name)
     upgrade(url)
     yield url
     asyncio.run(run_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

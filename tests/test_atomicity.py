@@ -13,39 +13,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
 
 from interventions.interventions import repository
-from interventions.interventions.models import (
-    Intervention,
-    InterventionAnomaly,
-    InterventionHistory,
-    InterventionRule,
-    InterventionSite,
-    InterventionSiteRule,
-)
 from interventions.notifications import service as notifications_service
-from interventions.notifications.models import Notification, OutboxEmail
 from interventions.references.models import Anomaly
-from interventions.storage.models import StoredFile
 from tests.factories import Org
+from tests.helpers import END, RS, START, curative_body_on, org_state
 
-RS = "/interventions/v2/rs"
-START = "2024-11-01T08:00:00.000Z"
-END = "2024-11-01T10:00:00.000Z"
 INJECTED = "injected failure 7f3a"
-
-ORG_TABLES = {
-    "interventions": Intervention,
-    "intervention_sites": InterventionSite,
-    "intervention_rules": InterventionRule,
-    "intervention_site_rules": InterventionSiteRule,
-    "intervention_anomalies": InterventionAnomaly,
-    "intervention_history": InterventionHistory,
-    "notifications": Notification,
-    "email_outbox": OutboxEmail,
-    "stored_files": StoredFile,
-}
 
 
 @pytest.fixture
@@ -54,49 +29,6 @@ async def raw_client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=("10.0.1.1", 1234))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
-
-
-async def org_state(factory: Any, org: Org) -> dict[str, Any]:
-    """Row counts of every intervention-side table in the organisation, and anomaly statuses."""
-    state: dict[str, Any] = {}
-    async with factory.db.reader() as s:
-        for name, model in ORG_TABLES.items():
-            state[name] = (
-                await s.execute(
-                    select(func.count()).select_from(model).where(model.organization_id == org.id)
-                )
-            ).scalar_one()
-        state["anomalies"] = sorted(
-            (
-                await s.execute(
-                    select(Anomaly.id, Anomaly.status, Anomaly.resolved_at).where(
-                        Anomaly.organization_id == org.id
-                    )
-                )
-            ).all()
-        )
-        state["intervention_rows"] = sorted(
-            (
-                await s.execute(
-                    select(
-                        Intervention.id,
-                        Intervention.status,
-                        Intervention.description,
-                        Intervention.assigned_profile_id,
-                        Intervention.verified_at,
-                        Intervention.updated_at,
-                    ).where(Intervention.organization_id == org.id)
-                )
-            ).all()
-        )
-        state["unread"] = (
-            await s.execute(
-                select(func.count())
-                .select_from(Notification)
-                .where(Notification.organization_id == org.id, Notification.read_at.is_(None))
-            )
-        ).scalar_one()
-    return state
 
 
 def fail_on_call(monkeypatch: pytest.MonkeyPatch, target: Any, name: str, nth: int) -> list[int]:
@@ -134,17 +66,6 @@ def assert_internal_error(r: httpx.Response) -> None:
     assert {"type", "title", "status", "detail"} <= body.keys()
     for leak in (INJECTED, "Traceback", "RuntimeError", 'File "', ".py", "sqlalchemy"):
         assert leak not in r.text, leak
-
-
-def curative_body(org: Org, anomaly_ids: list[int], creation_status: int = 0) -> dict[str, Any]:
-    return {
-        "scheduledStart": START,
-        "scheduledEnd": END,
-        "creationStatus": creation_status,
-        "anomalyIds": anomaly_ids,
-        "assignedCompanyContactId": org.contact_ids[0],
-        "assignedProfileId": org.manager.profile_id,
-    }
 
 
 def unplanned_body(org: Org) -> dict[str, Any]:
@@ -187,7 +108,7 @@ async def test_curative_failure_leaves_nothing(
     before = await org_state(factory, org)
     calls = fail_on_call(monkeypatch, target, name, nth)
     r = await raw_client.post(
-        f"{RS}/curative", json=curative_body(org, ids), headers=org.admin.headers
+        f"{RS}/curative", json=curative_body_on(org, ids), headers=org.admin.headers
     )
     assert len(calls) >= nth  # the failure did happen where intended
     assert_internal_error(r)
@@ -200,7 +121,7 @@ async def test_curative_failure_leaves_nothing(
     # The anomalies were not left "in repair": the same curative goes through once it can.
     monkeypatch.undo()
     ok = await client.post(
-        f"{RS}/curative", json=curative_body(org, ids), headers=org.admin.headers
+        f"{RS}/curative", json=curative_body_on(org, ids), headers=org.admin.headers
     )
     assert ok.status_code == 201, ok.text
     assert ok.json()["data"]["anomalyIds"] == sorted(ids)
@@ -337,7 +258,9 @@ async def test_verify_failure_keeps_anomalies_in_repair(
     org: Org = await factory.org()
     ids = [org.anomaly_ids[i] for i in TWO_SITES]
     created = await client.post(
-        f"{RS}/curative", json=curative_body(org, ids, creation_status=2), headers=org.admin.headers
+        f"{RS}/curative",
+        json=curative_body_on(org, ids, creation_status=2),
+        headers=org.admin.headers,
     )
     assert created.status_code == 201, created.text
     iid = created.json()["data"]["id"]
@@ -407,13 +330,15 @@ async def test_curative_with_a_busy_anomaly_takes_none(
     org: Org = await factory.org()
     open_id, busy_id = org.anomaly_ids[0], org.anomaly_ids[1]
     first = await client.post(
-        f"{RS}/curative", json=curative_body(org, [busy_id]), headers=org.admin.headers
+        f"{RS}/curative", json=curative_body_on(org, [busy_id]), headers=org.admin.headers
     )
     assert first.status_code == 201, first.text
     before = await org_state(factory, org)
 
     ids = [open_id, busy_id] if order == "open-first" else [busy_id, open_id]
-    r = await client.post(f"{RS}/curative", json=curative_body(org, ids), headers=org.admin.headers)
+    r = await client.post(
+        f"{RS}/curative", json=curative_body_on(org, ids), headers=org.admin.headers
+    )
     assert r.status_code == 422, r.text
     assert r.headers["content-type"] == "application/problem+json"
     assert "anomalyIds" in [e["field"] for e in r.json()["errors"]]
@@ -425,6 +350,6 @@ async def test_curative_with_a_busy_anomaly_takes_none(
 
     # The open one alone is still free to take.
     ok = await client.post(
-        f"{RS}/curative", json=curative_body(org, [open_id]), headers=org.admin.headers
+        f"{RS}/curative", json=curative_body_on(org, [open_id]), headers=org.admin.headers
     )
     assert ok.status_code == 201, ok.text

@@ -28,12 +28,10 @@ from interventions.app import create_app
 from interventions.cli import cli
 from interventions.config import Settings, get_settings
 from interventions.db import Base, create_database
-from tests.conftest import run_sql
 from tests.factories import Factory, Org
+from tests.helpers import LOGIN, PROBLEM_JSON, run_sql
 
 SECRET = "cli-test-secret-" + "x" * 32
-LOGIN = "/auth/v1/rs/login/credentials"
-PROBLEM_JSON = "application/problem+json"
 
 # SPEC §7, verbatim.
 SPEC_EXAMPLE: dict[str, Any] = {

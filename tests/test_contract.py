@@ -36,6 +36,7 @@ from interventions.config import Settings
 from interventions.references import recurrence
 from interventions.wire import DateTimeIn
 from tests.factories import PASSWORD, Factory, Member, Org
+from tests.helpers import LOGIN, LOGOUT, PROBLEM_JSON
 from tests.live_server import LiveServer
 
 
@@ -60,9 +61,6 @@ def _describe_lambdas_tolerantly() -> None:
 
 _describe_lambdas_tolerantly()
 
-LOGIN = "/auth/v1/rs/login/credentials"
-LOGOUT = "/auth/v1/rs/logout"
-PROBLEM_JSON = "application/problem+json"
 MAX_EXAMPLES = 25  # fuzzed cases per operation, plus coverage: ~1.5 min for both databases
 SPARE_SESSIONS = 60
 

@@ -12,7 +12,7 @@ import pytest
 
 from interventions.app import create_app
 from interventions.config import Settings
-from tests.conftest import TEST_SECRET
+from tests.helpers import TEST_SECRET
 
 
 class _Assets(HTMLParser):

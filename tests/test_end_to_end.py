@@ -16,10 +16,9 @@ from interventions.config import Settings
 from interventions.interventions import planner
 from interventions.notifications.relay import relay_once
 from tests.factories import Org
+from tests.helpers import MB, RS
 from tests.smtp_server import SmtpServer
 
-RS = "/interventions/v2/rs"
-MB = "/interventions/v2/mb"
 JPEG = b"\xff\xd8\xff\xe0" + bytes(252)
 
 

@@ -25,9 +25,15 @@ from interventions.config import Settings
 from interventions.db import create_database
 from interventions.errors import PROBLEM_JSON, database_unavailable
 from interventions.migrate import upgrade
-from tests.conftest import POSTGRES_ADMIN_URL, TEST_SECRET, _with_database, run_sql
 from tests.factories import PASSWORD, Factory
-from tests.test_atomicity import curative_body, org_state
+from tests.helpers import (
+    POSTGRES_ADMIN_URL,
+    TEST_SECRET,
+    curative_body_on,
+    org_state,
+    run_sql,
+    with_database,
+)
 
 
 def assert_unavailable(r: httpx.Response, *leaks: str) -> None:
@@ -66,7 +72,7 @@ async def test_postgres_out_of_connections_is_503_and_recovers(
     try:
         org = await factory.org()
         before = await org_state(factory, org)
-        body = curative_body(org, org.anomaly_ids[:1])
+        body = curative_body_on(org, org.anomaly_ids[:1])
         async with _client(app) as client:
             r = await client.get("/interventions/v2/rs", headers=org.admin.headers)
             assert_unavailable(r, role)
@@ -112,7 +118,7 @@ async def test_unreachable_database_is_503_on_every_endpoint(
             assert_unavailable(r, "127.0.0.1:1", "no/such")
             r = await client.post(
                 "/interventions/v2/rs/curative",
-                json=curative_body(org, org.anomaly_ids[:1]),
+                json=curative_body_on(org, org.anomaly_ids[:1]),
                 headers=org.admin.headers,
             )
             assert_unavailable(r, "127.0.0.1:1", "no/such")
@@ -145,7 +151,7 @@ async def _throwaway_postgres() -> AsyncIterator[str]:
     name = f"interventions_closed_{uuid.uuid4().hex[:10]}"
     await run_sql(f'CREATE DATABASE "{name}"')
     try:
-        url = _with_database(POSTGRES_ADMIN_URL, name)
+        url = with_database(POSTGRES_ADMIN_URL, name)
         upgrade(url)
         yield url
     finally:
@@ -167,7 +173,7 @@ async def test_closed_postgres_database_is_503_and_recovers(
         try:
             org = await factory.org()
             before = await org_state(factory, org)
-            body = curative_body(org, org.anomaly_ids[:1])
+            body = curative_body_on(org, org.anomaly_ids[:1])
             login = {"email": org.admin.email, "password": PASSWORD}
             async with _client(app) as client:
                 r = await _send(client, "GET", "/interventions/v2/rs", headers=org.admin.headers)
@@ -234,7 +240,7 @@ async def test_missing_postgres_database_is_503(
                     client,
                     "POST",
                     "/interventions/v2/rs/curative",
-                    json=curative_body(org, org.anomaly_ids[:1]),
+                    json=curative_body_on(org, org.anomaly_ids[:1]),
                     headers=org.admin.headers,
                 )
                 assert_unavailable(r, name)
@@ -301,7 +307,7 @@ async def test_database_that_never_answers_is_a_prompt_503(
                         client,
                         "POST",
                         "/interventions/v2/rs/curative",
-                        json=curative_body(org, org.anomaly_ids[:1]),
+                        json=curative_body_on(org, org.anomaly_ids[:1]),
                         headers=org.admin.headers,
                     )
                     assert_unavailable(r, str(port))

@@ -22,11 +22,8 @@ from interventions.interventions.models import Intervention
 from interventions.notifications.models import Notification
 from interventions.references.models import Anomaly
 from tests.factories import Org
+from tests.helpers import END, MISSING, RS, START
 
-RS = "/interventions/v2/rs"
-START = "2024-11-01T08:00:00.000Z"
-END = "2024-11-01T10:00:00.000Z"
-MISSING = 2_000_000_001  # no row of any table has this id
 JPEG = b"\xff\xd8\xff" + bytes(61)
 
 

@@ -18,11 +18,16 @@ from interventions.db import Database
 from interventions.interventions.models import InterventionHistory
 from interventions.notifications.models import OutboxEmail
 from tests.factories import PASSWORD, Factory, Org
-
-PROBLEM_JSON = "application/problem+json"
-DATETIME_OUT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-MISSING = 2_000_000_001  # no row of any table has this id
-MAX_ID = 9007199254740991
+from tests.helpers import (
+    ACCEPT,
+    ACCEPT_WITH_PASSWORD,
+    DATETIME_OUT,
+    MAX_ID,
+    MISSING,
+    PROBLEM_JSON,
+    PROFILES,
+    ok,
+)
 
 SITES = "/sites/v1/rs"
 RULES = "/rules/v1/rs"
@@ -31,17 +36,10 @@ ROUTINES = "/routines/v1/rs"
 COMPANIES = "/companies/v1/rs"
 CONTACTS = "/company-contacts/v1/rs"
 ANOMALIES = "/anomalies/v1/rs"
-PROFILES = "/profiles/v1/rs"
 FAMILIES = [SITES, RULES, SITE_RULES, ROUTINES, COMPANIES, CONTACTS, ANOMALIES, PROFILES]
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def ok(r: httpx.Response, status: int = 200) -> Any:
-    assert r.status_code == status, f"status {r.status_code}, not {status}: {r.text[:500]}"
-    assert r.headers["content-type"] == "application/json"
-    return r.json()["data"]
 
 
 def problem(r: httpx.Response, status: int, *fields: str) -> dict[str, Any]:
@@ -1208,8 +1206,6 @@ async def login(
     return await client.post("/auth/v1/rs/login/credentials", json=body)
 
 
-ACCEPT = "/invitations/v1/rs/accept"
-ACCEPT_WITH_PASSWORD = "/invitations/v1/rs/accept/credentials"
 _TOKEN_IN_LINK = re.compile(r"\?token=([A-Za-z0-9_-]+)")
 
 

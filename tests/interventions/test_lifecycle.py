@@ -39,11 +39,8 @@ from interventions.interventions.models import InterventionHistory
 from interventions.notifications.models import OutboxEmail
 from interventions.references.models import Anomaly, CompanyContact
 from tests.factories import Org
-from tests.test_seeds import check_resource
+from tests.helpers import END, MB, RS, SIGNATURE, START, check_resource
 
-RS = "/interventions/v2/rs"
-START = "2024-11-01T08:00:00.000Z"
-END = "2024-11-01T10:00:00.000Z"
 KINDS = ["preventive", "curative", "training"]
 
 
@@ -1054,8 +1051,6 @@ async def test_refused_update_queues_no_email(client: httpx.AsyncClient, factory
 
 # --- the whole table over HTTP: the API and the table cannot disagree --------------------
 
-MB = "/interventions/v2/mb"
-SIGNATURE = {"name": "sig.png", "mimeType": "image/png", "size": 16}
 KIND_OF = {"preventive": Kind.PREVENTIVE, "curative": Kind.CURATIVE, "training": Kind.TRAINING}
 EDIT_PATHS = {"preventive": "preventive", "training": "training-exercise"}
 

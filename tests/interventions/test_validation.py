@@ -18,19 +18,26 @@ import httpx
 import pytest
 
 from tests.factories import PASSWORD, Factory, Org
+from tests.helpers import (
+    CURATIVE,
+    LOGIN,
+    MAX_ID,
+    NOTIFICATIONS,
+    ROUTINE,
+    SEED_END,
+    SEED_START,
+    TRAINING,
+    UNPLANNED,
+    assert_problem,
+    create,
+    curative_body,
+    intervention_url,
+    routine_body,
+    training_create_body,
+    unplanned_body,
+)
 
-PROBLEM_JSON = "application/problem+json"
-MAX_ID = 9007199254740991
 MIB = 1024 * 1024
-
-CURATIVE = "/interventions/v2/rs/curative"
-UNPLANNED = "/interventions/v2/mb/preventive/unplanned"
-ROUTINE = "/interventions/v2/rs/preventive/routine"
-TRAINING = "/interventions/v2/rs/training-exercise"
-LOGIN = "/auth/v1/rs/login/credentials"
-NOTIFICATIONS = "/notifications/v1/rs"
-START = "2024-12-01T12:34:56.000Z"
-END = "2024-12-05T14:56:23.000Z"
 
 ENDPOINTS = [
     "curative",
@@ -44,97 +51,6 @@ ENDPOINTS = [
 ]
 WITH_PATH_ID = ["preventive", "training", "verify"]
 _KEEP: Any = object()
-
-
-def intervention_url(intervention_id: int | str) -> str:
-    return f"/interventions/v2/rs/{intervention_id}"
-
-
-def assert_problem(r: httpx.Response, status: int, *fields: str) -> dict[str, Any]:
-    """RFC 9457 problem details; 400s list the offending fields, which include ``fields``."""
-    assert r.status_code == status, f"status {r.status_code}, not {status}: {r.text[:300]}"
-    content_type = r.headers.get("content-type")
-    assert content_type == PROBLEM_JSON, f"content-type {content_type}: {r.text[:300]}"
-    problem: dict[str, Any] = r.json()
-    assert {"type", "title", "status", "detail"} <= problem.keys(), f"members: {problem}"
-    assert problem["status"] == status, f"status member: {problem}"
-    for member in ("type", "title", "detail"):
-        assert isinstance(problem[member], str), f"{member} not a string: {problem}"
-        assert problem[member], f"{member} empty: {problem}"
-    assert "Traceback" not in r.text
-    if status == 400:
-        errors = problem.get("errors")
-        assert isinstance(errors, list), f"no errors list: {problem}"
-        assert errors, f"empty errors list: {problem}"
-        for error in errors:
-            assert isinstance(error.get("field"), str), f"errors[].field: {problem}"
-            assert isinstance(error.get("message"), str), f"errors[].message: {problem}"
-            assert error["field"], f"errors[].field empty: {problem}"
-            assert error["message"], f"errors[].message empty: {problem}"
-    if fields:
-        named = {e["field"] for e in problem.get("errors") or []}
-        assert set(fields) <= named, f"fields {sorted(named)} lack {sorted(fields)}: {problem}"
-    return problem
-
-
-# --- bodies the endpoints accept ----------------------------------------------------------
-
-
-def curative_body(org: Org) -> dict[str, Any]:
-    return {
-        "scheduledStart": START,
-        "scheduledEnd": END,
-        "anomalyIds": [org.anomaly_ids[0]],
-        "creationStatus": 0,
-        "description": "Replace the extinguisher",
-        "assignedCompanyContactId": org.contact_ids[0],
-        "assignedUserId": org.manager.user_id,
-    }
-
-
-def unplanned_body(org: Org) -> dict[str, Any]:
-    return {
-        "companyId": org.company_ids[0],
-        "siteIds": [org.site_ids[0]],
-        "ruleIds": [org.rule_ids[0]],
-        "signature": {"name": "signature.png", "mimeType": "image/png", "size": 10},
-        "provider": {
-            "firstName": "Ann",
-            "lastName": "Lee",
-            "email": "ann@example.org",
-            "actionComment": "Checked every detector",
-            "comment": "Nothing to report",
-        },
-        "actualStart": START,
-    }
-
-
-def routine_body(org: Org) -> dict[str, Any]:
-    return {
-        "scheduledStart": "2024-11-01T08:00:00.000Z",
-        "scheduledEnd": "2024-11-01T10:00:00.000Z",
-        "creationStatus": 0,
-        "routineId": org.routine_id,
-    }
-
-
-def training_create_body(org: Org) -> dict[str, Any]:
-    return {
-        "scheduledStart": "2024-11-01T08:00:00.000Z",
-        "scheduledEnd": "2024-11-01T10:00:00.000Z",
-        "ruleId": org.training_rule_id,
-        "siteIds": [org.site_ids[0]],
-        "creationStatus": 0,
-        "description": "Evacuation drill",
-        "assignedCompanyContactId": org.contact_ids[1],
-        "assignedProfileId": org.admin.profile_id,
-    }
-
-
-async def create(client: httpx.AsyncClient, path: str, body: dict[str, Any], org: Org) -> int:
-    r = await client.post(path, json=body, headers=org.admin.headers)
-    assert r.status_code == 201, r.text
-    return int(r.json()["data"]["id"])
 
 
 @dataclass
@@ -193,8 +109,8 @@ async def target(client: httpx.AsyncClient, factory: Factory, name: str) -> Targ
         iid = await create(client, ROUTINE, routine_body(org), org)
         body = {
             "description": "Re-planned",
-            "scheduledStart": START,
-            "scheduledEnd": END,
+            "scheduledStart": SEED_START,
+            "scheduledEnd": SEED_END,
             "siteRuleIds": [org.site_rule[(org.site_ids[1], org.rule_ids[0])]],
             "creationStatus": 1,
             "assignedCompanyContactId": org.contact_ids[0],
@@ -208,8 +124,8 @@ async def target(client: httpx.AsyncClient, factory: Factory, name: str) -> Targ
         iid = await create(client, TRAINING, training_create_body(org), org)
         body = {
             "description": "Drill, all buildings",
-            "scheduledStart": START,
-            "scheduledEnd": END,
+            "scheduledStart": SEED_START,
+            "scheduledEnd": SEED_END,
             "ruleId": org.training_rule_id,
             "siteIds": [org.site_ids[0], org.site_ids[1]],
             "creationStatus": 1,
@@ -678,13 +594,13 @@ async def test_actual_start_in_the_future(client: httpx.AsyncClient, factory: Fa
 async def test_end_before_start(client: httpx.AsyncClient, factory: Factory, name: str) -> None:
     t = await target(client, factory, name)
     rows: list[Case] = [
-        ("end<start", {**t.body, "scheduledStart": END, "scheduledEnd": START}, 422, ())
+        ("end<start", {**t.body, "scheduledStart": SEED_END, "scheduledEnd": SEED_START}, 422, ())
     ]
     if name in ("preventive", "training"):  # stored: 2024-11-01 08:00 → 10:00
         rows.append(("end<stored start", {"scheduledEnd": "2024-11-01T07:00:00Z"}, 422, ()))
         rows.append(("start>stored end", {"scheduledStart": "2024-11-01T11:00:00Z"}, 422, ()))
     await expect_refusals(client, t, rows)
-    r = await t.send(client, {**t.body, "scheduledStart": START, "scheduledEnd": START})
+    r = await t.send(client, {**t.body, "scheduledStart": SEED_START, "scheduledEnd": SEED_START})
     assert r.status_code == t.success, r.text  # the same instant is fine
 
 

@@ -23,14 +23,9 @@ from interventions.db import Database
 from interventions.notifications.models import OutboxEmail
 from interventions.organizations.service import acceptance_link
 from tests.factories import PASSWORD, Factory, Org
+from tests.helpers import ACCEPT, ACCEPT_WITH_PASSWORD, LOGIN, ME, PROBLEM_JSON, PROFILES, ok
 
-PROBLEM_JSON = "application/problem+json"
-PROFILES = "/profiles/v1/rs"
 INVITATIONS = "/invitations/v1/rs"
-ACCEPT = "/invitations/v1/rs/accept"
-ACCEPT_WITH_PASSWORD = "/invitations/v1/rs/accept/credentials"
-LOGIN = "/auth/v1/rs/login/credentials"
-ME = "/auth/v1/rs/me"
 INVITATION_KEYS = {
     "id",
     "organizationId",
@@ -45,12 +40,6 @@ INVITATION_KEYS = {
     "createdAt",
 }
 TOKEN_IN_LINK = re.compile(r"/invitations/accept\?token=([A-Za-z0-9_-]{43,})")
-
-
-def ok(r: httpx.Response, status: int = 200) -> Any:
-    assert r.status_code == status, f"status {r.status_code}, not {status}: {r.text[:500]}"
-    assert r.headers["content-type"] == "application/json"
-    return r.json()["data"]
 
 
 def problem(r: httpx.Response, status: int, *fields: str) -> dict[str, Any]:

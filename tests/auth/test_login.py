@@ -19,8 +19,11 @@ from interventions.auth.models import Profile
 from interventions.config import Settings
 from interventions.db import utcnow
 from tests.factories import PASSWORD, Factory, Member, Org
-from tests.test_validation import (
+from tests.helpers import (
     CURATIVE,
+    LOGIN,
+    LOGOUT,
+    ME,
     NOTIFICATIONS,
     ROUTINE,
     TRAINING,
@@ -34,10 +37,7 @@ from tests.test_validation import (
     unplanned_body,
 )
 
-LOGIN = "/auth/v1/rs/login/credentials"
 REFRESH = "/auth/v1/rs/refresh"
-LOGOUT = "/auth/v1/rs/logout"
-ME = "/auth/v1/rs/me"
 
 
 async def login(

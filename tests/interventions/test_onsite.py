@@ -11,49 +11,15 @@ from sqlalchemy import select
 from interventions.notifications.models import OutboxEmail
 from interventions.references.models import Anomaly
 from tests.factories import Org
+from tests.helpers import MB, RS, SIGNATURE, check_in, plan, wrong_pin
 
-RS = "/interventions/v2/rs"
-MB = "/interventions/v2/mb"
-SIGNATURE = {"name": "sig.png", "mimeType": "image/png", "size": 16}
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(8)
-
-
-async def _planned(client: httpx.AsyncClient, org: Org, kind: str = "training") -> dict[str, Any]:
-    if kind == "training":
-        body: dict[str, Any] = {
-            "scheduledStart": "2025-01-10T08:00:00Z",
-            "scheduledEnd": "2025-01-10T09:00:00Z",
-            "ruleId": org.training_rule_id,
-            "siteIds": [org.site_ids[0]],
-            "creationStatus": 1,
-        }
-        r = await client.post(f"{RS}/training-exercise", json=body, headers=org.admin.headers)
-    else:
-        body = {
-            "scheduledStart": "2025-01-10T08:00:00Z",
-            "scheduledEnd": "2025-01-10T09:00:00Z",
-            "anomalyIds": [org.anomaly_ids[0]],
-            "creationStatus": 1,
-        }
-        r = await client.post(f"{RS}/curative", json=body, headers=org.admin.headers)
-    assert r.status_code == 201, r.text
-    return dict(r.json()["data"])
-
-
-async def _check_in(client: httpx.AsyncClient, org: Org, iid: int, pin: int) -> httpx.Response:
-    return await client.patch(
-        f"{MB}/check-in", json={"interventionId": iid, "codePin": pin}, headers=org.manager.headers
-    )
-
-
-def _wrong(pin: int) -> int:
-    return 100000 if pin != 100000 else 100001
 
 
 async def test_check_in_then_execute(client: httpx.AsyncClient, factory: Any) -> None:
     org: Org = await factory.org()
-    planned = await _planned(client, org)
-    r = await _check_in(client, org, planned["id"], planned["codePin"])
+    planned = await plan(client, org)
+    r = await check_in(client, org, planned["id"], planned["codePin"])
     assert r.status_code == 200, r.text
     data = r.json()["data"]
     assert data["status"] == 3
@@ -95,7 +61,7 @@ async def test_check_in_then_execute(client: httpx.AsyncClient, factory: Any) ->
 
 async def test_execute_without_check_in_is_409(client: httpx.AsyncClient, factory: Any) -> None:
     org: Org = await factory.org()
-    planned = await _planned(client, org)
+    planned = await plan(client, org)
     body = {
         "interventionId": planned["id"],
         "firstName": "A",
@@ -111,8 +77,8 @@ async def test_execute_without_check_in_is_409(client: httpx.AsyncClient, factor
 
 async def test_attendee_count_is_for_drills_only(client: httpx.AsyncClient, factory: Any) -> None:
     org: Org = await factory.org()
-    planned = await _planned(client, org, "curative")
-    assert (await _check_in(client, org, planned["id"], planned["codePin"])).status_code == 200
+    planned = await plan(client, org, "curative")
+    assert (await check_in(client, org, planned["id"], planned["codePin"])).status_code == 200
     body = {
         "interventionId": planned["id"],
         "firstName": "A",
@@ -130,35 +96,35 @@ async def test_pin_of_another_organisation_or_executed(
 ) -> None:
     org: Org = await factory.org()
     other: Org = await factory.org()
-    theirs = await _planned(client, other)
-    r = await _check_in(client, org, theirs["id"], theirs["codePin"])
+    theirs = await plan(client, other)
+    r = await check_in(client, org, theirs["id"], theirs["codePin"])
     assert r.status_code == 404
     assert (await client.get(f"{RS}/{theirs['id']}", headers=other.admin.headers)).json()["data"][
         "status"
     ] == 2
-    mine = await _planned(client, org)
-    assert (await _check_in(client, org, mine["id"], mine["codePin"])).status_code == 200
-    again = await _check_in(client, org, mine["id"], mine["codePin"])
+    mine = await plan(client, org)
+    assert (await check_in(client, org, mine["id"], mine["codePin"])).status_code == 200
+    again = await check_in(client, org, mine["id"], mine["codePin"])
     assert again.status_code == 409
 
 
 async def test_wrong_pins_are_rate_limited(client: httpx.AsyncClient, factory: Any) -> None:
     org: Org = await factory.org()
-    planned = await _planned(client, org)
-    wrong = _wrong(planned["codePin"])
+    planned = await plan(client, org)
+    wrong = wrong_pin(planned["codePin"])
     for _ in range(5):  # pin_max_failures defaults to 5
-        r = await _check_in(client, org, planned["id"], wrong)
+        r = await check_in(client, org, planned["id"], wrong)
         assert r.status_code == 422
         assert r.json()["errors"][0]["field"] == "codePin"
-    r = await _check_in(client, org, planned["id"], wrong)
+    r = await check_in(client, org, planned["id"], wrong)
     assert r.status_code == 429
     assert int(r.headers["retry-after"]) > 0
     # Even the right PIN now waits: the codes cannot be walked.
-    r = await _check_in(client, org, planned["id"], planned["codePin"])
+    r = await check_in(client, org, planned["id"], planned["codePin"])
     assert r.status_code == 429
     # The same caller on another intervention is limited too.
-    other = await _planned(client, org)
-    r = await _check_in(client, org, other["id"], _wrong(other["codePin"]))
+    other = await plan(client, org)
+    r = await check_in(client, org, other["id"], wrong_pin(other["codePin"]))
     assert r.status_code == 429
     assert (await client.get(f"{RS}/{planned['id']}", headers=org.admin.headers)).json()["data"][
         "status"
@@ -168,7 +134,7 @@ async def test_wrong_pins_are_rate_limited(client: httpx.AsyncClient, factory: A
 @pytest.mark.parametrize("pin", [99999, 1000000, "123456", 123456.0, None])
 async def test_pin_must_be_six_digits(client: httpx.AsyncClient, factory: Any, pin: Any) -> None:
     org: Org = await factory.org()
-    planned = await _planned(client, org)
+    planned = await plan(client, org)
     r = await client.patch(
         f"{MB}/check-in",
         json={"interventionId": planned["id"], "codePin": pin},
@@ -180,7 +146,7 @@ async def test_pin_must_be_six_digits(client: httpx.AsyncClient, factory: Any, p
 
 async def test_viewer_cannot_check_in(client: httpx.AsyncClient, factory: Any) -> None:
     org: Org = await factory.org()
-    planned = await _planned(client, org)
+    planned = await plan(client, org)
     r = await client.patch(
         f"{MB}/check-in",
         json={"interventionId": planned["id"], "codePin": planned["codePin"]},
@@ -192,7 +158,7 @@ async def test_viewer_cannot_check_in(client: httpx.AsyncClient, factory: Any) -
 async def test_cancel(client: httpx.AsyncClient, factory: Any) -> None:
     """SPEC §4.3 (decided): a cancelled intervention stays in the register."""
     org: Org = await factory.org()
-    planned = await _planned(client, org, "curative")
+    planned = await plan(client, org, "curative")
     url = f"{RS}/{planned['id']}"
     r = await client.request(
         "DELETE", url, json={"cancellationReason": "Duplicate"}, headers=org.admin.headers
@@ -234,7 +200,7 @@ async def test_cancel(client: httpx.AsyncClient, factory: Any) -> None:
     listed = (await client.get(f"{RS}?status=2&status=7", headers=org.admin.headers)).json()
     assert listed["totalCount"] == 1
     # A new curative may take the anomaly.
-    await _planned(client, org, "curative")
+    await plan(client, org, "curative")
 
 
 @pytest.mark.parametrize("kind", ["training", "curative"])
@@ -242,7 +208,7 @@ async def test_every_write_on_a_cancelled_intervention_is_409(
     client: httpx.AsyncClient, factory: Any, kind: str
 ) -> None:
     org: Org = await factory.org()
-    planned = await _planned(client, org, kind)
+    planned = await plan(client, org, kind)
     iid = planned["id"]
     r = await client.request("DELETE", f"{RS}/{iid}", headers=org.admin.headers)
     assert r.status_code == 204, r.text
@@ -280,7 +246,7 @@ async def test_every_write_on_a_cancelled_intervention_is_409(
 
 async def test_cancel_without_body_and_refusals(client: httpx.AsyncClient, factory: Any) -> None:
     org: Org = await factory.org()
-    planned = await _planned(client, org)
+    planned = await plan(client, org)
     assert (
         await client.request("DELETE", f"{RS}/{planned['id']}", headers=org.viewer.headers)
     ).status_code == 403
@@ -311,7 +277,7 @@ async def test_cancel_without_body_and_refusals(client: httpx.AsyncClient, facto
 
 async def test_information_email(client: httpx.AsyncClient, factory: Any) -> None:
     org: Org = await factory.org()
-    planned = await _planned(client, org)
+    planned = await plan(client, org)
     url = f"{RS}/{planned['id']}/emails/informations"
     r = await client.post(url, json={"email": "provider@example.org"}, headers=org.admin.headers)
     assert r.status_code == 204, r.text

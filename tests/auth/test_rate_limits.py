@@ -26,12 +26,18 @@ from interventions.auth import passwords
 from interventions.config import Settings
 from interventions.db import Database
 from interventions.notifications.models import OutboxEmail
-from tests.conftest import TEST_SECRET
 from tests.factories import PASSWORD, Factory, Org
+from tests.helpers import (
+    LOGIN,
+    ME,
+    RS,
+    TEST_SECRET,
+    assert_problem,
+    check_in,
+    plan,
+    wrong_pin,
+)
 from tests.smtp_server import free_port
-from tests.test_auth import LOGIN, ME
-from tests.test_onsite import RS, _check_in, _planned, _wrong
-from tests.test_validation import assert_problem
 
 # Generous: only there so that a regression hangs no run.
 HANG_GUARD_SECONDS = 60
@@ -227,10 +233,10 @@ async def test_concurrent_wrong_pins_across_interventions(
     client: httpx.AsyncClient, factory: Factory
 ) -> None:
     org: Org = await factory.org()
-    planned = [await _planned(client, org) for _ in range(6)]
+    planned = [await plan(client, org) for _ in range(6)]
     attempts = [planned[i % len(planned)] for i in range(30)]
     responses = await _burst(
-        *(_check_in(client, org, p["id"], _wrong(p["codePin"])) for p in attempts)
+        *(check_in(client, org, p["id"], wrong_pin(p["codePin"])) for p in attempts)
     )
     counted = _statuses(responses)
     # pin_max_failures defaults to 5, per user whichever intervention.
@@ -241,15 +247,15 @@ async def test_concurrent_wrong_pins_across_interventions(
 
 async def test_a_right_pin_is_not_counted(client: httpx.AsyncClient, factory: Factory) -> None:
     org: Org = await factory.org()
-    planned = [await _planned(client, org) for _ in range(6)]
+    planned = [await plan(client, org) for _ in range(6)]
     for p in planned[:4]:
-        assert (await _check_in(client, org, p["id"], _wrong(p["codePin"]))).status_code == 422
-    r = await _check_in(client, org, planned[4]["id"], planned[4]["codePin"])
+        assert (await check_in(client, org, p["id"], wrong_pin(p["codePin"]))).status_code == 422
+    r = await check_in(client, org, planned[4]["id"], planned[4]["codePin"])
     assert r.status_code == 200, r.text
     # The right PIN took no attempt: one wrong PIN is still allowed, then 429.
     last = planned[5]
-    assert (await _check_in(client, org, last["id"], _wrong(last["codePin"]))).status_code == 422
-    assert (await _check_in(client, org, last["id"], last["codePin"])).status_code == 429
+    assert (await check_in(client, org, last["id"], wrong_pin(last["codePin"]))).status_code == 422
+    assert (await check_in(client, org, last["id"], last["codePin"])).status_code == 429
 
 
 # --- information e-mails per organisation --------------------------------------------------
@@ -270,8 +276,8 @@ async def test_information_emails_are_limited_per_organisation(
 ) -> None:
     org, other = await factory.org(), await factory.org()
     async with clients(information_emails_per_hour=3) as c:
-        mine = (await _planned(c, org))["id"]
-        theirs = (await _planned(c, other))["id"]
+        mine = (await plan(c, org))["id"]
+        theirs = (await plan(c, other))["id"]
         url = f"{RS}/{mine}/emails/informations"
         body = {"email": "provider@example.org"}
         for _ in range(3):
@@ -301,7 +307,7 @@ async def test_information_email_limit_holds_under_concurrency(
 ) -> None:
     org = await factory.org()
     async with clients(information_emails_per_hour=3) as c:
-        planned = [(await _planned(c, org))["id"] for _ in range(3)]
+        planned = [(await plan(c, org))["id"] for _ in range(3)]
         responses = await _burst(
             *(
                 c.post(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -35,25 +34,26 @@ from interventions.db import Database
 from interventions.storage.models import StoredFile
 from interventions.storage.s3 import S3Storage
 from interventions.storage.service import LocalStorage, make_storage
-from tests.conftest import TEST_SECRET
 from tests.factories import Org
-from tests.test_storage import IMAGES, JPEG, PNG, WEBP, assert_problem
+from tests.helpers import (
+    IMAGES,
+    JPEG,
+    PNG,
+    TEST_SECRET,
+    UNPLANNED,
+    WEBP,
+    assert_storage_problem,
+)
+from tests.smtp_server import free_port
 
-UNPLANNED = "/interventions/v2/mb/preventive/unplanned"
 # One bucket per database leg: organisation ids (the key prefixes) repeat across databases.
 BUCKETS = {"sqlite": "signatures-sqlite", "postgresql": "signatures-postgresql"}
 REGION = "eu-west-3"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
@@ -218,7 +218,7 @@ async def test_upload_to_s3_then_download_by_redirect(
     assert up.download == f"/storage/v1/rs/files/{up.file_id}"
 
     # Before the upload there is nothing to download.
-    assert_problem(await service.get(up.download, headers=org.viewer.headers), 404)
+    assert_storage_problem(await service.get(up.download, headers=org.viewer.headers), 404)
 
     r = await put(web, up.url, image, mime)
     assert r.status_code == 200, r.text
@@ -298,10 +298,10 @@ async def test_upload_not_as_announced_is_rejected_and_deleted(
     assert list(s3.objects(org)) == [f"incoming/{org.id}/{up.file_id}"]
 
     # The service does not link it, and deletes it.
-    assert_problem(await service.get(up.download, headers=org.viewer.headers), 404)
+    assert_storage_problem(await service.get(up.download, headers=org.viewer.headers), 404)
     assert s3.objects(org) == {}
     assert await uploaded_at(database, up.file_id) is None
-    assert_problem(await service.get(up.download, headers=org.viewer.headers), 404)
+    assert_storage_problem(await service.get(up.download, headers=org.viewer.headers), 404)
 
     # A failed attempt does not spend the URL: the right bytes are then accepted.
     right = await put(web, up.url, announced, mime)
@@ -336,7 +336,7 @@ async def test_expired_upload_url(
         assert r.status_code == 200, r.text  # what moto does with an expired URL
         assert list(s3.objects(org)) == [f"incoming/{org.id}/{up.file_id}"]
 
-        assert_problem(await service.get(up.download, headers=org.viewer.headers), 404)
+        assert_storage_problem(await service.get(up.download, headers=org.viewer.headers), 404)
         assert s3.objects(org) == {}
         assert await uploaded_at(database, up.file_id) is None
 
@@ -367,7 +367,7 @@ async def test_download_by_another_organisation_is_404(
 
     # Before verification: the other organisation neither sees nor triggers it.
     r = await service.get(up.download, headers=other.admin.headers)
-    assert_problem(r, 404)
+    assert_storage_problem(r, 404)
     assert "location" not in r.headers
     assert list(s3.objects(org)) == [f"incoming/{org.id}/{up.file_id}"]
     assert await uploaded_at(database, up.file_id) is None
@@ -375,10 +375,10 @@ async def test_download_by_another_organisation_is_404(
     # After verification by its own organisation: still a 404, no redirect.
     assert (await service.get(up.download, headers=org.viewer.headers)).status_code == 307
     r = await service.get(up.download, headers=other.admin.headers)
-    assert_problem(r, 404)
+    assert_storage_problem(r, 404)
     assert "location" not in r.headers
     missing = await service.get("/storage/v1/rs/files/" + "0" * 32, headers=other.admin.headers)
-    assert r.json()["title"] == assert_problem(missing, 404)["title"]
+    assert r.json()["title"] == assert_storage_problem(missing, 404)["title"]
 
 
 async def test_download_needs_a_session(
@@ -388,7 +388,7 @@ async def test_download_needs_a_session(
     up = await announce(service, org, "image/jpeg", len(JPEG))
     assert (await put(web, up.url, JPEG, "image/jpeg")).status_code == 200
     r = await service.get(up.download)
-    assert_problem(r, 401)
+    assert_storage_problem(r, 401)
     assert "location" not in r.headers
 
 
@@ -436,23 +436,23 @@ async def test_local_upload_route_is_404_with_s3(
     assert stored is not None
     url = local.presign_put(stored, "http://testserver")
     r = await service.put(url, content=JPEG, headers={"content-type": "image/jpeg"})
-    assert_problem(r, 404)
+    assert_storage_problem(r, 404)
     assert s3.objects(org) == {}
     assert not settings.storage_dir.exists() or not any(settings.storage_dir.rglob("*"))
-    assert_problem(await service.get(up.download, headers=org.viewer.headers), 404)
+    assert_storage_problem(await service.get(up.download, headers=org.viewer.headers), 404)
 
 
 async def test_object_storage_down_is_503(
     s3_settings: Settings, database: Database, factory: Any
 ) -> None:
-    down = s3_settings.model_copy(update={"s3_endpoint_url": f"http://127.0.0.1:{_free_port()}"})
+    down = s3_settings.model_copy(update={"s3_endpoint_url": f"http://127.0.0.1:{free_port()}"})
     async with await _client(down, database) as service:
         org: Org = await factory.org()
         # Presigning needs no request to the store: the intervention is still recorded.
         up = await announce(service, org, "image/jpeg", len(JPEG))
         assert up.url.startswith(down.s3_endpoint_url)
         r = await service.get(up.download, headers=org.viewer.headers)
-        body = assert_problem(r, 503)
+        body = assert_storage_problem(r, 503)
         assert "storage" in body["detail"]
         assert "127.0.0.1" not in r.text
 

@@ -10,8 +10,7 @@ from sqlalchemy import select
 from interventions.db import utcnow
 from interventions.interventions.models import InterventionHistory
 from tests.factories import Org
-
-RS = "/interventions/v2/rs"
+from tests.helpers import RS
 
 
 async def _training(

@@ -23,17 +23,12 @@ from interventions.config import Settings
 from interventions.storage.models import StoredFile
 from interventions.storage.service import PARTIAL_DIR, WRITE_BATCH_BYTES, LocalStorage
 from tests.factories import Org
+from tests.helpers import IMAGES, JPEG, PNG, UNPLANNED, WEBP, assert_storage_problem
 from tests.smtp_server import free_port
 
-UNPLANNED = "/interventions/v2/mb/preventive/unplanned"
-PROBLEM_JSON = "application/problem+json"
 MAX_BYTES = 10 * 1024 * 1024  # the default limit (SPEC §5: 1 byte to 10 MiB)
 
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) * 4
-PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 3
 PNG_OF_JPEG_SIZE = PNG + bytes(len(JPEG) - len(PNG))
-WEBP = b"RIFF\x00\x10\x00\x00WEBPVP8 " + bytes(range(256)) * 2
-IMAGES = {"image/jpeg": JPEG, "image/png": PNG, "image/webp": WEBP}
 
 
 class Upload:
@@ -78,19 +73,9 @@ def stored_files(settings: Settings) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
 
-def assert_problem(r: httpx.Response, status: int) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"] == PROBLEM_JSON
-    body: dict[str, Any] = r.json()
-    assert body["status"] == status
-    assert {"type", "title", "detail"} <= body.keys()
-    assert "Traceback" not in r.text
-    return body
-
-
 async def assert_not_downloadable(client: httpx.AsyncClient, org: Org, upload: Upload) -> None:
     r = await client.get(upload.download, headers=org.viewer.headers)
-    assert_problem(r, 404)
+    assert_storage_problem(r, 404)
 
 
 @pytest.mark.parametrize("mime", sorted(IMAGES))
@@ -136,7 +121,7 @@ async def test_download_needs_a_session(client: httpx.AsyncClient, factory: Any)
     assert (
         await client.put(upload.url, content=JPEG, headers={"content-type": "image/jpeg"})
     ).status_code == 200
-    assert_problem(await client.get(upload.download), 401)
+    assert_storage_problem(await client.get(upload.download), 401)
 
 
 async def test_download_before_upload_is_404(
@@ -157,11 +142,11 @@ async def test_download_by_another_organisation_is_404(
     put = await client.put(upload.url, content=JPEG, headers={"content-type": "image/jpeg"})
     assert put.status_code == 200, put.text
     r = await client.get(upload.download, headers=other.admin.headers)
-    body = assert_problem(r, 404)
+    body = assert_storage_problem(r, 404)
     assert JPEG[:16] not in r.content
     # Exactly as a file that does not exist.
     missing = await client.get("/storage/v1/rs/files/" + "0" * 32, headers=other.admin.headers)
-    assert_problem(missing, 404)
+    assert_storage_problem(missing, 404)
     assert body["title"] == missing.json()["title"]
 
 
@@ -176,7 +161,7 @@ async def test_wrong_content_type_is_400(
     upload = await announce(client, org, "image/jpeg", len(JPEG))
     headers = {"content-type": content_type} if content_type else {}
     r = await client.put(upload.url, content=JPEG, headers=headers)
-    body = assert_problem(r, 400)
+    body = assert_storage_problem(r, 400)
     assert [e["field"] for e in body["errors"]] == ["Content-Type"]
     assert stored_files(settings) == []
     await assert_not_downloadable(client, org, upload)
@@ -194,7 +179,7 @@ async def test_octet_stream_takes_the_announced_type(
     upload = await announce(client, org, "image/jpeg", len(JPEG))
     octet = {"content-type": "application/octet-stream"}
     r = await client.put(upload.url, content=PNG_OF_JPEG_SIZE, headers=octet)
-    assert_problem(r, 400)
+    assert_storage_problem(r, 400)
     assert stored_files(settings) == []
     r = await client.put(upload.url, content=JPEG, headers=octet)
     assert r.status_code == 200, r.text
@@ -209,7 +194,7 @@ async def test_size_other_than_announced_is_400(
     upload = await announce(client, org, "image/jpeg", len(JPEG))
     data = JPEG[: len(JPEG) + delta] if delta < 0 else JPEG + b"\x00" * delta
     r = await client.put(upload.url, content=data, headers={"content-type": "image/jpeg"})
-    body = assert_problem(r, 400)
+    body = assert_storage_problem(r, 400)
     assert "body" in [e["field"] for e in body["errors"]]
     assert stored_files(settings) == []
     await assert_not_downloadable(client, org, upload)
@@ -221,7 +206,7 @@ async def test_empty_body_is_400(
     org: Org = await factory.org()
     upload = await announce(client, org, "image/png", len(PNG))
     r = await client.put(upload.url, content=b"", headers={"content-type": "image/png"})
-    assert_problem(r, 400)
+    assert_storage_problem(r, 400)
     assert stored_files(settings) == []
 
 
@@ -242,7 +227,7 @@ async def test_bytes_not_of_the_announced_type_are_400(
     org: Org = await factory.org()
     upload = await announce(client, org, mime, len(data))
     r = await client.put(upload.url, content=data, headers={"content-type": mime})
-    body = assert_problem(r, 400)
+    body = assert_storage_problem(r, 400)
     assert [e["field"] for e in body["errors"]] == ["body"]
     assert stored_files(settings) == []
     await assert_not_downloadable(client, org, upload)
@@ -271,7 +256,7 @@ async def test_tampered_url_is_403(
     }[tamper]
     r = await client.put(url, content=JPEG, headers={"content-type": "image/jpeg"})
     # Without its signature the URL is malformed (400); with a wrong one, refused (403).
-    assert_problem(r, 400 if tamper == "missing" else 403)
+    assert_storage_problem(r, 400 if tamper == "missing" else 403)
     assert stored_files(settings) == []
     await assert_not_downloadable(client, org, upload)
 
@@ -287,7 +272,7 @@ async def test_signature_of_another_file_is_403(
         {"expires": first.expires, "signature": first.signature}
     )
     r = await client.put(url, content=JPEG, headers={"content-type": "image/jpeg"})
-    assert_problem(r, 403)
+    assert_storage_problem(r, 403)
     assert stored_files(settings) == []
     await assert_not_downloadable(client, org, second)
     await assert_not_downloadable(client, org, first)
@@ -305,7 +290,7 @@ async def test_expired_url_is_403(
     query = parse_qs(urlsplit(expired_url).query)
     assert int(query["expires"][0]) < time.time()
     r = await client.put(expired_url, content=PNG, headers={"content-type": "image/png"})
-    assert_problem(r, 403)
+    assert_storage_problem(r, 403)
     assert stored_files(settings) == []
     await assert_not_downloadable(client, org, upload)
     # The URL the service handed out is still valid.
@@ -333,7 +318,7 @@ async def test_url_expires_after_its_ttl(
     r = await short_lived_client.put(
         upload.url, content=JPEG, headers={"content-type": "image/jpeg"}
     )
-    assert_problem(r, 403)
+    assert_storage_problem(r, 403)
     assert stored_files(settings) == []
 
 
@@ -348,7 +333,7 @@ async def test_body_over_the_limit_is_413(
     r = await client.put(
         upload.url, content=image + b"\x00", headers={"content-type": "image/jpeg"}
     )
-    assert_problem(r, 413)
+    assert_storage_problem(r, 413)
     assert stored_files(settings) == []
 
     # Streamed without a Content-Length: counted as it arrives.
@@ -360,7 +345,7 @@ async def test_body_over_the_limit_is_413(
 
     r = await client.put(upload.url, content=chunks(), headers={"content-type": "image/jpeg"})
     assert "content-length" not in r.request.headers
-    assert_problem(r, 413)
+    assert_storage_problem(r, 413)
     assert stored_files(settings) == []
     await assert_not_downloadable(client, org, upload)
 
@@ -387,7 +372,7 @@ async def test_announcing_more_than_the_limit_is_400(
         },
         headers=org.manager.headers,
     )
-    body = assert_problem(r, 400)
+    body = assert_storage_problem(r, 400)
     assert [e["field"] for e in body["errors"]] == ["signature.size"]
 
 
@@ -397,7 +382,7 @@ async def test_unknown_file_id_with_valid_signature_is_404(
     storage: LocalStorage = app.state.storage
     url = storage.presign_put(StoredFile(id="f" * 32), "http://testserver")
     r = await client.put(url, content=JPEG, headers={"content-type": "image/jpeg"})
-    assert_problem(r, 404)
+    assert_storage_problem(r, 404)
     assert stored_files(settings) == []
 
 
@@ -611,7 +596,7 @@ async def test_second_put_is_409_and_the_file_is_unchanged(
 
     for data in (second, first):  # other bytes, or the same again: the URL is spent
         r = await client.put(upload.url, content=data, headers={"content-type": "image/jpeg"})
-        body = assert_problem(r, 409)
+        body = assert_storage_problem(r, 409)
         assert body["type"].endswith("/already-uploaded")
         assert "already uploaded" in body["detail"]
 
@@ -643,7 +628,7 @@ async def test_second_put_after_a_lost_write_is_409(
         )
 
     r = await client.put(upload.url, content=second, headers={"content-type": "image/jpeg"})
-    assert_problem(r, 409)
+    assert_storage_problem(r, 409)
     assert [p.read_bytes() for p in stored_files(settings)] == [first]
     got = await client.get(upload.download, headers=org.viewer.headers)
     assert got.status_code == 200, got.text

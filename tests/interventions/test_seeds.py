@@ -2,106 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import httpx
 
 from tests.factories import Org
-
-DATETIME_OUT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-
-# Members every page's response shows, first generation (000, 001, 003, 004)…
-SEED_MEMBERS_V1 = {
-    "id",
-    "status",
-    "type",
-    "description",
-    "imgSignature",
-    "codePin",
-    "autoCreated",
-    "creationStatus",
-    "scheduledStart",
-    "scheduledEnd",
-    "actualStart",
-    "actualEnd",
-    "providerName",
-    "providerEmail",
-    "providerActionComment",
-    "providerGeneralComment",
-    "assignedCompanyContactId",
-    "assignedUserId",
-    "verifiedByUserId",
-    "verifiedAt",
-    "decisionComment",
-    "attendeeCount",
-    "routineId",
-    "organizationId",
-    "createdByUserId",
-    "archivedAt",
-    "updatedAt",
-    "createdAt",
-}
-# … and second generation (002).
-SEED_MEMBERS_V2 = {
-    "id",
-    "status",
-    "type",
-    "description",
-    "imgSignature",
-    "codePin",
-    "autoCreated",
-    "creationStatus",
-    "scheduledStart",
-    "scheduledEnd",
-    "actualStart",
-    "actualEnd",
-    "providerName",
-    "providerEmail",
-    "providerActionComment",
-    "providerGeneralComment",
-    "assignedCompanyContactId",
-    "assignedProfileId",
-    "verifiedById",
-    "verifiedAt",
-    "decisionComment",
-    "routineId",
-    "organizationId",
-    "createdById",
-    "archivedAt",
-    "updatedAt",
-    "createdAt",
-    "companyId",
-    "negotiationEndDate",
-    "checkType",
-    "deletedAt",
-}
-DATETIME_MEMBERS = {
-    "scheduledStart",
-    "scheduledEnd",
-    "actualStart",
-    "actualEnd",
-    "verifiedAt",
-    "archivedAt",
-    "updatedAt",
-    "createdAt",
-    "negotiationEndDate",
-    "deletedAt",
-}
-
-
-def check_resource(data: dict[str, Any]) -> None:
-    """Both generations of names, consistent with each other, typed as the pages show."""
-    assert data.keys() >= SEED_MEMBERS_V1
-    assert data.keys() >= SEED_MEMBERS_V2
-    assert data["verifiedById"] == data["verifiedByUserId"]
-    assert data["createdById"] == data["createdByUserId"]
-    assert isinstance(data["id"], int)
-    assert data["id"] > 0
-    assert 100000 <= data["codePin"] <= 999999
-    assert isinstance(data["autoCreated"], bool)
-    for member in DATETIME_MEMBERS:
-        assert data[member] is None or DATETIME_OUT.match(data[member]), member
+from tests.helpers import check_resource
 
 
 async def test_000_create_curative(client: httpx.AsyncClient, factory: Any) -> None:
