@@ -228,7 +228,7 @@ async def layers(scale: Scale, pool: pools.Pools, calls: int, rounds: int) -> di
                     False,
                 ),
                 (
-                    "the read's 4 statements alone, db.Executor (service's)",
+                    "the read's 4 statements alone, db.Executor on a session's connection",
                     detail_sql_executor,
                     False,
                 ),

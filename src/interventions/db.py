@@ -39,6 +39,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import greenlet_spawn
 
 from interventions.config import Settings
 
@@ -378,12 +379,13 @@ class Executor:
     starts the driver's transaction only with its first statement.
     """
 
-    def __init__(self, dialect: Dialect, driver: Any, adapter: Any) -> None:
+    def __init__(self, dialect: Dialect, driver: Any, adapter: Any, *, begin: bool = True) -> None:
         self.dialect = dialect
         self.postgresql = dialect.name == "postgresql"
         self._driver = driver
         self._adapter = adapter
-        self._begun = not self.postgresql
+        # ``begin=False``: a connection of its own in autocommit (reads on PostgreSQL).
+        self._begun = not (self.postgresql and begin)
 
     @classmethod
     async def of(cls, session: AsyncSession) -> Executor:
@@ -486,26 +488,113 @@ def _database(request: Request) -> Database:
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
+class RequestDatabase:
+    """The request's database: its ORM session and the executor, opened when first asked for.
+
+    A write, and any request on SQLite, is one transaction (``BEGIN IMMEDIATE`` on SQLite for
+    writes): the executor then runs on the session's connection, inside it. A read on
+    PostgreSQL runs in autocommit, where READ COMMITTED gives every statement its own snapshot
+    in a transaction or not: the executor takes a pooled driver connection of its own and no
+    session is made unless the endpoint asks for one, so that a read moved to the executor
+    (the caller's look-up, the detailed read) pays for no ORM session at all.
+    """
+
+    def __init__(self, db: Database, read: bool) -> None:
+        self._db = db
+        self._read = read
+        self._session: AsyncSession | None = None
+        self._transaction: Any = None
+        self._executor: Executor | None = None
+        self._raw: Any = None
+
+    async def session(self) -> AsyncSession:
+        if self._session is None:
+            factory = self._db.reader if self._read else self._db.writer
+            session = factory()
+            self._transaction = await session.begin()
+            self._session = session
+        return self._session
+
+    async def executor(self) -> Executor:
+        if self._executor is None:
+            if self._read and not self._db.sqlite:
+                raw = self._raw = await _checkout(self._db.engine)
+                self._executor = Executor(
+                    self._db.engine.dialect,
+                    raw.driver_connection,
+                    raw.dbapi_connection,
+                    begin=False,
+                )
+            else:
+                self._executor = await Executor.of(await self.session())
+        return self._executor
+
+    async def finish(self, *, commit: bool) -> None:
+        """Commit (or roll back) and give the connections back."""
+        try:
+            if self._transaction is not None:
+                if commit:
+                    await self._transaction.commit()
+                else:
+                    await self._transaction.rollback()
+        finally:
+            if self._session is not None:
+                await self._session.close()
+            if self._raw is not None:
+                raw, self._raw = self._raw, None
+                await greenlet_spawn(raw.close)
+
+
+async def _checkout(engine: AsyncEngine) -> Any:
+    """A pooled driver connection; what connecting raised wrapped as SQLAlchemy wraps it for
+    its own connections (a ``DBAPIError`` without a statement), so that the handlers read a
+    database out of reach or out of room as a 503."""
+    try:
+        return await engine.raw_connection()
+    except DBAPIError:
+        raise
+    except Exception as error:
+        dialect = engine.dialect
+        if not isinstance(error, dialect.loaded_dbapi.Error):
+            raise
+        failed: Any = error
+        wrapped = DBAPIError.instance(
+            None,
+            None,
+            error,
+            dialect.loaded_dbapi.Error,
+            dialect=dialect,
+            connection_invalidated=dialect.is_disconnect(failed, None, None),
+        )
+        raise wrapped from error
+
+
+async def request_database(request: Request) -> AsyncIterator[RequestDatabase]:
     """The request's one transaction, shared by the caller's authentication and the endpoint.
 
-    Reads run in a read transaction; everything else in a write transaction (``BEGIN
-    IMMEDIATE`` on SQLite). Used as ``Depends(request_session, scope="function")`` (see
-    ``RequestSession``) so that the commit happens when the endpoint returns and before the
-    response is sent: a client is never told "done" about something that was not committed.
-    An exception rolls everything back.
+    Used as ``Depends(request_database, scope="function")`` so that the commit happens when
+    the endpoint returns and before the response is sent: a client is never told "done" about
+    something that was not committed. An exception rolls everything back, except a
+    ``RecordedRefusal``, which commits what it recorded and then refuses.
     """
-    db = _database(request)
-    factory = db.reader if request.method in READ_METHODS else db.writer
-    async with factory() as session:
-        refusal: RecordedRefusal | None = None
-        async with session.begin():
-            try:
-                yield session
-            except RecordedRefusal as exc:
-                refusal = exc  # leaving the block normally commits what it recorded
-        if refusal is not None:
-            raise refusal.error
+    ctx = RequestDatabase(_database(request), read=request.method in READ_METHODS)
+    try:
+        yield ctx
+    except RecordedRefusal as exc:
+        await ctx.finish(commit=True)
+        raise exc.error from None
+    except BaseException:
+        await ctx.finish(commit=False)
+        raise
+    await ctx.finish(commit=True)
 
 
-RequestSession = Annotated[AsyncSession, Depends(request_session, scope="function")]
+RequestDb = Annotated[RequestDatabase, Depends(request_database, scope="function")]
+
+
+async def request_session(ctx: RequestDb) -> AsyncSession:
+    """The request's ORM session, in the request's transaction (see ``RequestDatabase``)."""
+    return await ctx.session()
+
+
+RequestSession = Annotated[AsyncSession, Depends(request_session)]

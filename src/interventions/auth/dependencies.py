@@ -7,12 +7,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import and_, bindparam, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth import tokens
 from interventions.auth.models import AuthSession, Profile, User
 from interventions.auth.roles import WRITERS
-from interventions.db import Executor, RequestSession, Sql, utcnow
+from interventions.db import Executor, RequestDb, Sql, utcnow
 from interventions.errors import Forbidden, Unauthorized
 
 
@@ -66,7 +65,7 @@ _SESSION = Sql(
 
 
 async def resolve_caller(
-    session: AsyncSession, secret: str, authorization: str | None, session_token: str | None
+    db: Executor, secret: str, authorization: str | None, session_token: str | None
 ) -> Caller:
     access = tokens.decode(_bearer(authorization), secret, "access")
     if not session_token:
@@ -77,7 +76,7 @@ async def resolve_caller(
     )
     if (user_id, session_id) != (s_user_id, s_session_id):
         raise Unauthorized("The access token and the session token do not belong together.")
-    row = await (await Executor.of(session)).first(_SESSION, session_id=session_id)
+    row = await db.first(_SESSION, session_id=session_id)
     if row is None:
         raise Unauthorized("The session does not exist.")
     if row.user_id != user_id:
@@ -116,11 +115,11 @@ SECURITY_SCHEMES = {
 }
 
 
-async def current_caller(request: Request, session: RequestSession) -> Caller:
+async def current_caller(request: Request, db: RequestDb) -> Caller:
     """The caller, looked up in the request's own transaction (one per request)."""
     try:
         return await resolve_caller(
-            session,
+            await db.executor(),
             request.app.state.secret,
             request.headers.get("authorization"),
             request.headers.get("x-session-token"),

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import select
 
-from interventions.auth import service
+from interventions.auth import repository, service
 from interventions.auth.dependencies import CurrentCaller
-from interventions.auth.models import User
 from interventions.auth.passwords import PasswordGate
 from interventions.auth.schemas import (
     AccessTokenRead,
@@ -16,7 +14,8 @@ from interventions.auth.schemas import (
     RefreshRequest,
     TokensRead,
 )
-from interventions.db import RequestSession
+from interventions.db import RequestDb, RequestSession
+from interventions.errors import Unauthorized
 from interventions.openapi import errors_for
 from interventions.wire import Envelope
 
@@ -102,8 +101,10 @@ async def logout(
     responses=errors_for(401),
     summary="The caller: user, profile, organisation and role",
 )
-async def me(caller: CurrentCaller, session: RequestSession) -> Envelope[MeRead]:
-    user = (await session.execute(select(User).where(User.id == caller.user_id))).scalar_one()
+async def me(caller: CurrentCaller, db: RequestDb) -> Envelope[MeRead]:
+    user = await repository.user(await db.executor(), caller.user_id)
+    if user is None:  # deleted since the caller's session was read
+        raise Unauthorized("The account no longer exists.")
     return Envelope(
         data=MeRead(
             user_id=user.id,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import Field
 
 from interventions.auth.dependencies import CurrentCaller, CurrentWriter
-from interventions.db import RequestSession
+from interventions.db import RequestDb, RequestSession
 from interventions.interventions import search, service
 from interventions.interventions.schemas import (
     CancelRequest,
@@ -212,9 +212,9 @@ async def find_interventions(
     summary="Read one intervention, with its sites, rules, anomalies, history and actions",
 )
 async def get_intervention(
-    intervention_id: InterventionId, caller: CurrentCaller, session: ReadSession
+    intervention_id: InterventionId, caller: CurrentCaller, db: RequestDb
 ) -> Envelope[InterventionDetail]:
-    return Envelope(data=await search.detail(session, caller, intervention_id))
+    return Envelope(data=await search.detail(await db.executor(), caller, intervention_id))
 
 
 @router.delete(

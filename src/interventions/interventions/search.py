@@ -269,9 +269,8 @@ _HISTORY = Sql(
 )
 
 
-async def detail(session: AsyncSession, caller: Caller, intervention_id: int) -> InterventionDetail:
+async def detail(db: Executor, caller: Caller, intervention_id: int) -> InterventionDetail:
     """One intervention with its sites, site rules, rules, anomalies, history and actions."""
-    db = await Executor.of(session)
     row = await db.first(_DETAIL, organization_id=caller.organization_id, id=intervention_id)
     if row is None:
         raise NotFound(f"No intervention {intervention_id}.")
