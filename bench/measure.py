@@ -206,6 +206,7 @@ def service_settings(scale: Scale) -> Any:
 async def measure_service(scale: Scale, pool: pools.Pools) -> dict[str, Any]:
     """Statements per request of the service, in-process."""
     from interventions.app import create_app
+    from interventions.db import Executor
 
     app = create_app(service_settings(scale))
     log = StatementLog()
@@ -225,12 +226,15 @@ async def measure_service(scale: Scale, pool: pools.Pools) -> dict[str, Any]:
 
     event.listen(engine, "before_cursor_execute", before_cursor_execute)
     event.listen(engine, "connect", on_connect)
+    # Statements the driver runs for db.Executor do not pass through SQLAlchemy.
+    Executor.observers.append(log.statement)
     conn = await asyncpg.connect(config.database_url(scale))
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             return await _scenarios(_asgi_sender(client), log, conn, pool)
     finally:
+        Executor.observers.remove(log.statement)
         await conn.close()
         await app.state.db.dispose()
 

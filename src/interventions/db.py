@@ -379,6 +379,10 @@ class Executor:
     starts the driver's transaction only with its first statement.
     """
 
+    # Called with each statement's SQL before it runs (bench/measure.py counts them); empty in
+    # the service, where it costs one test per statement.
+    observers: ClassVar[list[Callable[[str], None]]] = []
+
     def __init__(self, dialect: Dialect, driver: Any, adapter: Any, *, begin: bool = True) -> None:
         self.dialect = dialect
         self.postgresql = dialect.name == "postgresql"
@@ -428,6 +432,8 @@ class Executor:
         """Every row, as records of the statement's columns."""
         c = sql.compiled(self.dialect)
         args = c.arguments(params)
+        for observe in self.observers:
+            observe(c.sql)
         try:
             if not self._begun:
                 await self._begin()
@@ -454,6 +460,8 @@ class Executor:
         """A statement returning no rows; how many rows it touched."""
         c = sql.compiled(self.dialect)
         args = c.arguments(params)
+        for observe in self.observers:
+            observe(c.sql)
         try:
             if not self._begun:
                 await self._begin()
