@@ -28,8 +28,8 @@ from interventions.errors import (
     unavailable_summary,
 )
 from interventions.http import BodyGuard
-from interventions.interventions.router_mb import router as mobile_router
-from interventions.interventions.router_rs import router as interventions_router
+from interventions.interventions.mobile import router as mobile_router
+from interventions.interventions.web import router as interventions_router
 from interventions.notifications.router import router as notifications_router
 from interventions.openapi import (
     default_operation_id,

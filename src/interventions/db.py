@@ -18,6 +18,7 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     DateTime,
+    Integer,
     MetaData,
     Table,
     Text,
@@ -54,6 +55,10 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+# Every id column: 64-bit on PostgreSQL; INTEGER on SQLite, whose rowid aliasing needs it.
+ID = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def table_of(model: type[Base]) -> Table:

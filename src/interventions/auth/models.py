@@ -9,8 +9,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstra
 from sqlalchemy.orm import Mapped, mapped_column
 
 from interventions.auth.roles import Role
-from interventions.db import Base, UTCDateTime, utcnow
-from interventions.references.models import ID
+from interventions.db import ID, Base, UTCDateTime, utcnow
 
 ROLES = tuple(Role)
 

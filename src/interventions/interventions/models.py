@@ -19,8 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from interventions.db import Base, UTCDateTime, utcnow
-from interventions.references.models import ID
+from interventions.db import ID, Base, UTCDateTime, utcnow
 
 
 class Intervention(Base):

@@ -7,8 +7,7 @@ import datetime as dt
 from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from interventions.db import Base, UTCDateTime, utcnow
-from interventions.references.models import ID
+from interventions.db import ID, Base, UTCDateTime, utcnow
 
 
 class Notification(Base):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (
-    BigInteger,
     Boolean,
     CheckConstraint,
     ForeignKey,
@@ -18,9 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from interventions.db import Base, UTCDateTime, utcnow
-
-ID = BigInteger().with_variant(Integer(), "sqlite")  # SQLite rowid aliasing needs INTEGER
+from interventions.db import ID, Base, UTCDateTime, utcnow
 
 
 class Organization(Base):
