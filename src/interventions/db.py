@@ -398,9 +398,16 @@ class Executor:
 
     @classmethod
     async def of(cls, session: AsyncSession) -> Executor:
+        """The executor on the session's connection, made once per connection."""
         connection = await session.connection()
+        cached = session.info.get("executor")
+        if cached is not None and cached[0] is connection:
+            executor: Executor = cached[1]
+            return executor
         raw = await connection.get_raw_connection()
-        return cls(connection.dialect, raw.driver_connection, raw.dbapi_connection)
+        executor = cls(connection.dialect, raw.driver_connection, raw.dbapi_connection)
+        session.info["executor"] = (connection, executor)
+        return executor
 
     async def _begin(self) -> None:
         adapter = self._adapter

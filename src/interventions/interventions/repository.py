@@ -11,7 +11,7 @@ from sqlalchemy import Select, bindparam, delete, insert, literal, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.models import Profile
-from interventions.db import execute_core, table_of, utcnow
+from interventions.db import Executor, Sql, execute_core, table_of, utcnow
 from interventions.errors import NotFound
 from interventions.interventions.lifecycle import Kind
 from interventions.interventions.models import (
@@ -262,7 +262,17 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-_INSERT_HISTORY = insert(table_of(InterventionHistory))
+_HISTORY = table_of(InterventionHistory)
+_INSERT_HISTORY = Sql(
+    insert(_HISTORY).values(
+        organization_id=bindparam("organization_id"),
+        intervention_id=bindparam("intervention_id"),
+        user_id=bindparam("user_id"),
+        action=bindparam("action"),
+        changes=bindparam("changes"),
+        created_at=bindparam("created_at"),
+    )
+)
 
 
 async def record_history(
@@ -284,15 +294,13 @@ async def record_history(
         )
         for key, v in changes.items()
     }
-    await execute_core(
-        session,
+    db = await Executor.of(session)  # on the session's connection: its transaction
+    await db.execute(
         _INSERT_HISTORY,
-        {
-            "organization_id": intervention.organization_id,
-            "intervention_id": intervention.id,
-            "user_id": user_id,
-            "action": action,
-            "changes": payload,
-            "created_at": utcnow(),
-        },
+        organization_id=intervention.organization_id,
+        intervention_id=intervention.id,
+        user_id=user_id,
+        action=action,
+        changes=payload,
+        created_at=utcnow(),
     )
