@@ -426,22 +426,11 @@ class Executor:
                 self._adapter._handle_exception(error)  # raises the DB-API translation
             except Exception as translated:
                 orig = translated
-        # A lost connection is flagged as SQLAlchemy flags it (the dialect's own test), so
-        # that it reads as the database being out of reach (503), not a failed statement.
-        failed: Any = orig
-        lost = self.dialect.is_disconnect(failed, self._adapter, None)
-        wrapped: BaseException = DBAPIError.instance(
-            c.sql,
-            args,
-            orig,
-            self.dialect.loaded_dbapi.Error,
-            dialect=self.dialect,
-            connection_invalidated=lost,
-        )
+        wrapped = _as_sqlalchemy_error(self.dialect, orig, c.sql, args, self._adapter)
         return wrapped if isinstance(wrapped, Exception) else error
 
-    async def all(self, sql: Sql, **params: Any) -> list[Any]:
-        """Every row, as records of the statement's columns."""
+    async def _run(self, sql: Sql, params: dict[str, Any], *, rows: bool) -> Any:
+        """The statement's rows (``rows``), or how many rows it touched."""
         c = sql.compiled(self.dialect)
         args = c.arguments(params)
         for observe in self.observers:
@@ -450,14 +439,23 @@ class Executor:
             if not self._begun:
                 await self._begin()
             if self.postgresql:
-                rows = await self._driver.fetch(c.sql, *args)
-            else:
-                cursor = await self._driver.execute(c.sql, args)
-                rows = await cursor.fetchall()
+                if rows:
+                    return [c.row(r) for r in await self._driver.fetch(c.sql, *args)]
+                status: str = await self._driver.execute(c.sql, *args)
+                tail = status.rsplit(" ", 1)[-1]
+                return int(tail) if tail.isdigit() else 0
+            cursor = await self._driver.execute(c.sql, args)
+            try:
+                return [c.row(r) for r in await cursor.fetchall()] if rows else cursor.rowcount
+            finally:
                 await cursor.close()
         except Exception as error:
             raise self._error(error, c, args) from error
-        return [c.row(r) for r in rows]
+
+    async def all(self, sql: Sql, **params: Any) -> list[Any]:
+        """Every row, as records of the statement's columns."""
+        found: list[Any] = await self._run(sql, params, rows=True)
+        return found
 
     async def first(self, sql: Sql, **params: Any) -> Any:
         """The first row, or ``None``."""
@@ -470,23 +468,25 @@ class Executor:
 
     async def execute(self, sql: Sql, **params: Any) -> int:
         """A statement returning no rows; how many rows it touched."""
-        c = sql.compiled(self.dialect)
-        args = c.arguments(params)
-        for observe in self.observers:
-            observe(c.sql)
-        try:
-            if not self._begun:
-                await self._begin()
-            if self.postgresql:
-                status: str = await self._driver.execute(c.sql, *args)
-                tail = status.rsplit(" ", 1)[-1]
-                return int(tail) if tail.isdigit() else 0
-            cursor = await self._driver.execute(c.sql, args)
-            count: int = cursor.rowcount
-            await cursor.close()
-            return count
-        except Exception as error:
-            raise self._error(error, c, args) from error
+        count: int = await self._run(sql, params, rows=False)
+        return count
+
+
+def _as_sqlalchemy_error(
+    dialect: Dialect, error: Exception, statement: str | None, params: Any, connection: Any
+) -> BaseException:
+    """A driver's error wrapped as SQLAlchemy wraps those of its own statements and
+    connections (``IntegrityError``, ``DBAPIError``…), a lost connection flagged with the
+    dialect's own test: the handlers then read it as the database out of reach (503)."""
+    failed: Any = error
+    return DBAPIError.instance(
+        statement,
+        params,
+        error,
+        dialect.loaded_dbapi.Error,
+        dialect=dialect,
+        connection_invalidated=dialect.is_disconnect(failed, connection, None),
+    )
 
 
 class RecordedRefusal(Exception):
@@ -574,19 +574,9 @@ async def _checkout(engine: AsyncEngine) -> Any:
     except DBAPIError:
         raise
     except Exception as error:
-        dialect = engine.dialect
-        if not isinstance(error, dialect.loaded_dbapi.Error):
+        if not isinstance(error, engine.dialect.loaded_dbapi.Error):
             raise
-        failed: Any = error
-        wrapped = DBAPIError.instance(
-            None,
-            None,
-            error,
-            dialect.loaded_dbapi.Error,
-            dialect=dialect,
-            connection_invalidated=dialect.is_disconnect(failed, None, None),
-        )
-        raise wrapped from error
+        raise _as_sqlalchemy_error(engine.dialect, error, None, None, None) from error
 
 
 async def request_database(request: Request) -> AsyncIterator[RequestDatabase]:
