@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from pydantic.alias_generators import to_camel
 from sqlalchemy import Select, bindparam, delete, insert, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -248,12 +249,6 @@ def no_links() -> dict[str, list[int]]:
     return {member: [] for member in LINK_TABLES}
 
 
-def wire_name(member: str) -> str:
-    """A member's name as the API spells it (``scheduled_start`` → ``scheduledStart``)."""
-    head, *rest = member.split("_")
-    return head + "".join(p[:1].upper() + p[1:] for p in rest)
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return format_datetime(value)
@@ -285,9 +280,10 @@ async def record_history(
 ) -> None:
     """Append one history entry (written now, with Core: the intervention exists already).
     ``changes`` maps a member to ``(before, after)``; members are recorded by their wire
-    names (SPEC §4.3), whichever spelling the caller used."""
+    names (SPEC §4.3), whichever spelling the caller used: the alias generator the schemas
+    use, so that history and bodies name a member alike."""
     payload = {
-        wire_name(key): (
+        to_camel(key): (
             {"from": _jsonable(v[0]), "to": _jsonable(v[1])}
             if isinstance(v, tuple)
             else _jsonable(v)

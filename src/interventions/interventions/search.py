@@ -9,6 +9,7 @@ from enum import StrEnum
 from operator import attrgetter
 from typing import Any
 
+from pydantic.alias_generators import to_camel
 from sqlalchemy import (
     ColumnElement,
     Integer,
@@ -318,7 +319,7 @@ async def detail(db: Executor, caller: Caller, intervention_id: int) -> Interven
                 action=h.action,
                 user_id=h.user_id,
                 # Entries written before the wire names were used are read with them too.
-                changes={repo.wire_name(k): v for k, v in h.changes.items()},
+                changes={to_camel(k): v for k, v in h.changes.items()},
                 created_at=h.created_at,
             )
             for h in history

@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from pydantic.alias_generators import to_camel
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -341,7 +342,7 @@ async def _apply_common(
     fields = body.model_fields_set
     for name in ("scheduled_start", "scheduled_end", "creation_status"):
         if name in fields and getattr(body, name) is None:
-            raise NotNullable(_camel(name))
+            raise NotNullable(to_camel(name))
     start = body.scheduled_start if "scheduled_start" in fields else intervention.scheduled_start
     end = body.scheduled_end if "scheduled_end" in fields else intervention.scheduled_end
     check_schedule(start, end)
@@ -387,11 +388,6 @@ async def _apply_common(
             changes.set("actual_start", intervention.scheduled_start)
             changes.set("actual_end", intervention.scheduled_end)
     return previous, current
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(p.title() for p in rest)
 
 
 async def _finish_update(
