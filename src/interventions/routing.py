@@ -104,15 +104,16 @@ def resource_of(shapes: Sequence[RouteShape], path: str) -> list[RouteShape]:
     return [s for s in matching if s.rank == best]
 
 
-def allowed_methods(shapes: Sequence[RouteShape], path: str) -> frozenset[str]:
-    """The methods ``path`` takes (empty when no route matches it: a 404)."""
-    return frozenset().union(*(s.methods for s in resource_of(shapes, path)))
+def allowed_methods(resource: Sequence[RouteShape]) -> frozenset[str]:
+    """The methods a path takes, from its routes (empty when none matches it: a 404)."""
+    return frozenset().union(*(s.methods for s in resource))
 
 
-def unknown_query(shapes: Sequence[RouteShape], path: str, method: str, query: bytes) -> list[str]:
-    """The query parameters that no route of ``path`` taking ``method`` declares."""
+def unknown_query(resource: Sequence[RouteShape], method: str, query: bytes) -> list[str]:
+    """The query parameters that no route of the path (``resource``) taking ``method``
+    declares."""
     declared: set[str] = set()
-    for shape in resource_of(shapes, path):
+    for shape in resource:
         if method in shape.methods:
             if shape.query is None:
                 return []
@@ -149,14 +150,15 @@ class MethodGuard:
             root: str = scope.get("root_path", "")
             if root and path.startswith(root):
                 path = path[len(root) :] or "/"
-            candidates = self.index(scope["app"]).candidates(path)
-            allowed = allowed_methods(candidates, path)
+            # The path's routes, found once for both checks.
+            resource = resource_of(self.index(scope["app"]).candidates(path), path)
+            allowed = allowed_methods(resource)
             if allowed and scope["method"] not in allowed:
                 response = method_not_allowed(scope["method"], path, allow_header(allowed))
                 await response(scope, receive, send)
                 return
             query: bytes = scope.get("query_string", b"")
-            unknown = unknown_query(candidates, path, scope["method"], query) if query else []
+            unknown = unknown_query(resource, scope["method"], query) if query else []
             if unknown:
                 error = BadRequest(
                     f"Unknown query parameters: {', '.join(unknown)}.",
