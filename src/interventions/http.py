@@ -16,14 +16,19 @@ def _is_json(content_type: str) -> bool:
     return media == "application/json"
 
 
-def _declared_size(content_length: str | None) -> int:
-    """The declared body length; -1 when absent or malformed (then bodies are counted)."""
+def declared_length(content_length: str | None) -> int | None:
+    """The request's ``Content-Length`` as a number, ``None`` when absent or malformed (then
+    bodies are counted as they come)."""
     if content_length is None:
-        return -1
+        return None
     try:
         return int(content_length)
     except ValueError:
-        return -1
+        return None
+
+
+def too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The request body is larger than {limit} bytes.")
 
 
 class BodyGuard:
@@ -53,18 +58,18 @@ class BodyGuard:
             return
         path: str = scope["path"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        declared = _declared_size(headers.get("content-length"))
+        declared = declared_length(headers.get("content-length"))
         raw_limit = self.raw_body_limit(path)
         if raw_limit is not None:
-            if declared > raw_limit:
-                await self._reject(scope, send, self._too_large(raw_limit))
+            if declared is not None and declared > raw_limit:
+                await self._reject(scope, send, too_large(raw_limit))
                 return
             await self.app(scope, receive, send)
             return
 
         limit = self.max_body_bytes
-        if declared > limit:
-            await self._reject(scope, send, self._too_large(limit))
+        if declared is not None and declared > limit:
+            await self._reject(scope, send, too_large(limit))
             return
 
         chunks: list[bytes] = []
@@ -77,7 +82,7 @@ class BodyGuard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await self._reject(scope, send, self._too_large(limit))
+                await self._reject(scope, send, too_large(limit))
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -117,10 +122,6 @@ class BodyGuard:
             return await receive()
 
         await self.app(scope, replay, send)
-
-    @staticmethod
-    def _too_large(limit: int) -> PayloadTooLarge:
-        return PayloadTooLarge(f"The request body is larger than {limit} bytes.")
 
     @staticmethod
     async def _reject(scope: Scope, send: Send, error: AppError) -> None:

@@ -27,7 +27,8 @@ from starlette.responses import Response
 
 from interventions.config import Settings
 from interventions.db import utcnow
-from interventions.errors import AppError, BadRequest, Conflict, PayloadTooLarge
+from interventions.errors import AppError, BadRequest, Conflict
+from interventions.http import declared_length, too_large
 from interventions.storage.models import StoredFile
 
 UPLOAD_PREFIX = "/storage/v1/uploads/"
@@ -252,25 +253,11 @@ def check_announced(stored: StoredFile, content_type: str, content_length: str |
         raise BadRequest("The upload does not match the announced file.", errors=errors)
 
 
-def declared_length(content_length: str | None) -> int | None:
-    """The request's ``Content-Length`` as a number, ``None`` when absent or malformed."""
-    if content_length is None:
-        return None
-    try:
-        return int(content_length)
-    except ValueError:
-        return None
-
-
 def _mismatch(message: str) -> BadRequest:
     return BadRequest(
         "The upload does not match the announced file.",
         errors=[{"field": "body", "message": message}],
     )
-
-
-def too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"The request body is larger than {limit} bytes.")
 
 
 async def _stream_to(
