@@ -18,6 +18,28 @@ from interventions.errors import AppError, Forbidden, Unauthorized, Unprocessabl
 WRONG_CREDENTIALS = "The e-mail or the password is wrong."
 
 
+def login_limits(
+    settings: Settings, email: str, client: str
+) -> tuple[rate_limit.Limit, rate_limit.Limit]:
+    """What a password attempt is charged to: per (e-mail, client) and per client whatever
+    the e-mail. Every place that checks a password (login, accepting an invitation with one)
+    charges these, so they share one count."""
+    return (
+        rate_limit.Limit(
+            f"login:{email}:{client}",
+            settings.login_max_failures,
+            settings.login_window_seconds,
+            "failed logins",
+        ),
+        rate_limit.Limit(
+            f"login-client:{client}",
+            settings.login_client_max_failures,
+            settings.login_client_window_seconds,
+            "failed logins from this address",
+        ),
+    )
+
+
 async def login(
     db: Database,
     settings: Settings,
@@ -36,18 +58,7 @@ async def login(
     burst of concurrent attempts is verified at most as many times as the limits allow.
     """
     email = email.strip().lower()
-    account = rate_limit.Limit(
-        f"login:{email}:{client}",
-        settings.login_max_failures,
-        settings.login_window_seconds,
-        "failed logins",
-    )
-    per_client = rate_limit.Limit(
-        f"login-client:{client}",
-        settings.login_client_max_failures,
-        settings.login_client_window_seconds,
-        "failed logins from this address",
-    )
+    account, per_client = login_limits(settings, email, client)
     with gate.admit():  # before the charge: a login turned away here costs nothing
         async with db.writer() as session, session.begin():
             charged = await rate_limit.charge(session, [account, per_client])

@@ -21,6 +21,7 @@ from interventions.auth import rate_limit
 from interventions.auth.dependencies import Caller
 from interventions.auth.models import Invitation, Profile, User
 from interventions.auth.passwords import PasswordGate, hash_password
+from interventions.auth.service import login_limits
 from interventions.config import Settings
 from interventions.db import Database, utcnow
 from interventions.errors import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
@@ -260,24 +261,6 @@ async def accept_as_caller(session: AsyncSession, caller: Caller, token: str) ->
 WRONG_PASSWORD = "The password is not the one of the invited e-mail's account."
 
 
-def _login_limits(settings: Settings, email: str, client: str) -> list[rate_limit.Limit]:
-    """The limits login charges (same keys): a password tried here is a login attempt."""
-    return [
-        rate_limit.Limit(
-            f"login:{email}:{client}",
-            settings.login_max_failures,
-            settings.login_window_seconds,
-            "failed logins",
-        ),
-        rate_limit.Limit(
-            f"login-client:{client}",
-            settings.login_client_max_failures,
-            settings.login_client_window_seconds,
-            "failed logins from this address",
-        ),
-    ]
-
-
 async def accept_with_password(
     db: Database,
     settings: Settings,
@@ -302,7 +285,7 @@ async def accept_with_password(
             invitation = _check_open(
                 await repo.invitation_by_token(session, digest, lock=False), utcnow()
             )
-            limits = _login_limits(settings, invitation.email, client)
+            limits = login_limits(settings, invitation.email, client)
             existing = (
                 await session.execute(repo.user_by_email(invitation.email))
             ).scalar_one_or_none()
