@@ -171,3 +171,46 @@ async def test_missing_parameter_is_a_programming_error(database: Database) -> N
         db = await Executor.of(s)
         with pytest.raises(KeyError):
             await db.all(SITES_AMONG, organization_id=1)
+
+
+ADD_SITE = Sql(insert(SITES).values(organization_id=bindparam("org"), name=bindparam("name")))
+NEW_SITE = Sql(
+    insert(SITES)
+    .values(organization_id=bindparam("org"), name=bindparam("name"))
+    .returning(SITES.c.id, SITES.c.created_at)
+)
+
+
+async def test_a_transaction_of_its_own_commits_or_rolls_back(
+    database: Database, factory: Factory
+) -> None:
+    org = await factory.org()
+
+    class Abort(Exception):
+        pass
+
+    async def add_then_abort() -> None:
+        async with database.transaction() as db:
+            await db.many(ADD_SITE, [{"org": org.id, "name": "gone"}] * 3)
+            assert await db.scalar(COUNT_SITES, org=org.id) == 6  # its own writes, seen
+            raise Abort
+
+    with pytest.raises(Abort):
+        await add_then_abort()
+    async with database.transaction() as db:
+        await db.many(ADD_SITE, [{"org": org.id, "name": n} for n in ("a", "b")])
+        made = await db.first(NEW_SITE, org=org.id, name="c")
+    # The column's Python-side default (``created_at = utcnow``) is made as SQLAlchemy would.
+    assert made.created_at.tzinfo is not None
+    assert abs((made.created_at - dt.datetime.now(dt.UTC)).total_seconds()) < 60
+    async with database.transaction(write=False) as db:
+        assert await db.scalar(COUNT_SITES, org=org.id) == 6
+    async def duplicate() -> None:
+        async with database.transaction() as db:
+            await db.execute(DUPLICATE_SITE, id=org.site_ids[0], org=org.id)
+
+    with pytest.raises(IntegrityError):
+        await duplicate()
+    # The connection went back to the pool with nothing open: the next transaction works.
+    async with database.transaction() as db:
+        assert await db.scalar(COUNT_SITES, org=org.id) == 6

@@ -8,7 +8,8 @@ import json
 import sys
 from collections import namedtuple
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar
 
 from fastapi import Depends, Request
@@ -144,6 +145,31 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+    @asynccontextmanager
+    async def transaction(self, *, write: bool = True) -> AsyncIterator[Executor]:
+        """An executor on a pooled driver connection of its own, in one transaction (see
+        ``Executor.start``), committed when the block ends and rolled back if it raises: for
+        what runs outside requests (the outbox relay, the planner, the CLI)."""
+        raw = await _checkout(self.engine)
+        try:
+            executor = Executor(
+                self.engine.dialect, raw.driver_connection, raw.dbapi_connection, begin=False
+            )
+            await executor.start(write=write)
+            try:
+                yield executor
+            except BaseException:
+                await executor.end(commit=False)
+                raise
+            await executor.end(commit=True)
+        except BaseException:
+            # A connection whose transaction could not be ended is not given back for reuse.
+            if _in_transaction(raw):
+                raw.invalidate()
+            raise
+        finally:
+            await greenlet_spawn(raw.close)
 
 
 def create_database(
@@ -306,11 +332,19 @@ class Compiled:
     binds: tuple[Processor | None, ...]
     record: Any  # a namedtuple class of the result columns, or None
     columns: tuple[Processor | None, ...]
+    # Columns' Python-side ``default``/``onupdate`` (``utcnow``…), made when not given, as
+    # SQLAlchemy's execution context would.
+    generated: dict[str, Callable[[], Any]] = field(default_factory=dict)
 
     def arguments(self, params: dict[str, Any]) -> list[Any]:
         out = []
         for name, process in zip(self.names, self.binds, strict=True):
-            value = params[name] if name in params else self.defaults[name]
+            if name in params:
+                value = params[name]
+            elif name in self.generated:
+                value = self.generated[name]()
+            else:
+                value = self.defaults[name]
             out.append(process(value) if process is not None and value is not None else value)
         return out
 
@@ -358,6 +392,12 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> Compiled:
         if not bind.required:
             defaults[name] = bind.effective_value
         binds.append(bind.type._cached_bind_processor(dialect))
+    generated: dict[str, Callable[[], Any]] = {}
+    for attribute, key in (("insert_prefetch", "default"), ("update_prefetch", "onupdate")):
+        for column in getattr(compiled, attribute, None) or ():
+            made = _generator(getattr(column, key))
+            if made is not None and column.key in names:
+                generated[column.key] = made
     record: Any = None
     columns: list[Processor | None] = []
     if compiled._result_columns:
@@ -372,7 +412,22 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> Compiled:
         binds=tuple(binds),
         record=record,
         columns=tuple(columns),
+        generated=generated,
     )
+
+
+def _generator(default: Any) -> Callable[[], Any] | None:
+    """What makes a column's Python-side default: its callable (SQLAlchemy wraps every one
+    to take an execution context, which none here uses) or its constant."""
+    if default is None:
+        return None
+    if default.is_callable:
+        arg = default.arg
+        return lambda: arg(None)
+    if default.is_scalar:
+        value = default.arg
+        return lambda: value
+    return None
 
 
 class Executor:
@@ -388,13 +443,25 @@ class Executor:
     # the service, where it costs one test per statement.
     observers: ClassVar[list[Callable[[str], None]]] = []
 
-    def __init__(self, dialect: Dialect, driver: Any, adapter: Any, *, begin: bool = True) -> None:
+    def __init__(
+        self,
+        dialect: Dialect,
+        driver: Any,
+        adapter: Any,
+        *,
+        begin: bool = True,
+        session: AsyncSession | None = None,
+    ) -> None:
         self.dialect = dialect
         self.postgresql = dialect.name == "postgresql"
         self._driver = driver
         self._adapter = adapter
-        # ``begin=False``: a connection of its own in autocommit (reads on PostgreSQL).
+        # ``begin=False``: a connection of its own, in autocommit or in a transaction begun
+        # with ``start`` (no adapter state to keep in step).
         self._begun = not (self.postgresql and begin)
+        # Transitional: the ORM session this executor shares a transaction with, for code not
+        # yet moved to the executor. ``None`` on a connection of the executor's own.
+        self.session = session
 
     @classmethod
     async def of(cls, session: AsyncSession) -> Executor:
@@ -405,9 +472,38 @@ class Executor:
             executor: Executor = cached[1]
             return executor
         raw = await connection.get_raw_connection()
-        executor = cls(connection.dialect, raw.driver_connection, raw.dbapi_connection)
+        executor = cls(
+            connection.dialect, raw.driver_connection, raw.dbapi_connection, session=session
+        )
         session.info["executor"] = (connection, executor)
         return executor
+
+    async def _driver_sql(self, sql: str) -> None:
+        """A statement of transaction control, straight to the driver."""
+        try:
+            if self.postgresql:
+                await self._driver.execute(sql)
+            else:
+                await (await self._driver.execute(sql)).close()
+        except Exception as error:
+            raise self._error(error, Compiled(sql, (), {}, (), None, ()), []) from error
+
+    async def start(self, *, write: bool) -> None:
+        """Begin a transaction on a connection of the executor's own (``begin=False``):
+        ``BEGIN IMMEDIATE`` for a write on SQLite, so that writers queue on the database
+        lock instead of failing to upgrade a read lock; a read there still gets one
+        snapshot. A read on PostgreSQL needs none (READ COMMITTED, autocommit)."""
+        if self.postgresql:
+            if write:
+                await self._driver_sql("BEGIN")
+        else:
+            await self._driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    async def end(self, *, commit: bool) -> None:
+        """Commit or roll back what ``start`` began (nothing if nothing is open)."""
+        open_ = self._driver.is_in_transaction() if self.postgresql else self._driver.in_transaction
+        if open_:
+            await self._driver_sql("COMMIT" if commit else "ROLLBACK")
 
     async def _begin(self) -> None:
         adapter = self._adapter
@@ -470,6 +566,36 @@ class Executor:
         """A statement returning no rows; how many rows it touched."""
         count: int = await self._run(sql, params, rows=False)
         return count
+
+    async def many(self, sql: Sql, rows: Sequence[dict[str, Any]]) -> None:
+        """The statement once per parameter set (links, a batch of rows), in one call to the
+        driver: asyncpg pipelines them, SQLite runs them in a loop in its thread."""
+        if not rows:
+            return
+        c = sql.compiled(self.dialect)
+        batch = [c.arguments(params) for params in rows]
+        for observe in self.observers:
+            observe(c.sql)
+        try:
+            if not self._begun:
+                await self._begin()
+            if self.postgresql:
+                await self._driver.executemany(c.sql, batch)
+            else:
+                await (await self._driver.executemany(c.sql, batch)).close()
+        except Exception as error:
+            raise self._error(error, c, batch) from error
+
+
+async def executor_of(source: Executor | AsyncSession) -> Executor:
+    """Transitional, while code moves from the ORM session to the executor: the executor of
+    ``source``, in its transaction, the session's pending rows flushed first so that the
+    executor's statements see them."""
+    if isinstance(source, Executor):
+        return source
+    if source.new or source.dirty or source.deleted:
+        await source.flush()
+    return await Executor.of(source)
 
 
 def _as_sqlalchemy_error(
@@ -563,6 +689,18 @@ class RequestDatabase:
             if self._raw is not None:
                 raw, self._raw = self._raw, None
                 await greenlet_spawn(raw.close)
+
+
+def _in_transaction(raw: Any) -> bool:
+    driver = raw.driver_connection
+    if driver is None:
+        return False
+    try:
+        if hasattr(driver, "is_in_transaction"):  # asyncpg
+            return bool(driver.is_in_transaction())
+        return bool(driver.in_transaction)  # aiosqlite
+    except Exception:  # a connection already closed: nothing open on it
+        return False
 
 
 async def _checkout(engine: AsyncEngine) -> Any:
