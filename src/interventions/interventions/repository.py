@@ -12,7 +12,7 @@ from sqlalchemy import Select, bindparam, delete, insert, literal, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.models import Profile
-from interventions.db import Executor, Sql, execute_core, table_of, utcnow
+from interventions.db import Executor, Sql, any_of, execute_core, executor_of, table_of, utcnow
 from interventions.errors import NotFound
 from interventions.interventions.lifecycle import Kind
 from interventions.interventions.models import (
@@ -112,8 +112,12 @@ _LINKS = union_all(
         for member, (model, column) in LINK_TABLES.items()
     )
 )
-_PROFILE_USERS = select(Profile.id, Profile.user_id).where(
-    Profile.id.in_(bindparam("ids", expanding=True))
+_PROFILES = table_of(Profile)
+_PROFILE_USERS = Sql(
+    select(_PROFILES.c.id, _PROFILES.c.user_id).where(
+        _PROFILES.c.organization_id == bindparam("organization_id"),
+        any_of(_PROFILES.c.id, "ids"),
+    )
 )
 
 
@@ -133,12 +137,16 @@ async def links(
     return out
 
 
-async def profile_users(session: AsyncSession, profile_ids: Iterable[int | None]) -> dict[int, int]:
+async def profile_users(
+    db: Executor | AsyncSession, organization_id: int, profile_ids: Iterable[int | None]
+) -> dict[int, int]:
+    """The user of each of the organisation's profiles among ``profile_ids``."""
     wanted = sorted({p for p in profile_ids if p is not None})
     if not wanted:
         return {}
-    rows = await execute_core(session, _PROFILE_USERS, {"ids": wanted})
-    return {pid: uid for pid, uid in rows.all()}
+    db = await executor_of(db)
+    rows = await db.all(_PROFILE_USERS, organization_id=organization_id, ids=wanted)
+    return {pid: uid for pid, uid in rows}
 
 
 def signature_path(file_id: str | None) -> str | None:
@@ -237,7 +245,8 @@ async def _users(
     wanted = [i.assigned_profile_id for i in interventions if i.assigned_profile_id not in known]
     if not wanted:
         return known
-    return {**known, **await profile_users(session, wanted)}
+    org = interventions[0].organization_id
+    return {**known, **await profile_users(session, org, wanted)}
 
 
 def _user_of(intervention: Intervention, users: Mapping[int, int]) -> int | None:

@@ -26,7 +26,8 @@ async def _routine_reads(session: AsyncSession, routines: Sequence[Routine]) -> 
     """Wire form of routines: one statement for all their site rules, one for the users of
     their assignees."""
     site_rules = await repository.site_rule_ids_of_routines(session, [r.id for r in routines])
-    users = await profile_users(session, (r.assigned_profile_id for r in routines))
+    org = routines[0].organization_id if routines else 0
+    users = await profile_users(session, org, (r.assigned_profile_id for r in routines))
     return [
         RoutineRead(
             id=r.id,
