@@ -205,6 +205,7 @@ async def test_a_transaction_of_its_own_commits_or_rolls_back(
     assert abs((made.created_at - dt.datetime.now(dt.UTC)).total_seconds()) < 60
     async with database.transaction(write=False) as db:
         assert await db.scalar(COUNT_SITES, org=org.id) == 6
+
     async def duplicate() -> None:
         async with database.transaction() as db:
             await db.execute(DUPLICATE_SITE, id=org.site_ids[0], org=org.id)

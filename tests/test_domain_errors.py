@@ -34,6 +34,7 @@ SAMPLES: dict[type[AppError], AppError] = {
     errors.AlreadyCancelled: errors.AlreadyCancelled(REFUSED),
     errors.NotForThisKind: errors.NotForThisKind(REFUSED),
     errors.VerifiedMeanwhile: errors.VerifiedMeanwhile(),
+    errors.ChangedMeanwhile: errors.ChangedMeanwhile(),
     errors.AnomalyTaken: errors.AnomalyTaken(),
     errors.NotNullable: errors.NotNullable("ruleId"),
     errors.SignatureMissing: errors.SignatureMissing(),

@@ -63,6 +63,12 @@ def _scoped_tables(*criteria: Any) -> set[Table]:
     return found
 
 
+def _is_parameter(element: Any) -> bool:
+    """A bound parameter, maybe under a label (``SELECT $1 AS anon_1``)."""
+    inner = getattr(element, "element", element)
+    return isinstance(inner, BindParameter)
+
+
 def _tenant(table: Table) -> bool:
     return "organization_id" in table.c
 
@@ -91,6 +97,13 @@ def unscoped_tables(statement: Any) -> list[str]:
         elif isinstance(element, Insert):
             table = element.table
             if isinstance(table, Table) and _tenant(table):
+                if element.select is not None:  # INSERT … SELECT: the organisation a parameter
+                    names = [str(n) for n in element._select_names or ()]
+                    columns = list(element.select.selected_columns)
+                    given = dict(zip(names, columns, strict=False)).get("organization_id")
+                    if given is None or not _is_parameter(given):
+                        missing.append(f"INSERT {table.name}")
+                    continue
                 named = {c.key if hasattr(c, "key") else str(c) for c in element._values or {}}
                 if element._multi_values or "organization_id" not in named:
                     missing.append(f"INSERT {table.name}")

@@ -38,11 +38,11 @@ async def test_background_work_relays_and_plans(factory: Any, settings: Settings
                 auto_create_enabled=True,
             )
         )
-    from interventions.notifications.service import queue_email
+    from interventions.notifications.service import enqueue_email
 
-    async with factory.db.writer() as s, s.begin():
-        email = queue_email(
-            s,
+    async with factory.db.transaction() as db:
+        email = await enqueue_email(
+            db,
             organization_id=org.id,
             intervention_id=None,
             recipient="w@example.org",
@@ -86,12 +86,12 @@ async def test_serve_relays_in_process_on_sqlite(
         settings.model_copy(update={"relay_in_process": None, "relay_interval_seconds": 0.05}),
         factory.db,
     )
-    from interventions.notifications.service import queue_email
+    from interventions.notifications.service import enqueue_email
 
     org: Org = await factory.org()
-    async with factory.db.writer() as s, s.begin():
-        email = queue_email(
-            s,
+    async with factory.db.transaction() as db:
+        email = await enqueue_email(
+            db,
             organization_id=org.id,
             intervention_id=None,
             recipient="inproc@example.org",

@@ -42,6 +42,7 @@ from interventions.references.router import routers as reference_routers
 from interventions.routing import MethodGuard
 from interventions.storage.router import router as storage_router
 from interventions.storage.service import UPLOAD_PREFIX, make_storage
+from interventions.transactions import install_transactions
 from interventions.worker import background_work
 
 logger = logging.getLogger(__name__)
@@ -149,6 +150,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     def raw_body_limit(path: str) -> int | None:
         return settings.signature_max_bytes if path.startswith(UPLOAD_PREFIX) else None
 
+    # Innermost: the request's transaction ends before its answer starts (transactions.py).
+    install_transactions(app)
     app.add_middleware(
         BodyGuard, max_body_bytes=settings.max_body_bytes, raw_body_limit=raw_body_limit
     )

@@ -6,7 +6,9 @@ import ipaddress
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
+from fastapi import Depends, Request
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -148,3 +150,13 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def app_settings(request: Request) -> Settings:
+    """The running application's settings (the ones ``create_app`` was given)."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+# How routers reach the settings: a dependency, never ``app.state`` in an endpoint's body.
+AppSettings = Annotated[Settings, Depends(app_settings)]

@@ -3,6 +3,7 @@ the executor that runs compiled statements on the driver."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sys
@@ -22,8 +23,10 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Table,
+    TableClause,
     Text,
     bindparam,
+    column,
     event,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -152,24 +155,20 @@ class Database:
         ``Executor.start``), committed when the block ends and rolled back if it raises: for
         what runs outside requests (the outbox relay, the planner, the CLI)."""
         raw = await _checkout(self.engine)
+        executor = Executor(
+            self.engine.dialect, raw.driver_connection, raw.dbapi_connection, begin=False
+        )
         try:
-            executor = Executor(
-                self.engine.dialect, raw.driver_connection, raw.dbapi_connection, begin=False
-            )
             await executor.start(write=write)
             try:
                 yield executor
             except BaseException:
-                await executor.end(commit=False)
+                with contextlib.suppress(Exception):  # the error that ended the block wins
+                    await executor.end(commit=False)
                 raise
             await executor.end(commit=True)
-        except BaseException:
-            # A connection whose transaction could not be ended is not given back for reuse.
-            if _in_transaction(raw):
-                raw.invalidate()
-            raise
         finally:
-            await greenlet_spawn(raw.close)
+            await _give_back(raw, executor)
 
 
 def create_database(
@@ -319,6 +318,36 @@ def any_of(column: Any, name: str) -> AnyOf:
     return AnyOf(column, name)
 
 
+class IdRows(TableClause):
+    """The ids of the list parameter ``name`` as rows of one column, ``value``, to select
+    from (``INSERT … SELECT``: one statement however many rows): ``unnest($n)`` on
+    PostgreSQL, ``json_each(?)`` on SQLite, under the name ``ids``."""
+
+    __visit_name__ = "id_rows"
+    inherit_cache = False
+
+    def __init__(self, name: str) -> None:
+        super().__init__("ids", column("value", BigInteger()))
+        self.parameter = bindparam(name, type_=_IdList())
+
+
+@compiles(IdRows, "postgresql")
+def _id_rows_postgresql(element: IdRows, compiler: Any, **kw: Any) -> str:
+    kw.pop("asfrom", None)
+    return f"unnest({compiler.process(element.parameter, **kw)}) AS ids(value)"
+
+
+@compiles(IdRows)
+def _id_rows_default(element: IdRows, compiler: Any, **kw: Any) -> str:
+    kw.pop("asfrom", None)
+    return f"json_each({compiler.process(element.parameter, **kw)}) AS ids"
+
+
+def id_rows(name: str) -> IdRows:
+    """Rows ``ids.value`` of the list parameter ``name`` (see ``IdRows``)."""
+    return IdRows(name)
+
+
 Processor = Callable[[Any], Any]
 
 
@@ -394,10 +423,10 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> Compiled:
         binds.append(bind.type._cached_bind_processor(dialect))
     generated: dict[str, Callable[[], Any]] = {}
     for attribute, key in (("insert_prefetch", "default"), ("update_prefetch", "onupdate")):
-        for column in getattr(compiled, attribute, None) or ():
-            made = _generator(getattr(column, key))
-            if made is not None and column.key in names:
-                generated[column.key] = made
+        for prefetched in getattr(compiled, attribute, None) or ():
+            made = _generator(getattr(prefetched, key))
+            if made is not None and prefetched.key in names:
+                generated[prefetched.key] = made
     record: Any = None
     columns: list[Processor | None] = []
     if compiled._result_columns:
@@ -462,6 +491,7 @@ class Executor:
         # Transitional: the ORM session this executor shares a transaction with, for code not
         # yet moved to the executor. ``None`` on a connection of the executor's own.
         self.session = session
+        self.lost = False  # a statement found the connection lost (see ``_error``)
 
     @classmethod
     async def of(cls, session: AsyncSession) -> Executor:
@@ -523,7 +553,16 @@ class Executor:
             except Exception as translated:
                 orig = translated
         wrapped = _as_sqlalchemy_error(self.dialect, orig, c.sql, args, self._adapter)
-        return wrapped if isinstance(wrapped, Exception) else error
+        if not isinstance(wrapped, DBAPIError):
+            # Not the database's error but the connection's (asyncpg's command timeout is a
+            # TimeoutError, an OSError): as raised, for the handlers; the connection, in an
+            # unknown state, is not reused.
+            if isinstance(error, OSError):
+                self.lost = True
+            return error
+        if wrapped.connection_invalidated:
+            self.lost = True  # the connection is gone: whoever gives it back discards it
+        return wrapped
 
     async def _run(self, sql: Sql, params: dict[str, Any], *, rows: bool) -> Any:
         """The statement's rows (``rows``), or how many rows it touched."""
@@ -618,7 +657,7 @@ def _as_sqlalchemy_error(
 class RecordedRefusal(Exception):
     """Refuse the request but keep what it wrote (failed attempts a rate limit counts).
 
-    Any other exception rolls the request's transaction back.
+    Any other error rolls the request's transaction back.
     """
 
     def __init__(self, error: Exception) -> None:
@@ -626,23 +665,22 @@ class RecordedRefusal(Exception):
         self.error = error
 
 
-def _database(request: Request) -> Database:
-    db: Database = request.app.state.db
-    return db
-
-
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class RequestDatabase:
-    """The request's database: its ORM session and the executor, opened when first asked for.
+    """The request's database, opened when first asked for: one transaction on a pooled
+    driver connection, ended by ``transactions.RequestTransactions`` before the response
+    starts (committed for a success or a ``RecordedRefusal``, rolled back otherwise).
 
     A write, and any request on SQLite, is one transaction (``BEGIN IMMEDIATE`` on SQLite for
-    writes): the executor then runs on the session's connection, inside it. A read on
-    PostgreSQL runs in autocommit, where READ COMMITTED gives every statement its own snapshot
-    in a transaction or not: the executor takes a pooled driver connection of its own and no
-    session is made unless the endpoint asks for one, so that a read moved to the executor
-    (the caller's look-up, the detailed read) pays for no ORM session at all.
+    writes). A read on PostgreSQL runs in autocommit, where READ COMMITTED gives every
+    statement its own snapshot in a transaction or not: BEGIN and COMMIT would only add two
+    round trips.
+
+    Transitional, while code moves off the ORM: ``session()`` gives an ORM session, and a
+    request that asks for one runs its executor on the session's connection, in its
+    transaction.
     """
 
     def __init__(self, db: Database, read: bool) -> None:
@@ -652,9 +690,12 @@ class RequestDatabase:
         self._transaction: Any = None
         self._executor: Executor | None = None
         self._raw: Any = None
+        self.keep = False  # commit even though the request is refused (``RecordedRefusal``)
 
     async def session(self) -> AsyncSession:
         if self._session is None:
+            if self._raw is not None:
+                raise RuntimeError("an ORM session asked for after the executor")
             factory = self._db.reader if self._read else self._db.writer
             session = factory()
             self._transaction = await session.begin()
@@ -663,32 +704,52 @@ class RequestDatabase:
 
     async def executor(self) -> Executor:
         if self._executor is None:
-            if self._read and not self._db.sqlite:
+            if self._session is not None:
+                self._executor = await Executor.of(self._session)
+            else:
                 raw = self._raw = await _checkout(self._db.engine)
-                self._executor = Executor(
+                executor = Executor(
                     self._db.engine.dialect,
                     raw.driver_connection,
                     raw.dbapi_connection,
                     begin=False,
                 )
-            else:
-                self._executor = await Executor.of(await self.session())
+                await executor.start(write=not self._read)
+                self._executor = executor
         return self._executor
 
+    @property
+    def opened(self) -> bool:
+        return self._session is not None or self._raw is not None
+
     async def finish(self, *, commit: bool) -> None:
-        """Commit (or roll back) and give the connections back."""
+        """Commit (or roll back) and give the connection back."""
+        raw, self._raw = self._raw, None
         try:
             if self._transaction is not None:
+                transaction, self._transaction = self._transaction, None
                 if commit:
-                    await self._transaction.commit()
+                    await transaction.commit()
                 else:
-                    await self._transaction.rollback()
+                    await transaction.rollback()
+            elif raw is not None and self._executor is not None:
+                await self._executor.end(commit=commit)
         finally:
             if self._session is not None:
-                await self._session.close()
-            if self._raw is not None:
-                raw, self._raw = self._raw, None
-                await greenlet_spawn(raw.close)
+                session, self._session = self._session, None
+                if self._executor is not None and self._executor.lost:
+                    await session.invalidate()
+                await session.close()
+            if raw is not None:
+                await _give_back(raw, self._executor)
+
+
+async def _give_back(raw: Any, executor: Executor | None) -> None:
+    """Return a driver connection to the pool, or discard it: lost, or with a transaction
+    that could not be ended (SQLAlchemy's pool would hand it out again as it is)."""
+    if (executor is not None and executor.lost) or _in_transaction(raw):
+        await greenlet_spawn(raw.invalidate)
+    await greenlet_spawn(raw.close)
 
 
 def _in_transaction(raw: Any) -> bool:
@@ -717,31 +778,25 @@ async def _checkout(engine: AsyncEngine) -> Any:
         raise _as_sqlalchemy_error(engine.dialect, error, None, None, None) from error
 
 
-async def request_database(request: Request) -> AsyncIterator[RequestDatabase]:
-    """The request's one transaction, shared by the caller's authentication and the endpoint.
-
-    Used as ``Depends(request_database, scope="function")`` so that the commit happens when
-    the endpoint returns and before the response is sent: a client is never told "done" about
-    something that was not committed. An exception rolls everything back, except a
-    ``RecordedRefusal``, which commits what it recorded and then refuses.
-    """
-    ctx = RequestDatabase(_database(request), read=request.method in READ_METHODS)
-    try:
-        yield ctx
-    except RecordedRefusal as exc:
-        await ctx.finish(commit=True)
-        raise exc.error from None
-    except BaseException:
-        await ctx.finish(commit=False)
-        raise
-    await ctx.finish(commit=True)
+SCOPE_KEY = "interventions.request_database"
 
 
-RequestDb = Annotated[RequestDatabase, Depends(request_database, scope="function")]
+def request_database(request: Request) -> RequestDatabase:
+    """The request's database (see ``RequestDatabase``), made by the middleware that ends
+    its transaction (``transactions.RequestTransactions``). A plain dependency: a yield one
+    costs twice as much on every request."""
+    found = request.scope.get(SCOPE_KEY)
+    if found is None:
+        raise RuntimeError("RequestTransactions is not installed on this application")
+    ctx: RequestDatabase = found
+    return ctx
+
+
+RequestDb = Annotated[RequestDatabase, Depends(request_database)]
 
 
 async def request_session(ctx: RequestDb) -> AsyncSession:
-    """The request's ORM session, in the request's transaction (see ``RequestDatabase``)."""
+    """Transitional: the request's ORM session, in the request's transaction."""
     return await ctx.session()
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.dependencies import Caller
-from interventions.db import utcnow
-from interventions.interventions import service
-from interventions.interventions.models import Intervention
+from interventions.auth.roles import Role
+from interventions.db import Executor, executor_of, utcnow
+from interventions.interventions import repository, service
 from interventions.interventions.schemas import RoutineInterventionCreate, TrainingCreate
 from interventions.references.importer import ImportReport, import_reference_data
 
@@ -120,26 +119,22 @@ def demo_document() -> dict[str, Any]:
     }
 
 
-async def load_demo(session: AsyncSession) -> tuple[ImportReport, list[int]]:
+async def load_demo(source: Executor | AsyncSession) -> tuple[ImportReport, list[int]]:
     """Import the demo organisation and, the first time, plan two interventions in it."""
-    report = await import_reference_data(session, demo_document())
-    count = (
-        await session.execute(
-            select(func.count()).where(Intervention.organization_id == DEMO_ORGANIZATION_ID)
-        )
-    ).scalar_one()
+    report = await import_reference_data(source, demo_document())
+    db = await executor_of(source)
     created: list[int] = []
-    if count == 0:
+    if not await repository.any_in(db, DEMO_ORGANIZATION_ID):
         admin = Caller(
             user_id=DEMO_USERS[0].user_id,
             profile_id=DEMO_USERS[0].profile_id,
             organization_id=DEMO_ORGANIZATION_ID,
-            role="admin",
+            role=Role.ADMIN,
             session_id="demo",
         )
         start = (utcnow() + dt.timedelta(days=7)).replace(hour=9, minute=0, second=0, microsecond=0)
         preventive = await service.create_from_routine(
-            session,
+            db,
             admin,
             RoutineInterventionCreate.model_validate(
                 {
@@ -151,7 +146,7 @@ async def load_demo(session: AsyncSession) -> tuple[ImportReport, list[int]]:
             ),
         )
         training = await service.create_training(
-            session,
+            db,
             admin,
             TrainingCreate.model_validate(
                 {

@@ -155,6 +155,14 @@ class VerifiedMeanwhile(Conflict):
         super().__init__("The intervention was verified by someone else meanwhile.")
 
 
+class ChangedMeanwhile(Conflict):
+    """The intervention changed status between being read and being written (only where no
+    row lock holds it: two writers cannot both pass)."""
+
+    def __init__(self) -> None:
+        super().__init__("The intervention changed meanwhile; read it again.")
+
+
 class AnomalyTaken(Conflict):
     """Another curative intervention took one of the anomalies since they were read."""
 
@@ -421,6 +429,32 @@ def validation_errors(raw: Sequence[Any]) -> list[dict[str, str]]:
     return out
 
 
+def unexpected_response(exc: BaseException, method: str, path: str) -> JSONResponse:
+    """A 500, its traceback logged; the client learns nothing of the inside."""
+    logger.error("unhandled error on %s %s", method, path, exc_info=exc)
+    return problem_response(
+        500,
+        "Internal server error",
+        "An unexpected error occurred; it has been logged.",
+        slug="internal-error",
+        instance=path,
+    )
+
+
+def database_error_response(exc: BaseException, method: str, path: str) -> JSONResponse:
+    """503 with Retry-After when the database is out of reach or out of room: the request
+    changed nothing (its transaction never started or was rolled back) and can be sent
+    again as is. Anything else from the driver is a 500 like any unexpected error."""
+    if not database_unavailable(exc):
+        return unexpected_response(exc, method, path)
+    logger.warning("database unavailable on %s %s: %s", method, path, unavailable_summary(exc))
+    error = ServiceUnavailable(
+        "The database cannot take the request now; retry in a moment.",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+    return render(error, path)
+
+
 def install_handlers(app: FastAPI) -> None:
     """Every error leaves as problem+json; nothing ever shows a stack trace."""
 
@@ -462,32 +496,10 @@ def install_handlers(app: FastAPI) -> None:
         )
 
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(
-            500,
-            "Internal server error",
-            "An unexpected error occurred; it has been logged.",
-            slug="internal-error",
-            instance=request.url.path,
-        )
+        return unexpected_response(exc, request.method, request.url.path)
 
     async def _database(request: Request, exc: Exception) -> JSONResponse:
-        """503 with Retry-After when the database is out of reach or out of room: the request
-        changed nothing (its transaction never started or was rolled back) and can be sent
-        again as is. Anything else from the driver is a 500 like any unexpected error."""
-        if not database_unavailable(exc):
-            return await _unexpected(request, exc)
-        logger.warning(
-            "database unavailable on %s %s: %s",
-            request.method,
-            request.url.path,
-            unavailable_summary(exc),
-        )
-        error = ServiceUnavailable(
-            "The database cannot take the request now; retry in a moment.",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
-        return render(error, request.url.path)
+        return database_error_response(exc, request.method, request.url.path)
 
     # Registered on the classes (not only under Exception) so that Starlette's inner
     # exception middleware answers them: the outer one would log a second traceback.

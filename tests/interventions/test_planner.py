@@ -98,16 +98,16 @@ async def test_a_failure_in_the_middle_plans_nothing_then_everything(
 ) -> None:
     org: Org = await factory.org()
     await _enable(factory, org)
-    real = planner.InterventionHistory
+    real = planner.repo.record_histories
 
-    class Boom:
-        def __getattr__(self, name: str) -> Any:
-            raise RuntimeError("worker killed")
+    async def boom(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("worker killed")
 
-    monkeypatch.setattr(planner, "InterventionHistory", Boom())
+    # The last write of a routine's planning fails: its interventions and links are written.
+    monkeypatch.setattr(planner.repo, "record_histories", boom)
     await planner.plan_once(factory.db, NOW)  # logs the failure, does not raise
     assert await _planned(factory, org) == []  # the routine's transaction rolled back
-    monkeypatch.setattr(planner, "InterventionHistory", real)
+    monkeypatch.setattr(planner.repo, "record_histories", real)
     await planner.plan_once(factory.db, NOW)
     assert len(await _planned(factory, org)) == 4
 

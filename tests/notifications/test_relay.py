@@ -68,10 +68,10 @@ async def queue(
     database: Database, org: Org, recipients: list[str], *, subject: str = "Intervention n°{n}"
 ) -> list[str]:
     """Queue one e-mail per recipient in one transaction, as a service would; their Message-IDs."""
-    async with database.writer() as session, session.begin():
+    async with database.transaction() as db:
         rows = [
-            service.queue_email(
-                session,
+            await service.enqueue_email(
+                db,
                 organization_id=org.id,
                 intervention_id=None,
                 recipient=recipient,
@@ -81,7 +81,6 @@ async def queue(
             )
             for n, recipient in enumerate(recipients)
         ]
-        await session.flush()
         return [row.message_id for row in rows]
 
 

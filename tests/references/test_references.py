@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import event, func, select
 
-from interventions.db import Database
+from interventions.db import Database, Executor
 from interventions.interventions.models import InterventionHistory
 from interventions.notifications.models import OutboxEmail
 from tests.factories import PASSWORD, Factory, Org
@@ -114,7 +114,7 @@ def existing_ids(org: Org) -> dict[str, int]:
 
 @contextmanager
 def statements(database: Database) -> Iterator[list[str]]:
-    """Every SQL statement the engine sends while the block runs."""
+    """Every SQL statement the engine or the executor sends while the block runs."""
     seen: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -122,9 +122,11 @@ def statements(database: Database) -> Iterator[list[str]]:
 
     engine = database.engine.sync_engine
     event.listen(engine, "before_cursor_execute", record)
+    Executor.observers.append(seen.append)
     try:
         yield seen
     finally:
+        Executor.observers.remove(seen.append)
         event.remove(engine, "before_cursor_execute", record)
 
 

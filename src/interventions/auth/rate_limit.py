@@ -13,11 +13,11 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import String, bindparam, delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.models import RateLimitHit
-from interventions.db import utcnow
+from interventions.db import Executor, Sql, any_of, executor_of, table_of, utcnow
 from interventions.errors import TooManyRequests
 
 
@@ -32,34 +32,57 @@ class Limit:
     what: str
 
 
-# Statement built once: a transaction-scoped advisory lock on the key's 64-bit hash. Two keys
-# that share a hash only wait for each other; the lock ends with the transaction.
-_PG_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+_HITS = table_of(RateLimitHit)
+
+# A transaction-scoped advisory lock on the key's 64-bit hash. Two keys that share a hash
+# only wait for each other; the lock ends with the transaction.
+_PG_LOCK = Sql(
+    text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))").bindparams(
+        bindparam("key", type_=String())
+    )
+)
+_COUNT = Sql(
+    select(func.count().label("hits"), func.min(_HITS.c.created_at).label("oldest")).where(
+        _HITS.c.key == bindparam("key"), _HITS.c.created_at > bindparam("since")
+    )
+)
+# Hits that left the window are forgotten when the key is charged: the table holds live ones.
+_FORGET = Sql(
+    delete(_HITS).where(_HITS.c.key == bindparam("key"), _HITS.c.created_at <= bindparam("since"))
+)
+_RECORD = Sql(
+    insert(_HITS)
+    .values(key=bindparam("key"), created_at=bindparam("created_at"))
+    .returning(_HITS.c.id)
+)
+_REFUND = Sql(delete(_HITS).where(any_of(_HITS.c.id, "ids")))
+_CLEAR = Sql(delete(_HITS).where(_HITS.c.key == bindparam("key")))
 
 
-async def _serialise(session: AsyncSession, key: str) -> None:
+async def _serialise(db: Executor, key: str) -> None:
     """Until the transaction ends, other transactions charging ``key`` wait.
 
     On SQLite a write transaction (``BEGIN IMMEDIATE``) already holds the database's write
     lock, which serialises every writer: callers must charge in one.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(_PG_LOCK, {"key": key})
+    if db.postgresql:
+        await db.execute(_PG_LOCK, key=key)
 
 
-async def charge(session: AsyncSession, limits: Sequence[Limit]) -> list[int]:
+async def charge(db: Executor | AsyncSession, limits: Sequence[Limit]) -> list[int]:
     """Record one hit under every limit's key, or refuse them all with 429 (Retry-After) if
     any is at its limit. Returns the recorded hits' ids, for :func:`refund`.
 
     Run in a write transaction; the charge is visible to the next attempt once it commits,
     and until then the next attempt on the same key waits (see :func:`_serialise`).
     """
+    db = await executor_of(db)  # transitional: callers still holding a session
     # Always in the same order, so that two requests charging overlapping keys cannot
     # deadlock on their locks.
     for limit in sorted(limits, key=lambda limit: limit.key):
-        await _serialise(session, limit.key)
+        await _serialise(db, limit.key)
     for limit in limits:
-        count, oldest = await hits(session, limit.key, limit.window_seconds)
+        count, oldest = await hits(db, limit.key, limit.window_seconds)
         if count >= limit.max_hits:
             wait = retry_after(oldest, limit.window_seconds)
             raise TooManyRequests(
@@ -70,42 +93,29 @@ async def charge(session: AsyncSession, limits: Sequence[Limit]) -> list[int]:
     now = utcnow()
     for limit in limits:
         since = now - dt.timedelta(seconds=limit.window_seconds)
-        # Hits that left the window are forgotten here: the table only holds live ones.
-        await session.execute(
-            delete(RateLimitHit).where(
-                RateLimitHit.key == limit.key, RateLimitHit.created_at <= since
-            )
-        )
-        inserted = await session.execute(
-            insert(RateLimitHit).values(key=limit.key, created_at=now).returning(RateLimitHit.id)
-        )
-        ids.append(int(inserted.scalar_one()))
+        await db.execute(_FORGET, key=limit.key, since=since)
+        ids.append(int(await db.scalar(_RECORD, key=limit.key, created_at=now)))
     return ids
 
 
-async def refund(session: AsyncSession, ids: Sequence[int]) -> None:
+async def refund(db: Executor | AsyncSession, ids: Sequence[int]) -> None:
     """Take back hits :func:`charge` recorded: the attempt turned out not to count."""
     if ids:
-        await session.execute(delete(RateLimitHit).where(RateLimitHit.id.in_(ids)))
+        db = await executor_of(db)  # transitional: callers still holding a session
+        await db.execute(_REFUND, ids=list(ids))
 
 
-async def hits(
-    session: AsyncSession, key: str, window_seconds: int
-) -> tuple[int, dt.datetime | None]:
+async def hits(db: Executor, key: str, window_seconds: int) -> tuple[int, dt.datetime | None]:
     """How many hits ``key`` has in the window, and when the oldest of them was."""
     since = utcnow() - dt.timedelta(seconds=window_seconds)
-    row = (
-        await session.execute(
-            select(func.count(), func.min(RateLimitHit.created_at)).where(
-                RateLimitHit.key == key, RateLimitHit.created_at > since
-            )
-        )
-    ).one()
-    return int(row[0]), row[1]
+    row = await db.first(_COUNT, key=key, since=since)
+    return int(row.hits), row.oldest
 
 
-async def clear(session: AsyncSession, key: str) -> None:
-    await session.execute(delete(RateLimitHit).where(RateLimitHit.key == key))
+async def clear(db: Executor | AsyncSession, key: str) -> None:
+    """Forget every hit under ``key`` (a success that resets the count)."""
+    db = await executor_of(db)  # transitional: callers still holding a session
+    await db.execute(_CLEAR, key=key)
 
 
 def retry_after(oldest: dt.datetime | None, window_seconds: int) -> int:

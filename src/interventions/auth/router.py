@@ -14,7 +14,7 @@ from interventions.auth.schemas import (
     RefreshRequest,
     TokensRead,
 )
-from interventions.db import RequestDb, RequestSession
+from interventions.db import RequestDb
 from interventions.errors import Unauthorized
 from interventions.openapi import errors_for
 from interventions.wire import Envelope
@@ -86,11 +86,8 @@ async def refresh(body: RefreshRequest, request: Request) -> Envelope[AccessToke
     responses=errors_for(401),
     summary="Revoke the session: both tokens stop working at once",
 )
-async def logout(
-    caller: CurrentCaller,
-    session: RequestSession,
-) -> Response:
-    await service.logout(session, caller.session_id)
+async def logout(caller: CurrentCaller, db: RequestDb) -> Response:
+    await service.logout(await db.executor(), caller)
     return Response(status_code=204)
 
 

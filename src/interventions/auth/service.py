@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from interventions.auth import rate_limit, tokens
-from interventions.auth.models import AuthSession, Profile, User
+from interventions.auth import rate_limit, repository, tokens
+from interventions.auth.dependencies import Caller
 from interventions.auth.passwords import PasswordGate
 from interventions.config import Settings
-from interventions.db import Database, utcnow
+from interventions.db import Database, Executor, utcnow
 from interventions.errors import AppError, Forbidden, Unauthorized, Unprocessable
 
 WRONG_CREDENTIALS = "The e-mail or the password is wrong."
@@ -41,7 +40,7 @@ def login_limits(
 
 
 async def login(
-    db: Database,
+    database: Database,
     settings: Settings,
     secret: str,
     gate: PasswordGate,
@@ -56,64 +55,55 @@ async def login(
     Rate limited per (e-mail, client) and per client whatever the e-mail. The attempt is
     charged to both before the password is verified and refunded on success, so that a
     burst of concurrent attempts is verified at most as many times as the limits allow.
+    The slow verification runs between two short transactions: SQLite's write lock is not
+    held during it.
     """
     email = email.strip().lower()
     account, per_client = login_limits(settings, email, client)
     with gate.admit():  # before the charge: a login turned away here costs nothing
-        async with db.writer() as session, session.begin():
-            charged = await rate_limit.charge(session, [account, per_client])
-            user = (
-                await session.execute(select(User).where(User.email == email))
-            ).scalar_one_or_none()
+        async with database.transaction() as db:
+            charged = await rate_limit.charge(db, [account, per_client])
+            user = await repository.user_by_email(db, email)
         ok = await gate.verify(user.password_hash if user else None, password)
     if not ok or user is None or user.disabled_at is not None:
         raise Unauthorized(WRONG_CREDENTIALS)  # the charge stays: a failure
 
     refused: AppError | None = None
-    async with db.writer() as session, session.begin():
+    async with database.transaction() as db:
         # The right password: the attempt does not count, even if no session is opened.
-        await rate_limit.clear(session, account.key)
-        await rate_limit.refund(session, charged)
+        await rate_limit.clear(db, account.key)
+        await rate_limit.refund(db, charged)
         try:
-            profile = await _choose_profile(session, user.id, organization_id)
+            profile = _choose_profile(await repository.memberships(db, user.id), organization_id)
         except AppError as exc:
             refused = exc  # leaving the block normally commits the refund
         else:
             now = utcnow()
             expires = now + dt.timedelta(seconds=settings.session_ttl_seconds)
-            auth_session = AuthSession(
-                id=secrets.token_urlsafe(24),
+            session_id = secrets.token_urlsafe(24)
+            await repository.open_session(
+                db,
+                session_id=session_id,
                 user_id=user.id,
                 profile_id=profile.id,
                 organization_id=profile.organization_id,
                 created_at=now,
                 expires_at=expires,
             )
-            session.add(auth_session)
     if refused is not None:
         raise refused
     return tokens.issue_all(
         secret,
         user_id=user.id,
-        session_id=auth_session.id,
+        session_id=session_id,
         now=now,
         access_ttl=settings.access_token_ttl_seconds,
         session_expires=expires,
     )
 
 
-async def _choose_profile(
-    session: AsyncSession, user_id: int, organization_id: int | None
-) -> Profile:
-    profiles = list(
-        (
-            await session.execute(
-                select(Profile)
-                .where(Profile.user_id == user_id, Profile.archived_at.is_(None))
-                .order_by(Profile.organization_id)
-            )
-        ).scalars()
-    )
+def _choose_profile(profiles: Sequence[Any], organization_id: int | None) -> Any:
+    """The membership the login opens, among the user's active ones (by organisation)."""
     if not profiles:
         raise Forbidden("This account is not a member of any organisation.")
     if organization_id is None:
@@ -132,15 +122,15 @@ async def _choose_profile(
     )
 
 
-async def refresh(db: Database, settings: Settings, secret: str, refresh_token: str) -> str:
+async def refresh(database: Database, settings: Settings, secret: str, refresh_token: str) -> str:
     """A new access token, while the session lives."""
     try:
         claims = tokens.decode(refresh_token, secret, "refresh")
         user_id, session_id = tokens.access_identity(claims)
     except tokens.InvalidToken as exc:
         raise Unauthorized(str(exc)) from exc
-    async with db.reader() as session, session.begin():
-        auth_session = await session.get(AuthSession, session_id)
+    async with database.transaction(write=False) as db:
+        auth_session = await repository.session_to_refresh(db, session_id)
     now = utcnow()
     if (
         auth_session is None
@@ -156,9 +146,6 @@ async def refresh(db: Database, settings: Settings, secret: str, refresh_token: 
     return tokens.issue_access(secret, user_id=user_id, session_id=session_id, now=now, ttl=ttl)
 
 
-async def logout(session: AsyncSession, session_id: str) -> None:
-    await session.execute(
-        update(AuthSession)
-        .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
+async def logout(db: Executor, caller: Caller) -> None:
+    """Revoke the caller's session: both its tokens stop working at once."""
+    await repository.revoke_session(db, caller.organization_id, caller.session_id, utcnow())

@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from interventions.auth.dependencies import Caller
-from interventions.auth.models import Profile, User
-from interventions.db import execute_core
-from interventions.interventions.models import Intervention
-from interventions.interventions.schemas import AssigneeFields
+from interventions.db import Executor
+from interventions.interventions import repository as repo
 from interventions.references import repository as refs
-from interventions.references.models import CompanyContact
 
 
-@dataclass
+@dataclass(frozen=True)
 class Assignment:
     profile_id: int | None
-    contact: CompanyContact | None
-    user_id: int | None = None  # the profile's user, when it was loaded anyway
-
-    def known_users(self) -> dict[int, int]:
-        """Profile → user, as far as known without a query."""
-        if self.profile_id is None or self.user_id is None:
-            return {}
-        return {self.profile_id: self.user_id}
+    contact: Any | None  # a company contact record (``id``, ``company_id``, ``name``, ``email``)
+    user_id: int | None  # the profile's user
 
     def columns(self) -> dict[str, int | None]:
         """The intervention columns it sets; the provider company follows the contact."""
@@ -37,53 +26,69 @@ class Assignment:
         }
 
 
+@dataclass(frozen=True)
+class AssigneeChoice:
+    """What a request says of the assignee: which members it gives, and their values."""
+
+    fields: Set[str]
+    user_id: int | None = None
+    profile_id: int | None = None
+    contact_id: int | None = None
+
+    @property
+    def contact_given(self) -> bool:
+        return "assigned_company_contact_id" in self.fields
+
+
+async def current_assignment(db: Executor, row: Any) -> Assignment:
+    """The assignment an intervention (or a routine) has now."""
+    contact = None
+    if row.assigned_company_contact_id is not None:
+        found = await repo.contacts(db, row.organization_id, [row.assigned_company_contact_id])
+        contact = found.get(row.assigned_company_contact_id)
+    user_id = getattr(row, "assigned_user_id", None)
+    if user_id is None and row.assigned_profile_id is not None:
+        users = await repo.profile_users(db, row.organization_id, [row.assigned_profile_id])
+        user_id = users.get(row.assigned_profile_id)
+    return Assignment(profile_id=row.assigned_profile_id, contact=contact, user_id=user_id)
+
+
 async def resolve_assignment(
-    session: AsyncSession,
-    caller: Caller,
-    body: AssigneeFields,
-    current: Intervention | None = None,
+    db: Executor, organization_id: int, choice: AssigneeChoice, current: Any | None = None
 ) -> Assignment:
-    """The assignee profile and contact after applying ``body`` (422 for foreign ids)."""
+    """The assignee profile and contact after applying ``choice`` over ``current`` (an
+    intervention ``Row``, or nothing at creation); 422 for ids foreign to the organisation."""
     given, profile = await refs.assignee_profile(
-        session,
-        caller.organization_id,
-        body.model_fields_set,
-        user_id=body.assigned_user_id,
-        profile_id=body.assigned_profile_id,
+        db,
+        organization_id,
+        set(choice.fields),
+        user_id=choice.user_id,
+        profile_id=choice.profile_id,
     )
     profile_id = profile.id if profile is not None else None
     user_id = profile.user_id if profile is not None else None
-    if not given:
-        profile_id = current.assigned_profile_id if current else None
-    contact: CompanyContact | None = None
-    if body.contact_given():
-        if body.assigned_company_contact_id is not None:
+    if not given and current is not None:
+        profile_id, user_id = current.assigned_profile_id, current.assigned_user_id
+    contact: Any | None = None
+    if choice.contact_given:
+        if choice.contact_id is not None:
             contact = await refs.require_contact(
-                session,
-                caller.organization_id,
-                body.assigned_company_contact_id,
-                field="assignedCompanyContactId",
+                db, organization_id, choice.contact_id, field="assignedCompanyContactId"
             )
     elif current is not None and current.assigned_company_contact_id is not None:
-        contact = await session.get(CompanyContact, current.assigned_company_contact_id)
+        found = await repo.contacts(db, organization_id, [current.assigned_company_contact_id])
+        contact = found.get(current.assigned_company_contact_id)
     return Assignment(profile_id=profile_id, contact=contact, user_id=user_id)
 
 
-_PROFILE_ADDRESSES = (
-    select(Profile.id, User.email, User.first_name, User.last_name)
-    .join(Profile, Profile.user_id == User.id)
-    .where(Profile.id.in_(bindparam("ids", expanding=True)))
-)
-
-
-async def addresses(session: AsyncSession, *assignments: Assignment) -> list[list[tuple[str, str]]]:
+async def addresses(
+    db: Executor, organization_id: int, *assignments: Assignment
+) -> list[list[tuple[str, str]]]:
     """(address, display name) of each assignment's profile user and contact, in one query."""
     profile_ids = sorted({a.profile_id for a in assignments if a.profile_id is not None})
     users: dict[int, tuple[str, str]] = {}
-    if profile_ids:
-        for row in await execute_core(session, _PROFILE_ADDRESSES, {"ids": profile_ids}):
-            name = " ".join(p for p in (row.first_name, row.last_name) if p) or row.email
-            users[row.id] = (row.email, name)
+    for row in await repo.profile_addresses(db, organization_id, profile_ids):
+        users[row.id] = (row.email, display_name(row))
     out: list[list[tuple[str, str]]] = []
     for assignment in assignments:
         found: list[tuple[str, str]] = []
@@ -93,3 +98,8 @@ async def addresses(session: AsyncSession, *assignments: Assignment) -> list[lis
             found.append((assignment.contact.email, assignment.contact.name))
         out.append(found)
     return out
+
+
+def display_name(user: Any) -> str:
+    """A user's name as e-mails show it: first and last name, else the address."""
+    return " ".join(p for p in (user.first_name, user.last_name) if p) or str(user.email)

@@ -2,144 +2,119 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import Any
 
-from interventions.auth.models import Profile, User
+from interventions.db import Executor
 from interventions.interventions import assignment
-from interventions.interventions.models import Intervention, InterventionSite
-from interventions.interventions.schemas import PreventiveUpdate
+from interventions.interventions import repository as repo
 from interventions.notifications import service as notifications
-from interventions.references.models import CompanyContact, Site
 from interventions.wire import format_datetime
 
 
-def describe(intervention: Intervention) -> str:
-    start = (
-        format_datetime(intervention.scheduled_start) if intervention.scheduled_start else "not set"
-    )
-    end = format_datetime(intervention.scheduled_end) if intervention.scheduled_end else "not set"
+def describe(row: Any) -> str:
+    start = format_datetime(row.scheduled_start) if row.scheduled_start else "not set"
+    end = format_datetime(row.scheduled_end) if row.scheduled_end else "not set"
     return (
-        f"Intervention {intervention.id}\n"
+        f"Intervention {row.id}\n"
         f"Scheduled from {start} to {end}\n"
-        f"PIN code for check-in: {intervention.code_pin}\n"
-        f"Description: {intervention.description or '-'}\n"
+        f"PIN code for check-in: {row.code_pin}\n"
+        f"Description: {row.description or '-'}\n"
+    )
+
+
+async def _queue(
+    db: Executor, row: Any, recipient: str, subject: str, body: str, kind: str
+) -> None:
+    await notifications.enqueue_email(
+        db,
+        organization_id=row.organization_id,
+        intervention_id=row.id,
+        recipient=recipient,
+        subject=subject,
+        body=body,
+        kind=kind,
     )
 
 
 async def queue_assignee_emails(
-    session: AsyncSession,
-    intervention: Intervention,
-    body: PreventiveUpdate,
+    db: Executor,
+    row: Any,
     previous: assignment.Assignment,
     current: assignment.Assignment,
+    *,
+    to_current: bool,
+    to_previous: bool,
+    reason: str | None,
 ) -> None:
-    """Seed 002's e-mails, written to the outbox with the change."""
-    notice = body.previous_assignee_notification
-    notify_previous = notice is not None and notice.send_email
-    if not (body.send_update_email_to_current_assignee or notify_previous):
+    """Seed 002's e-mails, written to the outbox with the change: to the current assignees
+    (``to_current``), and to those no longer assigned (``to_previous``, with ``reason``)."""
+    if not (to_current or to_previous):
         return
-    before, after = await assignment.addresses(session, previous, current)
-    if body.send_update_email_to_current_assignee:
+    before, after = await assignment.addresses(db, row.organization_id, previous, current)
+    if to_current:
         for address, name in after:
-            notifications.queue_email(
-                session,
-                organization_id=intervention.organization_id,
-                intervention_id=intervention.id,
-                recipient=address,
-                subject=f"Intervention {intervention.id} has been updated",
-                body=(
-                    f"Hello {name},\n\nAn intervention assigned to you has been updated.\n\n"
-                    + describe(intervention)
-                ),
-                kind="intervention.updated",
+            await _queue(
+                db,
+                row,
+                address,
+                f"Intervention {row.id} has been updated",
+                f"Hello {name},\n\nAn intervention assigned to you has been updated.\n\n"
+                + describe(row),
+                "intervention.updated",
             )
-    if notice is not None and notify_previous:
+    if to_previous:
         still_assigned = {address for address, _ in after}
-        reason = notice.reason or "No reason was given."
+        why = reason or "No reason was given."
         for address, name in dict(before).items():
             if address in still_assigned:
                 continue  # still assigned: not a previous assignee
-            notifications.queue_email(
-                session,
-                organization_id=intervention.organization_id,
-                intervention_id=intervention.id,
-                recipient=address,
-                subject=f"Intervention {intervention.id} is no longer assigned to you",
-                body=(
-                    f"Hello {name},\n\nIntervention {intervention.id} has been reassigned.\n"
-                    f"Reason: {reason}\n"
-                ),
-                kind="intervention.unassigned",
+            await _queue(
+                db,
+                row,
+                address,
+                f"Intervention {row.id} is no longer assigned to you",
+                f"Hello {name},\n\nIntervention {row.id} has been reassigned.\nReason: {why}\n",
+                "intervention.unassigned",
             )
 
 
-async def _site_names(session: AsyncSession, intervention: Intervention) -> list[str]:
-    rows = await session.execute(
-        select(Site.name)
-        .join(InterventionSite, InterventionSite.site_id == Site.id)
-        .where(InterventionSite.intervention_id == intervention.id)
-        .order_by(Site.name)
-    )
-    return list(rows.scalars())
-
-
-async def _assignee_label(session: AsyncSession, intervention: Intervention) -> str:
+async def _assignee_label(db: Executor, row: Any) -> str:
+    current = await assignment.current_assignment(db, row)
     names: list[str] = []
-    if intervention.assigned_profile_id is not None:
-        row = (
-            await session.execute(
-                select(User.first_name, User.last_name, User.email)
-                .join(Profile, Profile.user_id == User.id)
-                .where(Profile.id == intervention.assigned_profile_id)
-            )
-        ).one_or_none()
-        if row is not None:
-            names.append(" ".join(p for p in (row.first_name, row.last_name) if p) or row.email)
-    if intervention.assigned_company_contact_id is not None:
-        contact = await session.get(CompanyContact, intervention.assigned_company_contact_id)
-        if contact is not None:
-            names.append(contact.name)
+    if current.profile_id is not None:
+        found = await repo.profile_addresses(db, row.organization_id, [current.profile_id])
+        names.extend(assignment.display_name(user) for user in found)
+    if current.contact is not None:
+        names.append(current.contact.name)
     return ", ".join(names) or "nobody yet"
 
 
-async def queue_information_email(
-    session: AsyncSession, intervention: Intervention, recipient: str
-) -> None:
+async def queue_information_email(db: Executor, row: Any, recipient: str) -> None:
     """Everything a provider needs to come and do the job: dates, sites, PIN, assignee."""
-    sites = ", ".join(await _site_names(session, intervention)) or "-"
+    sites = ", ".join(await repo.site_names(db, row)) or "-"
     body = (
         "Hello,\n\nHere is the information about an intervention.\n\n"
-        + describe(intervention)
+        + describe(row)
         + f"Sites: {sites}\n"
-        + f"Assigned to: {await _assignee_label(session, intervention)}\n"
+        + f"Assigned to: {await _assignee_label(db, row)}\n"
     )
-    notifications.queue_email(
-        session,
-        organization_id=intervention.organization_id,
-        intervention_id=intervention.id,
-        recipient=recipient,
-        subject=f"Intervention {intervention.id}: information",
-        body=body,
-        kind="intervention.information",
+    await _queue(
+        db, row, recipient, f"Intervention {row.id}: information", body, "intervention.information"
     )
 
 
-def queue_decision_email(session: AsyncSession, intervention: Intervention, accepted: bool) -> None:
+async def queue_decision_email(db: Executor, row: Any, accepted: bool) -> None:
     """Tell the provider who executed it whether the client accepted the work."""
-    if not intervention.provider_email:
+    if not row.provider_email:
         return
     verdict = "accepted" if accepted else "rejected"
-    notifications.queue_email(
-        session,
-        organization_id=intervention.organization_id,
-        intervention_id=intervention.id,
-        recipient=intervention.provider_email,
-        subject=f"Intervention {intervention.id} was {verdict}",
-        body=(
-            f"Hello {intervention.provider_name or ''},\n\n"
-            f"The client {verdict} intervention {intervention.id}.\n"
-            f"Comment: {intervention.decision_comment or '-'}\n"
-        ),
-        kind=f"intervention.{verdict}",
+    await _queue(
+        db,
+        row,
+        row.provider_email,
+        f"Intervention {row.id} was {verdict}",
+        f"Hello {row.provider_name or ''},\n\n"
+        f"The client {verdict} intervention {row.id}.\n"
+        f"Comment: {row.decision_comment or '-'}\n",
+        f"intervention.{verdict}",
     )

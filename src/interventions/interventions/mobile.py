@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from interventions.auth.dependencies import CurrentWriter
-from interventions.db import RequestSession
+from interventions.config import AppSettings, Settings
+from interventions.db import RequestDb
 from interventions.interventions import onsite, service
 from interventions.interventions.schemas import (
     CheckInRequest,
@@ -15,14 +16,14 @@ from interventions.interventions.schemas import (
     UnplannedCreate,
 )
 from interventions.openapi import errors_for
+from interventions.storage.dependencies import CurrentStorage
 from interventions.wire import Envelope
 
 router = APIRouter(prefix="/interventions/v2/mb", tags=["interventions (mobile)"])
 
 
-def public_base_url(request: Request) -> str:
-    configured: str = request.app.state.settings.public_url
-    return configured or str(request.base_url)
+def public_base_url(settings: Settings, request: Request) -> str:
+    return settings.public_url or str(request.base_url)
 
 
 @router.post(
@@ -37,15 +38,17 @@ async def create_unplanned(
     request: Request,
     body: UnplannedCreate,
     caller: CurrentWriter,
-    session: RequestSession,
+    db: RequestDb,
+    settings: AppSettings,
+    storage: CurrentStorage,
 ) -> SignedIntervention:
     read, url = await service.create_unplanned(
-        session,
+        await db.executor(),
         caller,
         body,
-        request.app.state.settings,
-        public_base_url(request),
-        request.app.state.storage,
+        settings,
+        public_base_url(settings, request),
+        storage,
     )
     return SignedIntervention(data=read, presigned_url=url)
 
@@ -63,9 +66,13 @@ async def create_unplanned(
     ),
 )
 async def check_in(
-    request: Request, body: CheckInRequest, caller: CurrentWriter, session: RequestSession
+    body: CheckInRequest, caller: CurrentWriter, db: RequestDb, settings: AppSettings
 ) -> Envelope[InterventionRead]:
-    return Envelope(data=await onsite.check_in(session, request.app.state.settings, caller, body))
+    return Envelope(
+        data=await onsite.check_in(
+            await db.executor(), settings, caller, body.intervention_id, body.code_pin
+        )
+    )
 
 
 @router.patch(
@@ -84,14 +91,16 @@ async def execute(
     request: Request,
     body: ExecuteRequest,
     caller: CurrentWriter,
-    session: RequestSession,
+    db: RequestDb,
+    settings: AppSettings,
+    storage: CurrentStorage,
 ) -> SignedIntervention:
     read, url = await onsite.execute(
-        session,
+        await db.executor(),
         caller,
         body,
-        request.app.state.settings,
-        public_base_url(request),
-        request.app.state.storage,
+        settings,
+        public_base_url(settings, request),
+        storage,
     )
     return SignedIntervention(data=read, presigned_url=url)

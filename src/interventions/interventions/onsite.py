@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import Any
 
 from interventions.auth import rate_limit
 from interventions.auth.dependencies import Caller
 from interventions.config import Settings
-from interventions.db import RecordedRefusal, utcnow
-from interventions.errors import SignatureTooLarge, WrongPin
+from interventions.db import Executor, RecordedRefusal, utcnow
+from interventions.errors import ChangedMeanwhile, SignatureTooLarge, WrongPin
 from interventions.interventions import repository as repo
 from interventions.interventions.lifecycle import Action, apply
-from interventions.interventions.models import Intervention
 from interventions.interventions.schemas import (
-    CheckInRequest,
     ExecuteRequest,
     InterventionRead,
     SignatureMeta,
 )
 from interventions.notifications import service as notifications
 from interventions.storage import service as storage
-from interventions.storage.models import StoredFile
 
 
 def check_signature_size(settings: Settings, size: int, field: str) -> None:
@@ -28,32 +25,26 @@ def check_signature_size(settings: Settings, size: int, field: str) -> None:
         raise SignatureTooLarge(field, settings.signature_max_bytes)
 
 
-async def attach_signature(
-    session: AsyncSession, caller: Caller, intervention: Intervention | None, meta: SignatureMeta
-) -> StoredFile:
-    """A stored file awaiting its bytes; linked to ``intervention`` when given."""
-    signature = storage.new_file(
-        session,
+async def new_signature(db: Executor, caller: Caller, meta: SignatureMeta) -> Any:
+    """A stored file awaiting its bytes (the record ``presign_put`` signs an upload for)."""
+    return await storage.create_file(
+        db,
         organization_id=caller.organization_id,
         user_id=caller.user_id,
         name=meta.name,
         mime_type=meta.mime_type,
         size=meta.size,
     )
-    await session.flush()  # no ORM relationship orders these inserts: the file goes first
-    if intervention is not None:
-        intervention.signature_file_id = signature.id
-    return signature
 
 
-async def notify_executed(session: AsyncSession, intervention: Intervention) -> None:
+async def notify_executed(db: Executor, row: Any) -> None:
     """SPEC §4.3: an execution notifies the organisation's admins and managers in-app."""
     await notifications.notify_writers(
-        session,
-        organization_id=intervention.organization_id,
-        intervention_id=intervention.id,
+        db,
+        organization_id=row.organization_id,
+        intervention_id=row.id,
         kind=notifications.INTERVENTION_EXECUTED,
-        message=f"Intervention {intervention.id} was executed and awaits verification.",
+        message=f"Intervention {row.id} was executed and awaits verification.",
     )
 
 
@@ -69,7 +60,7 @@ def _pin_limits(settings: Settings, caller: Caller, intervention_id: int) -> lis
 
 
 async def check_in(
-    session: AsyncSession, settings: Settings, caller: Caller, body: CheckInRequest
+    db: Executor, settings: Settings, caller: Caller, intervention_id: int, code_pin: int
 ) -> InterventionRead:
     """The provider is on site: the PIN matches → in progress, ``actualStart`` = now.
 
@@ -81,37 +72,33 @@ async def check_in(
     one after the other and at most ``pin_max_failures`` times.
     """
     # Locked: concurrent attempts on one intervention are counted one after the other.
-    intervention = await repo.get_for_update(session, caller.organization_id, body.intervention_id)
-    charged = await rate_limit.charge(session, _pin_limits(settings, caller, intervention.id))
-    before = intervention.status
+    row = await repo.get_for_update(db, caller.organization_id, intervention_id)
+    charged = await rate_limit.charge(db, _pin_limits(settings, caller, row.id))
+    before = row.status
     try:
         # The status is checked before the PIN: a 409 rolls the charge back.
-        status = apply(
-            Action.CHECK_IN,
-            before,
-            intervention.type,
-            pin_matches=intervention.code_pin == body.code_pin,
-        )
+        status = apply(Action.CHECK_IN, before, row.type, pin_matches=row.code_pin == code_pin)
     except WrongPin as wrong:
         raise RecordedRefusal(wrong) from None
-    await rate_limit.refund(session, charged)
+    await rate_limit.refund(db, charged)
     now = utcnow()
-    intervention.status = status
-    intervention.actual_start = now
-    intervention.updated_at = now
+    row, written = await repo.write(
+        db, row, {"status": status, "actual_start": now, "updated_at": now}
+    )
+    if not written:
+        raise ChangedMeanwhile()
     await repo.record_history(
-        session,
-        intervention,
+        db,
+        row,
         user_id=caller.user_id,
         action=Action.CHECK_IN,
         changes={"status": (before, status), "actualStart": (None, now)},
     )
-    await session.flush()
-    return await repo.read_one(session, intervention)
+    return await repo.read_one(db, row)
 
 
 async def execute(
-    session: AsyncSession,
+    db: Executor,
     caller: Caller,
     body: ExecuteRequest,
     settings: Settings,
@@ -120,15 +107,15 @@ async def execute(
 ) -> tuple[InterventionRead, str]:
     """Executed and signed → to verify; returns the signature's upload URL."""
     check_signature_size(settings, body.signature.size, "signature.size")
-    intervention = await repo.get_for_update(session, caller.organization_id, body.intervention_id)
+    row = await repo.get_for_update(db, caller.organization_id, body.intervention_id)
     status = apply(
         Action.EXECUTE,
-        intervention.status,
-        intervention.type,
+        row.status,
+        row.type,
         signed=body.signature is not None,
         attendee_count=body.attendee_count,
     )
-    signature = await attach_signature(session, caller, intervention, body.signature)
+    signature = await new_signature(db, caller, body.signature)
     now = utcnow()
     changes = {
         "status": status,
@@ -139,14 +126,15 @@ async def execute(
         "provider_general_comment": body.comment,
         "attendee_count": body.attendee_count,
     }
-    history = {key: (getattr(intervention, key), value) for key, value in changes.items()}
-    for key, value in changes.items():
-        setattr(intervention, key, value)
-    intervention.updated_at = now
-    await repo.record_history(
-        session, intervention, user_id=caller.user_id, action=Action.EXECUTE, changes=history
+    history = {key: (getattr(row, key), value) for key, value in changes.items()}
+    row, written = await repo.write(
+        db, row, {**changes, "signature_file_id": signature.id, "updated_at": now}
     )
-    await session.flush()
-    await notify_executed(session, intervention)
-    read = await repo.read_one(session, intervention)
+    if not written:
+        raise ChangedMeanwhile()
+    await repo.record_history(
+        db, row, user_id=caller.user_id, action=Action.EXECUTE, changes=history
+    )
+    await notify_executed(db, row)
+    read = await repo.read_one(db, row)
     return read, storage_backend.presign_put(signature, base_url)

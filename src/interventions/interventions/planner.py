@@ -13,25 +13,14 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 from anyio import to_thread
-from sqlalchemy import insert, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from interventions.db import Database, utcnow
+from interventions.db import Database, Executor, utcnow
+from interventions.interventions import repository as repo
 from interventions.interventions.lifecycle import Action, CheckType, CreationStatus, Kind, apply
-from interventions.interventions.models import (
-    Intervention,
-    InterventionHistory,
-    InterventionRule,
-    InterventionSite,
-    InterventionSiteRule,
-)
 from interventions.interventions.service import draw_code_pin
-from interventions.references.models import CompanyContact, Routine, RoutineSiteRule, SiteRule
 from interventions.references.recurrence import InvalidRecurrence, occurrences
 
 logger = logging.getLogger(__name__)
@@ -40,18 +29,7 @@ logger = logging.getLogger(__name__)
 MAX_PER_ROUND = 366
 
 
-def _insert_ignoring_duplicates(session: AsyncSession, rows: list[dict[str, Any]]) -> Any:
-    dialect = session.get_bind().dialect.name
-    module: Any = postgresql if dialect == "postgresql" else sqlite
-    return (
-        module.insert(Intervention)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["routine_id", "occurrence_start"])
-        .returning(Intervention.id, Intervention.organization_id)
-    )
-
-
-async def _occurrences_of(routine: Routine, now: dt.datetime) -> list[dt.datetime]:
+async def _occurrences_of(routine: Any, now: dt.datetime) -> list[dt.datetime]:
     start = routine.dtstart or routine.created_at
     until = now + dt.timedelta(days=routine.horizon_days)
     text = routine.rrule or ""
@@ -61,47 +39,40 @@ async def _occurrences_of(routine: Routine, now: dt.datetime) -> list[dt.datetim
     )
 
 
-async def plan_routine(db: Database, routine_id: int, now: dt.datetime) -> int:
+async def plan_routine(
+    db: Executor, organization_id: int, routine_id: int, now: dt.datetime
+) -> int:
     """Create the routine's missing upcoming interventions; how many were created."""
-    async with db.writer() as session, session.begin():
-        routine = (
-            await session.execute(
-                select(Routine).where(
-                    Routine.id == routine_id,
-                    Routine.auto_create_enabled.is_(True),
-                    Routine.archived_at.is_(None),
-                )
-            )
-        ).scalar_one_or_none()
-        if routine is None or not routine.rrule:
-            return 0
-        try:
-            starts = await _occurrences_of(routine, now)
-        except InvalidRecurrence:
-            logger.warning("routine %s has an invalid RRULE; not planned", routine.id)
-            return 0
-        if not starts:
-            return 0
-        site_rules: Sequence[Any] = (
-            await session.execute(
-                select(SiteRule.id, SiteRule.site_id, SiteRule.rule_id)
-                .join(RoutineSiteRule, RoutineSiteRule.site_rule_id == SiteRule.id)
-                .where(RoutineSiteRule.routine_id == routine.id)
-            )
-        ).all()
-        if not site_rules:
-            return 0
-        company_id = None
-        if routine.assigned_company_contact_id is not None:
-            contact = await session.get(CompanyContact, routine.assigned_company_contact_id)
-            company_id = contact.company_id if contact else None
-        duration = dt.timedelta(minutes=routine.duration_minutes)
-        status = apply(
-            Action.AUTO_CREATE, None, Kind.PREVENTIVE, creation_status=CreationStatus.SCHEDULED
-        )
-        rows = [
+    routine, site_rules = await repo.routine_to_plan(db, organization_id, routine_id)
+    if routine is None or not routine.rrule or not site_rules:
+        return 0
+    try:
+        starts = await _occurrences_of(routine, now)
+    except InvalidRecurrence:
+        logger.warning("routine %s has an invalid RRULE; not planned", routine.id)
+        return 0
+    if not starts:
+        return 0
+    planned = await repo.planned_occurrences(db, organization_id, routine.id, starts[0])
+    company_id = None
+    if routine.assigned_company_contact_id is not None:
+        contact_id = routine.assigned_company_contact_id
+        contact = (await repo.contacts(db, organization_id, [contact_id])).get(contact_id)
+        company_id = contact.company_id if contact else None
+    duration = dt.timedelta(minutes=routine.duration_minutes)
+    status = apply(
+        Action.AUTO_CREATE, None, Kind.PREVENTIVE, creation_status=CreationStatus.SCHEDULED
+    )
+    created = []
+    for start in starts:
+        if start in planned:
+            continue
+        # Inserted unless the occurrence is planned meanwhile (unique on the routine and
+        # the occurrence, ON CONFLICT DO NOTHING): exactly once whoever plans.
+        row = await repo.insert_occurrence(
+            db,
             {
-                "organization_id": routine.organization_id,
+                "organization_id": organization_id,
                 "type": Kind.PREVENTIVE,
                 "status": status,
                 "creation_status": CreationStatus.SCHEDULED,
@@ -117,80 +88,45 @@ async def plan_routine(db: Database, routine_id: int, now: dt.datetime) -> int:
                 "company_id": company_id,
                 "created_at": now,
                 "updated_at": now,
+            },
+        )
+        if row is not None:
+            created.append(row)
+    if not created:
+        return 0
+    site_ids = sorted({sr.site_id for sr in site_rules})
+    rule_ids = sorted({sr.rule_id for sr in site_rules})
+    for row in created:
+        await repo.add_links(db, row, "site_rule_ids", [sr.id for sr in site_rules])
+        await repo.add_links(db, row, "site_ids", site_ids)
+        await repo.add_links(db, row, "rule_ids", rule_ids)
+    await repo.record_histories(
+        db,
+        [
+            {
+                "organization_id": organization_id,
+                "intervention_id": row.id,
+                "user_id": None,
+                "action": Action.AUTO_CREATE,
+                "changes": repo.history_payload({"routineId": routine.id}),
             }
-            for start in starts
-        ]
-        created = [
-            row.id
-            for row in (await session.execute(_insert_ignoring_duplicates(session, rows))).all()
-        ]
-        if not created:
-            return 0
-        org = routine.organization_id
-        site_ids = sorted({sr.site_id for sr in site_rules})
-        rule_ids = sorted({sr.rule_id for sr in site_rules})
-        await session.execute(
-            insert(InterventionSiteRule),
-            [
-                {"intervention_id": i, "site_rule_id": sr.id, "organization_id": org}
-                for i in created
-                for sr in site_rules
-            ],
-        )
-        await session.execute(
-            insert(InterventionSite),
-            [
-                {"intervention_id": i, "site_id": s, "organization_id": org}
-                for i in created
-                for s in site_ids
-            ],
-        )
-        await session.execute(
-            insert(InterventionRule),
-            [
-                {"intervention_id": i, "rule_id": r, "organization_id": org}
-                for i in created
-                for r in rule_ids
-            ],
-        )
-        await session.execute(
-            insert(InterventionHistory),
-            [
-                {
-                    "organization_id": org,
-                    "intervention_id": i,
-                    "user_id": None,
-                    "action": Action.AUTO_CREATE,
-                    "changes": {"routineId": routine.id},
-                    "created_at": now,
-                }
-                for i in created
-            ],
-        )
-        return len(created)
+            for row in created
+        ],
+    )
+    return len(created)
 
 
 async def plan_once(db: Database, now: dt.datetime | None = None) -> int:
-    """One planning round over every routine with auto-creation on."""
+    """One planning round over every routine with auto-creation on, each routine in a
+    transaction of its own."""
     now = now or utcnow()
-    async with db.reader() as session, session.begin():
-        routine_ids = list(
-            (
-                await session.execute(
-                    select(Routine.id)
-                    .where(
-                        Routine.auto_create_enabled.is_(True),
-                        Routine.archived_at.is_(None),
-                        Routine.rrule.is_not(None),
-                    )
-                    .order_by(Routine.id)
-                )
-            ).scalars()
-        )
+    async with db.transaction(write=False) as ex:
+        routines = await repo.routines_to_plan(ex)
     total = 0
-    for routine_id in routine_ids:
+    for organization_id, routine_id in routines:
         try:
-            total += await plan_routine(db, routine_id, now)
+            async with db.transaction() as ex:
+                total += await plan_routine(ex, organization_id, routine_id, now)
         except Exception:
             logger.exception("planning routine %s failed; it is retried next round", routine_id)
     return total

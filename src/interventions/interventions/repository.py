@@ -1,18 +1,23 @@
-"""Tenant-scoped reads and writes of interventions and their links, set-based."""
+"""Every statement over interventions, their links and their history: tenant-scoped, built
+once, run by the executor (``db.Sql``). Rows come back as records (``Row``: the
+intervention's columns and its assignee's user); the service computes changes and writes
+them with ``update``, never by mutating a record.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections import defaultdict, namedtuple
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic.alias_generators import to_camel
-from sqlalchemy import Select, bindparam, delete, insert, literal, select, union_all
+from sqlalchemy import and_, bindparam, delete, insert, literal, select, union_all, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from interventions.auth.models import Profile
-from interventions.db import Executor, Sql, any_of, execute_core, executor_of, table_of, utcnow
+from interventions.auth.models import Profile, User
+from interventions.db import ID, Executor, Sql, any_of, executor_of, id_rows, table_of, utcnow
 from interventions.errors import NotFound
 from interventions.interventions.lifecycle import Kind
 from interventions.interventions.models import (
@@ -24,13 +29,26 @@ from interventions.interventions.models import (
     InterventionSiteRule,
 )
 from interventions.interventions.schemas import InterventionRead
+from interventions.references.models import (
+    Anomaly,
+    CompanyContact,
+    Routine,
+    RoutineSiteRule,
+    Site,
+    SiteRule,
+)
 from interventions.wire import format_datetime
 
+INTERVENTIONS = table_of(Intervention)
+_I = INTERVENTIONS.c
+_PROFILES = table_of(Profile)
+
+# member of the wire form → (link table, its column naming the linked row)
 LINK_TABLES: dict[str, Any] = {
-    "site_ids": (InterventionSite, InterventionSite.site_id),
-    "site_rule_ids": (InterventionSiteRule, InterventionSiteRule.site_rule_id),
-    "rule_ids": (InterventionRule, InterventionRule.rule_id),
-    "anomaly_ids": (InterventionAnomaly, InterventionAnomaly.anomaly_id),
+    "site_ids": (table_of(InterventionSite), "site_id"),
+    "site_rule_ids": (table_of(InterventionSiteRule), "site_rule_id"),
+    "rule_ids": (table_of(InterventionRule), "rule_id"),
+    "anomaly_ids": (table_of(InterventionAnomaly), "anomaly_id"),
 }
 
 KIND_LABELS = {
@@ -39,102 +57,196 @@ KIND_LABELS = {
     Kind.TRAINING: "training exercise",
 }
 
+# Every column but the id, as written by ``insert`` and ``update``.
+COLUMNS = tuple(c.key for c in INTERVENTIONS.c if c.key != "id")
+# What an update never changes.
+_FIXED = frozenset({"organization_id", "type", "created_at", "created_by_user_id"})
 
-def readable(organization_id: int) -> Select[Intervention]:
-    """Every query for a caller starts here: its organisation. Cancelled interventions stay
-    in the register (SPEC §4.3): they read with status 7; the lifecycle refuses every write."""
-    return select(Intervention).where(Intervention.organization_id == organization_id)
+
+def ours() -> Any:
+    """The organisation-scoped form every statement over interventions starts from."""
+    return _I.organization_id == bindparam("organization_id")
 
 
-# Hot statements are built once, with bound parameters: SQLAlchemy then finds their
-# compiled form by identity instead of building them and deriving a cache key per request.
-_BY_ID = select(Intervention).where(
-    Intervention.organization_id == bindparam("organization_id"),
-    Intervention.id == bindparam("id"),
+def rows_query() -> Any:
+    """The intervention's columns and its assignee's user (a profile of the organisation):
+    what every read of whole interventions selects (``Row``)."""
+    return select(*INTERVENTIONS.c, _PROFILES.c.user_id.label("assigned_user_id")).outerjoin(
+        _PROFILES,
+        and_(
+            _PROFILES.c.id == _I.assigned_profile_id,
+            _PROFILES.c.organization_id == bindparam("organization_id"),
+        ),
+    )
+
+
+_BY_ID = Sql(rows_query().where(ours(), _I.id == bindparam("id")))
+# FOR UPDATE OF the intervention only: the assignee's profile is on the outer join's
+# nullable side, which PostgreSQL does not lock (SQLite serialises writers anyway).
+_BY_ID_FOR_UPDATE = Sql(
+    rows_query().where(ours(), _I.id == bindparam("id")).with_for_update(of=INTERVENTIONS)
 )
-_BY_ID_FOR_UPDATE = _BY_ID.with_for_update()
+_INSERT = Sql(
+    insert(INTERVENTIONS).values({key: bindparam(key) for key in COLUMNS}).returning(_I.id)
+)
+# Every changeable column at once: one statement text whatever changed. Conditional on the
+# status read, so that of two writers racing past a lock that is not there (SQLite), one wins.
+_UPDATE = Sql(
+    update(INTERVENTIONS)
+    .where(ours(), _I.id == bindparam("id"), _I.status == bindparam("was"))
+    .values({key: bindparam(key) for key in COLUMNS if key not in _FIXED})
+)
+
+
+_ANY_IN = Sql(select(_I.id).where(ours()).limit(1))
+
+
+async def any_in(db: Executor, organization_id: int) -> bool:
+    """Whether the organisation has any intervention at all."""
+    return await db.first(_ANY_IN, organization_id=organization_id) is not None
+
+
+async def get(
+    db: Executor,
+    organization_id: int,
+    intervention_id: int,
+    kind: Kind | None = None,
+    *,
+    lock: bool = False,
+) -> Any:
+    """The intervention (a ``Row``), else 404; ``lock``: row-locked until the end of the
+    transaction. An intervention of another kind than the path names is a 404 too."""
+    row = await db.first(
+        _BY_ID_FOR_UPDATE if lock else _BY_ID, organization_id=organization_id, id=intervention_id
+    )
+    if row is None or (kind is not None and row.type != kind):
+        label = KIND_LABELS[kind] + " intervention" if kind is not None else "intervention"
+        raise NotFound(f"No {label} {intervention_id}.")
+    return row
 
 
 async def get_for_update(
-    session: AsyncSession, organization_id: int, intervention_id: int, kind: Kind | None = None
-) -> Intervention:
-    """The intervention, row-locked until the end of the transaction, else 404.
-
-    An intervention of another kind than the path names is a 404 too.
-    """
-    params = {"organization_id": organization_id, "id": intervention_id}
-    intervention = (await session.execute(_BY_ID_FOR_UPDATE, params)).scalar_one_or_none()
-    if intervention is None or (kind is not None and intervention.type != kind):
-        label = KIND_LABELS[kind] + " intervention" if kind is not None else "intervention"
-        raise NotFound(f"No {label} {intervention_id}.")
-    return intervention
+    db: Executor, organization_id: int, intervention_id: int, kind: Kind | None = None
+) -> Any:
+    return await get(db, organization_id, intervention_id, kind, lock=True)
 
 
-async def get(session: AsyncSession, organization_id: int, intervention_id: int) -> Intervention:
-    params = {"organization_id": organization_id, "id": intervention_id}
-    intervention = (await session.execute(_BY_ID, params)).scalar_one_or_none()
-    if intervention is None:
-        raise NotFound(f"No intervention {intervention_id}.")
-    return intervention
+async def insert_intervention(db: Executor, values: dict[str, Any]) -> Any:
+    """Insert a new intervention from every column's value; the row as ``get`` reads it
+    (``assigned_user_id`` given by the caller, who resolved the assignee)."""
+    params = {key: values.get(key) for key in COLUMNS}
+    new_id = await db.scalar(_INSERT, **params)
+    return row_of(id=new_id, assigned_user_id=values.get("assigned_user_id"), **params)
 
 
-async def add_links(
-    session: AsyncSession, intervention: Intervention, member: str, ids: Iterable[int]
-) -> None:
-    """Link ``ids`` (sites, site rules, rules or anomalies) in one INSERT."""
-    model, column = LINK_TABLES[member]
-    rows = [
-        {
-            "intervention_id": intervention.id,
-            column.key: i,
-            "organization_id": intervention.organization_id,
-        }
-        for i in dict.fromkeys(ids)
-    ]
-    if rows:  # Core, not the ORM's bulk path: nothing in the session needs to know
-        await execute_core(session, insert(table_of(model)), rows)
-
-
-async def replace_links(
-    session: AsyncSession, intervention: Intervention, member: str, ids: Sequence[int]
-) -> None:
-    model, _ = LINK_TABLES[member]
-    table = table_of(model)
-    await execute_core(session, delete(table).where(table.c.intervention_id == intervention.id))
-    await add_links(session, intervention, member, ids)
-
-
-_LINKS = union_all(
-    *(
-        select(literal(member).label("member"), model.intervention_id, column.label("ref")).where(
-            model.intervention_id.in_(bindparam("ids", expanding=True))
-        )
-        for member, (model, column) in LINK_TABLES.items()
+async def write(db: Executor, row: Any, changes: dict[str, Any]) -> tuple[Any, bool]:
+    """Write ``changes`` over ``row``; the row as it now is, and whether it was still in the
+    status it was read in (``False``: nothing was written)."""
+    new = row._replace(**changes)
+    values = {key: getattr(new, key) for key in COLUMNS if key not in _FIXED}
+    count = await db.execute(
+        _UPDATE, organization_id=row.organization_id, id=row.id, was=row.status, **values
     )
-)
-_PROFILES = table_of(Profile)
-_PROFILE_USERS = Sql(
-    select(_PROFILES.c.id, _PROFILES.c.user_id).where(
-        _PROFILES.c.organization_id == bindparam("organization_id"),
-        any_of(_PROFILES.c.id, "ids"),
+    return new, count == 1
+
+
+_ROW_FIELDS = (*(c.key for c in INTERVENTIONS.c), "assigned_user_id")
+Row = namedtuple("Row", _ROW_FIELDS)  # type: ignore[misc]  # the fields of ``_BY_ID``'s rows
+
+
+def row_of(**values: Any) -> Any:
+    """A ``Row`` made of the values (a new intervention, before anything reads it)."""
+    return Row(**{key: values.get(key) for key in _ROW_FIELDS})
+
+
+_IDS = id_rows("ids")
+# One statement whatever the number of ids: INSERT … SELECT from the list parameter.
+_LINK_INSERTS = {
+    member: Sql(
+        insert(table).from_select(
+            ["intervention_id", column, "organization_id"],
+            select(
+                bindparam("intervention_id", type_=ID),
+                _IDS.c.value,
+                bindparam("organization_id", type_=ID),
+            ).select_from(_IDS),
+        )
+    )
+    for member, (table, column) in LINK_TABLES.items()
+}
+_LINK_DELETES = {
+    member: Sql(
+        delete(table).where(
+            table.c.organization_id == bindparam("organization_id"),
+            table.c.intervention_id == bindparam("intervention_id"),
+        )
+    )
+    for member, (table, _) in LINK_TABLES.items()
+}
+
+
+async def add_links(db: Executor, row: Any, member: str, ids: Iterable[int]) -> None:
+    """Link ``ids`` (sites, site rules, rules or anomalies), in one statement."""
+    unique = list(dict.fromkeys(ids))
+    if unique:
+        await db.execute(
+            _LINK_INSERTS[member],
+            intervention_id=row.id,
+            organization_id=row.organization_id,
+            ids=unique,
+        )
+
+
+async def replace_links(db: Executor, row: Any, member: str, ids: Sequence[int]) -> None:
+    await db.execute(
+        _LINK_DELETES[member], organization_id=row.organization_id, intervention_id=row.id
+    )
+    await add_links(db, row, member, ids)
+
+
+_LINKS = Sql(
+    union_all(
+        *(
+            select(
+                literal(member).label("member"),
+                table.c.intervention_id,
+                table.c[column].label("ref"),
+            ).where(
+                table.c.organization_id == bindparam("organization_id"),
+                any_of(table.c.intervention_id, "ids"),
+            )
+            for member, (table, column) in LINK_TABLES.items()
+        )
     )
 )
 
 
 async def links(
-    session: AsyncSession, intervention_ids: Sequence[int]
+    db: Executor, organization_id: int, intervention_ids: Sequence[int]
 ) -> dict[int, dict[str, list[int]]]:
     """All four link sets of the interventions, in one statement."""
     out: dict[int, dict[str, list[int]]] = defaultdict(no_links)
     if not intervention_ids:
         return out
-    rows = (await execute_core(session, _LINKS, {"ids": list(intervention_ids)})).all()
+    rows = await db.all(_LINKS, organization_id=organization_id, ids=list(intervention_ids))
     for member, intervention_id, ref in rows:
         out[intervention_id][member].append(ref)
     for value in out.values():
         for ids in value.values():
             ids.sort()
     return out
+
+
+def no_links() -> dict[str, list[int]]:
+    return {member: [] for member in LINK_TABLES}
+
+
+_PROFILE_USERS = Sql(
+    select(_PROFILES.c.id, _PROFILES.c.user_id).where(
+        _PROFILES.c.organization_id == bindparam("organization_id"),
+        any_of(_PROFILES.c.id, "ids"),
+    )
+)
 
 
 async def profile_users(
@@ -153,13 +265,9 @@ def signature_path(file_id: str | None) -> str | None:
     return f"/storage/v1/rs/files/{file_id}" if file_id else None
 
 
-def read_fields(
-    intervention: Any,
-    link_sets: dict[str, list[int]],
-    assigned_user_id: int | None,
-) -> dict[str, Any]:
-    """The members of the wire form, from an ``Intervention`` or a row with its columns."""
-    i = intervention
+def read_fields(row: Any, link_sets: dict[str, list[int]]) -> dict[str, Any]:
+    """The members of the wire form, from a ``Row``."""
+    i = row
     return dict(
         id=i.id,
         status=i.status,
@@ -178,7 +286,7 @@ def read_fields(
         provider_action_comment=i.provider_action_comment,
         provider_general_comment=i.provider_general_comment,
         assigned_company_contact_id=i.assigned_company_contact_id,
-        assigned_user_id=assigned_user_id,
+        assigned_user_id=i.assigned_user_id,
         assigned_profile_id=i.assigned_profile_id,
         verified_by_user_id=i.verified_by_user_id,
         verified_by_id=i.verified_by_user_id,
@@ -201,61 +309,26 @@ def read_fields(
     )
 
 
-def to_read(
-    intervention: Intervention, link_sets: dict[str, list[int]], assigned_user_id: int | None
-) -> InterventionRead:
-    return InterventionRead(**read_fields(intervention, link_sets, assigned_user_id))
+def to_read(row: Any, link_sets: dict[str, list[int]]) -> InterventionRead:
+    return InterventionRead(**read_fields(row, link_sets))
 
 
-async def read_many(
-    session: AsyncSession,
-    interventions: Sequence[Intervention],
-    known_users: Mapping[int, int] | None = None,
-) -> list[InterventionRead]:
-    """Wire form of several interventions: two statements whatever their number.
-
-    ``known_users`` maps profiles whose user the caller has already loaded.
-    """
-    ids = [i.id for i in interventions]
-    link_sets = await links(session, ids)
-    users = await _users(session, interventions, known_users)
-    return [to_read(i, link_sets[i.id], _user_of(i, users)) for i in interventions]
+async def read_many(db: Executor, rows: Sequence[Any]) -> list[InterventionRead]:
+    """Wire form of several interventions: one statement (their links) whatever their number."""
+    if not rows:
+        return []
+    link_sets = await links(db, rows[0].organization_id, [r.id for r in rows])
+    return [to_read(r, link_sets[r.id]) for r in rows]
 
 
 async def read_one(
-    session: AsyncSession,
-    intervention: Intervention,
-    link_sets: dict[str, list[int]] | None = None,
-    known_users: Mapping[int, int] | None = None,
+    db: Executor, row: Any, link_sets: dict[str, list[int]] | None = None
 ) -> InterventionRead:
     """Wire form of one intervention; ``link_sets`` when the caller knows all four already
     (it has just written or read them), so that nothing is read twice."""
     if link_sets is None:
-        return (await read_many(session, [intervention], known_users))[0]
-    users = await _users(session, [intervention], known_users)
-    return to_read(intervention, link_sets, _user_of(intervention, users))
-
-
-async def _users(
-    session: AsyncSession,
-    interventions: Sequence[Intervention],
-    known_users: Mapping[int, int] | None,
-) -> Mapping[int, int]:
-    known = known_users or {}
-    wanted = [i.assigned_profile_id for i in interventions if i.assigned_profile_id not in known]
-    if not wanted:
-        return known
-    org = interventions[0].organization_id
-    return {**known, **await profile_users(session, org, wanted)}
-
-
-def _user_of(intervention: Intervention, users: Mapping[int, int]) -> int | None:
-    profile_id = intervention.assigned_profile_id
-    return users.get(profile_id) if profile_id is not None else None
-
-
-def no_links() -> dict[str, list[int]]:
-    return {member: [] for member in LINK_TABLES}
+        return (await read_many(db, [row]))[0]
+    return to_read(row, link_sets)
 
 
 def _jsonable(value: Any) -> Any:
@@ -279,19 +352,11 @@ _INSERT_HISTORY = Sql(
 )
 
 
-async def record_history(
-    session: AsyncSession,
-    intervention: Intervention,
-    *,
-    user_id: int | None,
-    action: str,
-    changes: dict[str, tuple[Any, Any]] | dict[str, Any],
-) -> None:
-    """Append one history entry (written now, with Core: the intervention exists already).
-    ``changes`` maps a member to ``(before, after)``; members are recorded by their wire
-    names (SPEC §4.3), whichever spelling the caller used: the alias generator the schemas
-    use, so that history and bodies name a member alike."""
-    payload = {
+def history_payload(changes: dict[str, tuple[Any, Any]] | dict[str, Any]) -> dict[str, Any]:
+    """``changes`` maps a member to ``(before, after)`` or to a value; members are recorded by
+    their wire names (SPEC §4.3), whichever spelling the caller used: the alias generator the
+    schemas use, so that history and bodies name a member alike."""
+    return {
         to_camel(key): (
             {"from": _jsonable(v[0]), "to": _jsonable(v[1])}
             if isinstance(v, tuple)
@@ -299,13 +364,247 @@ async def record_history(
         )
         for key, v in changes.items()
     }
-    db = await Executor.of(session)  # on the session's connection: its transaction
+
+
+async def record_history(
+    db: Executor,
+    row: Any,
+    *,
+    user_id: int | None,
+    action: str,
+    changes: dict[str, tuple[Any, Any]] | dict[str, Any],
+) -> None:
+    """Append one history entry (see ``history_payload``)."""
     await db.execute(
         _INSERT_HISTORY,
-        organization_id=intervention.organization_id,
-        intervention_id=intervention.id,
+        organization_id=row.organization_id,
+        intervention_id=row.id,
         user_id=user_id,
         action=action,
-        changes=payload,
+        changes=history_payload(changes),
         created_at=utcnow(),
     )
+
+
+async def record_histories(db: Executor, entries: Sequence[dict[str, Any]]) -> None:
+    """Several history entries at once (``organization_id``, ``intervention_id``,
+    ``user_id``, ``action``, ``changes`` already as ``history_payload`` gives them)."""
+    now = utcnow()
+    await db.many(_INSERT_HISTORY, [{"created_at": now, **entry} for entry in entries])
+
+
+# --- what the e-mails about an intervention say ------------------------------------------------
+
+_USERS = table_of(User)
+_CONTACTS = table_of(CompanyContact)
+_SITES = table_of(Site)
+_LINKED_SITES = LINK_TABLES["site_ids"][0]
+
+_PROFILE_ADDRESSES = Sql(
+    select(_PROFILES.c.id, _USERS.c.email, _USERS.c.first_name, _USERS.c.last_name)
+    .join(_PROFILES, _PROFILES.c.user_id == _USERS.c.id)
+    .where(
+        _PROFILES.c.organization_id == bindparam("organization_id"),
+        any_of(_PROFILES.c.id, "ids"),
+    )
+)
+_CONTACTS_BY_ID = Sql(
+    select(_CONTACTS.c.id, _CONTACTS.c.name, _CONTACTS.c.email, _CONTACTS.c.company_id).where(
+        _CONTACTS.c.organization_id == bindparam("organization_id"),
+        any_of(_CONTACTS.c.id, "ids"),
+    )
+)
+_SITE_NAMES = Sql(
+    select(_SITES.c.name)
+    .join(_LINKED_SITES, _LINKED_SITES.c.site_id == _SITES.c.id)
+    .where(
+        _LINKED_SITES.c.intervention_id == bindparam("id"),
+        _LINKED_SITES.c.organization_id == bindparam("organization_id"),
+        _SITES.c.organization_id == bindparam("organization_id"),
+    )
+    .order_by(_SITES.c.name)
+)
+
+
+async def profile_addresses(
+    db: Executor, organization_id: int, profile_ids: Sequence[int]
+) -> list[Any]:
+    """(``id``, ``email``, ``first_name``, ``last_name``) of the profiles' users."""
+    if not profile_ids:
+        return []
+    return await db.all(_PROFILE_ADDRESSES, organization_id=organization_id, ids=profile_ids)
+
+
+async def contacts(
+    db: Executor, organization_id: int, contact_ids: Sequence[int]
+) -> dict[int, Any]:
+    """The organisation's company contacts among the ids, archived or not (an intervention
+    keeps naming its contact)."""
+    if not contact_ids:
+        return {}
+    rows = await db.all(_CONTACTS_BY_ID, organization_id=organization_id, ids=list(contact_ids))
+    return {r.id: r for r in rows}
+
+
+async def site_names(db: Executor, row: Any) -> list[str]:
+    rows = await db.all(_SITE_NAMES, organization_id=row.organization_id, id=row.id)
+    return [r.name for r in rows]
+
+
+# --- the anomalies an intervention repairs, moved as the lifecycle says (``anomaly_move``) ----
+
+_ANOMALIES = table_of(Anomaly)
+_A = _ANOMALIES.c
+_LINKED_ANOMALIES = LINK_TABLES["anomaly_ids"][0]
+_TAKE_ANOMALIES = Sql(
+    update(_ANOMALIES)
+    .where(
+        _A.organization_id == bindparam("organization_id"),
+        any_of(_A.id, "ids"),
+        _A.status == bindparam("source"),
+    )
+    .values(status=bindparam("target"), updated_at=bindparam("now"))
+)
+_LINKED = (
+    select(_LINKED_ANOMALIES.c.anomaly_id)
+    .where(
+        _LINKED_ANOMALIES.c.intervention_id == bindparam("intervention_id"),
+        _LINKED_ANOMALIES.c.organization_id == bindparam("organization_id"),
+    )
+    .scalar_subquery()
+)
+_MOVE_LINKED = Sql(
+    update(_ANOMALIES)
+    .where(
+        _A.organization_id == bindparam("organization_id"),
+        _A.id.in_(_LINKED),
+        _A.status == bindparam("source"),
+    )
+    .values(status=bindparam("target"), updated_at=bindparam("now"))
+)
+_RESOLVE_LINKED = Sql(
+    update(_ANOMALIES)
+    .where(
+        _A.organization_id == bindparam("organization_id"),
+        _A.id.in_(_LINKED),
+        _A.status == bindparam("source"),
+    )
+    .values(
+        status=bindparam("target"),
+        updated_at=bindparam("now"),
+        resolved_at=bindparam("now"),
+        resolved_by_user_id=bindparam("user_id"),
+    )
+)
+
+
+async def take_anomalies(
+    db: Executor, organization_id: int, anomaly_ids: Sequence[int], *, source: int, target: int
+) -> int:
+    """Move the anomalies still in ``source`` to ``target``; how many moved (a concurrent
+    curative may have taken one since it was read)."""
+    return await db.execute(
+        _TAKE_ANOMALIES,
+        organization_id=organization_id,
+        ids=list(anomaly_ids),
+        source=source,
+        target=target,
+        now=utcnow(),
+    )
+
+
+async def move_linked_anomalies(
+    db: Executor,
+    row: Any,
+    *,
+    source: int,
+    target: int,
+    now: dt.datetime,
+    resolved_by_user_id: int | None = None,
+) -> None:
+    """Move the intervention's anomalies in ``source`` to ``target``; ``resolved_by_user_id``
+    also records who resolved them, and when."""
+    params = {
+        "organization_id": row.organization_id,
+        "intervention_id": row.id,
+        "source": source,
+        "target": target,
+        "now": now,
+    }
+    if resolved_by_user_id is None:
+        await db.execute(_MOVE_LINKED, **params)
+    else:
+        await db.execute(_RESOLVE_LINKED, user_id=resolved_by_user_id, **params)
+
+
+# --- planning routines' occurrences (the worker, for every organisation) ----------------------
+
+_ROUTINES = table_of(Routine)
+_R = _ROUTINES.c
+_ROUTINE_SITE_RULES = table_of(RoutineSiteRule)
+_SITE_RULES = table_of(SiteRule)
+_PLANNABLE = and_(_R.auto_create_enabled.is_(True), _R.archived_at.is_(None))
+
+_ROUTINES_TO_PLAN = Sql(
+    select(_R.organization_id, _R.id).where(_PLANNABLE, _R.rrule.is_not(None)).order_by(_R.id),
+    unscoped="the planner's round goes over every organisation's routines",
+)
+_ROUTINE_TO_PLAN = Sql(
+    select(_ROUTINES).where(
+        _R.organization_id == bindparam("organization_id"), _R.id == bindparam("id"), _PLANNABLE
+    )
+)
+_SITE_RULES_OF_ROUTINE = Sql(
+    select(_SITE_RULES.c.id, _SITE_RULES.c.site_id, _SITE_RULES.c.rule_id)
+    .join(_ROUTINE_SITE_RULES, _ROUTINE_SITE_RULES.c.site_rule_id == _SITE_RULES.c.id)
+    .where(
+        _ROUTINE_SITE_RULES.c.routine_id == bindparam("id"),
+        _ROUTINE_SITE_RULES.c.organization_id == bindparam("organization_id"),
+        _SITE_RULES.c.organization_id == bindparam("organization_id"),
+    )
+    .order_by(_SITE_RULES.c.id)
+)
+_PLANNED = Sql(
+    select(_I.occurrence_start).where(
+        ours(), _I.routine_id == bindparam("routine_id"), _I.occurrence_start >= bindparam("since")
+    )
+)
+# PostgreSQL's construct; SQLite's compiler renders the same ON CONFLICT clause.
+_INSERT_OCCURRENCE = Sql(
+    postgresql.insert(INTERVENTIONS)
+    .values({key: bindparam(key) for key in COLUMNS})
+    .on_conflict_do_nothing(index_elements=["routine_id", "occurrence_start"])
+    .returning(_I.id, _I.organization_id)
+)
+
+
+async def routines_to_plan(db: Executor) -> list[tuple[int, int]]:
+    """(organisation, routine) of every routine that plans by itself."""
+    return [(r.organization_id, r.id) for r in await db.all(_ROUTINES_TO_PLAN)]
+
+
+async def routine_to_plan(
+    db: Executor, organization_id: int, routine_id: int
+) -> tuple[Any | None, list[Any]]:
+    """The routine if it still plans by itself, and its site rules."""
+    params = {"organization_id": organization_id, "id": routine_id}
+    routine = await db.first(_ROUTINE_TO_PLAN, **params)
+    if routine is None:
+        return None, []
+    return routine, await db.all(_SITE_RULES_OF_ROUTINE, **params)
+
+
+async def planned_occurrences(
+    db: Executor, organization_id: int, routine_id: int, since: dt.datetime
+) -> set[dt.datetime]:
+    """The routine's occurrences from ``since`` that have an intervention (cancelled too)."""
+    rows = await db.all(
+        _PLANNED, organization_id=organization_id, routine_id=routine_id, since=since
+    )
+    return {r.occurrence_start for r in rows}
+
+
+async def insert_occurrence(db: Executor, values: dict[str, Any]) -> Any | None:
+    """The new intervention's (``id``, ``organization_id``), or ``None`` if the occurrence
+    was planned meanwhile."""
+    return await db.first(_INSERT_OCCURRENCE, **{key: values.get(key) for key in COLUMNS})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -24,12 +25,9 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.dependencies import Caller
-from interventions.auth.models import Profile
-from interventions.db import Executor, Sql, table_of
-from interventions.errors import NotFound
+from interventions.db import Executor, Sql, UTCDateTime, any_of
 from interventions.interventions import repository as repo
 from interventions.interventions.lifecycle import Action, Status, allows
 from interventions.interventions.models import (
@@ -97,43 +95,71 @@ class InterventionFilters:
     sort: Sequence[SortKey] = field(default_factory=lambda: [SortKey.SCHEDULED_START_DESC])
 
 
-def _linked(model: Any, column: Any, ids: Sequence[int]) -> ColumnElement[bool]:
-    return exists().where(model.intervention_id == Intervention.id, column.in_(ids))
+_LIST_FILTERS: dict[str, Any] = {
+    "status": Intervention.status,
+    "type": Intervention.type,
+    "creation_status": Intervention.creation_status,
+    "routine_id": Intervention.routine_id,
+    "assigned_profile_id": Intervention.assigned_profile_id,
+    "company_id": Intervention.company_id,
+}
+_LINK_FILTERS: dict[str, Any] = {
+    "site_id": (InterventionSite, InterventionSite.site_id),
+    "site_rule_id": (InterventionSiteRule, InterventionSiteRule.site_rule_id),
+    "rule_id": (InterventionRule, InterventionRule.rule_id),
+}
+_RANGES: dict[str, Any] = {
+    "scheduled_from": Intervention.scheduled_start.__ge__,
+    "scheduled_to": Intervention.scheduled_start.__le__,
+    "actual_from": Intervention.actual_start.__ge__,
+    "actual_to": Intervention.actual_start.__le__,
+}
 
 
-def _conditions(f: InterventionFilters) -> list[ColumnElement[bool]]:
-    out: list[ColumnElement[bool]] = []
-    for values, column in (
-        (f.status, Intervention.status),
-        (f.type, Intervention.type),
-        (f.creation_status, Intervention.creation_status),
-        (f.routine_id, Intervention.routine_id),
-        (f.assigned_profile_id, Intervention.assigned_profile_id),
-        (f.company_id, Intervention.company_id),
-    ):
-        if values:
-            out.append(column.in_(values))
-    if f.site_id:
-        out.append(_linked(InterventionSite, InterventionSite.site_id, f.site_id))
-    if f.site_rule_id:
-        out.append(_linked(InterventionSiteRule, InterventionSiteRule.site_rule_id, f.site_rule_id))
-    if f.rule_id:
-        out.append(_linked(InterventionRule, InterventionRule.rule_id, f.rule_id))
-    if f.scheduled_from is not None:
-        out.append(Intervention.scheduled_start >= f.scheduled_from)
-    if f.scheduled_to is not None:
-        out.append(Intervention.scheduled_start <= f.scheduled_to)
-    if f.actual_from is not None:
-        out.append(Intervention.actual_start >= f.actual_from)
-    if f.actual_to is not None:
-        out.append(Intervention.actual_start <= f.actual_to)
-    if not f.status:
+def _shape(f: InterventionFilters) -> tuple[frozenset[str], tuple[SortKey, ...]]:
+    """Which filters are given and the order: what the statement's text depends on."""
+    given = {name for name in (*_LIST_FILTERS, *_LINK_FILTERS) if getattr(f, name)}
+    given |= {name for name in (*_RANGES, "q") if getattr(f, name) is not None}
+    return frozenset(given), tuple(f.sort)
+
+
+def _params(f: InterventionFilters) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for name in (*_LIST_FILTERS, *_LINK_FILTERS):
+        if getattr(f, name):
+            params[name] = list(getattr(f, name))
+    for name in _RANGES:
+        if getattr(f, name) is not None:
+            params[name] = getattr(f, name)
+    if f.q is not None:
+        escaped = f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params["q"] = f"%{escaped}%"
+    return params
+
+
+def _conditions(given: frozenset[str]) -> list[ColumnElement[bool]]:
+    out: list[ColumnElement[bool]] = [Intervention.organization_id == bindparam("organization_id")]
+    for name, column in _LIST_FILTERS.items():
+        if name in given:
+            out.append(any_of(column, name))
+    for name, (model, column) in _LINK_FILTERS.items():
+        if name in given:
+            out.append(
+                exists().where(
+                    model.intervention_id == Intervention.id,
+                    model.organization_id == bindparam("organization_id"),
+                    any_of(column, name),
+                )
+            )
+    for name, compare in _RANGES.items():
+        if name in given:
+            out.append(compare(bindparam(name, type_=UTCDateTime())))
+    if "status" not in given:
         # Cancelled interventions stay in the register but out of the default list: asking
         # for status 7 shows them.
         out.append(Intervention.status != Status.CANCELLED)
-    if f.q:
-        escaped = f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        out.append(Intervention.description.ilike(f"%{escaped}%", escape="\\"))
+    if "q" in given:
+        out.append(Intervention.description.ilike(bindparam("q", type_=String()), escape="\\"))
     return out
 
 
@@ -148,27 +174,31 @@ def _order(keys: Sequence[SortKey]) -> list[Any]:
     return order
 
 
-async def find(
-    session: AsyncSession, caller: Caller, filters: InterventionFilters, page: int, page_size: int
-) -> tuple[list[InterventionRead], int]:
-    """One page of the caller's interventions and the total: four statements whatever the page."""
-    conditions = _conditions(filters)
-    base = repo.readable(caller.organization_id).where(*conditions)
-    total = (
-        await session.execute(
-            select(func.count())
-            .select_from(Intervention)
-            .where(Intervention.organization_id == caller.organization_id, *conditions)
-        )
-    ).scalar_one()
-    rows = list(
-        (
-            await session.execute(
-                base.order_by(*_order(filters.sort)).offset((page - 1) * page_size).limit(page_size)
-            )
-        ).scalars()
+@functools.cache
+def _list_statements(given: frozenset[str], sort: tuple[SortKey, ...]) -> tuple[Sql, Sql]:
+    """The page and the count for one shape of filters, built and compiled once per shape."""
+    conditions = _conditions(given)
+    count = Sql(select(func.count()).select_from(Intervention).where(*conditions))
+    page = Sql(
+        repo.rows_query()
+        .where(*conditions)
+        .order_by(*_order(sort))
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
     )
-    return await repo.read_many(session, rows), int(total)
+    return page, count
+
+
+async def find(
+    db: Executor, caller: Caller, filters: InterventionFilters, page: int, page_size: int
+) -> tuple[list[InterventionRead], int]:
+    """One page of the caller's interventions and the total: three statements whatever the
+    page (the count, the page with the assignees' users, their links)."""
+    page_sql, count_sql = _list_statements(*_shape(filters))
+    params = {"organization_id": caller.organization_id, **_params(filters)}
+    total = await db.scalar(count_sql, **params)
+    rows = await db.all(page_sql, limit=page_size, offset=(page - 1) * page_size, **params)
+    return await repo.read_many(db, rows), int(total)
 
 
 def actions_for(status: int, kind: int, caller: Caller) -> ActionsRead:
@@ -185,21 +215,7 @@ def actions_for(status: int, kind: int, caller: Caller) -> ActionsRead:
 
 
 # The detailed read is three statements after authentication, each built once: the
-# intervention with its assignee's user, everything it links to, and its history.
-_DETAIL = Sql(
-    select(*table_of(Intervention).c, Profile.user_id.label("assigned_user_id"))
-    .outerjoin(
-        Profile,
-        and_(
-            Profile.id == Intervention.assigned_profile_id,
-            Profile.organization_id == bindparam("organization_id"),
-        ),
-    )
-    .where(
-        Intervention.organization_id == bindparam("organization_id"),
-        Intervention.id == bindparam("id"),
-    )
-)
+# intervention with its assignee's user (``repo.get``), everything it links to, and its history.
 
 
 def _no_int() -> Any:
@@ -272,9 +288,7 @@ _HISTORY = Sql(
 
 async def detail(db: Executor, caller: Caller, intervention_id: int) -> InterventionDetail:
     """One intervention with its sites, site rules, rules, anomalies, history and actions."""
-    row = await db.first(_DETAIL, organization_id=caller.organization_id, id=intervention_id)
-    if row is None:
-        raise NotFound(f"No intervention {intervention_id}.")
+    row = await repo.get(db, caller.organization_id, intervention_id)
     sites: list[SiteSummary] = []
     site_rules: list[SiteRuleSummary] = []
     rules: dict[int, RuleSummary] = {}
@@ -305,7 +319,7 @@ async def detail(db: Executor, caller: Caller, intervention_id: int) -> Interven
         "rule_ids": sorted(rule_ids),
         "anomaly_ids": [a.id for a in anomalies],
     }
-    fields = repo.read_fields(row, link_sets, row.assigned_user_id)
+    fields = repo.read_fields(row, link_sets)
     return InterventionDetail(
         **fields,
         sites=sites,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import Field
 
 from interventions.auth.dependencies import CurrentCaller, CurrentWriter
-from interventions.db import RequestDb, RequestSession
-from interventions.interventions import search, service
+from interventions.config import AppSettings
+from interventions.db import RequestDb
+from interventions.interventions import replanning, search, service
 from interventions.interventions.schemas import (
     CancelRequest,
     CurativeCreate,
@@ -46,9 +47,7 @@ InterventionId = Annotated[
         description="Unique identifier of the intervention.",
     ),
 ]
-# One transaction per request, shared with the caller's authentication.
-WriteSession = RequestSession
-ReadSession = RequestSession
+# The request's database: one transaction, shared with the caller's authentication.
 
 WRITE_ERRORS = (400, 403, 413, 415, 422)
 
@@ -62,9 +61,9 @@ WRITE_ERRORS = (400, 403, 413, 415, 422)
     summary="Create curative intervention with anomalies",
 )
 async def create_curative(
-    body: CurativeCreate, caller: CurrentWriter, session: WriteSession
+    body: CurativeCreate, caller: CurrentWriter, db: RequestDb
 ) -> Envelope[InterventionRead]:
-    return Envelope(data=await service.create_curative(session, caller, body))
+    return Envelope(data=await service.create_curative(await db.executor(), caller, body))
 
 
 @router.post(
@@ -76,9 +75,9 @@ async def create_curative(
     summary="Create a preventive intervention from a routine",
 )
 async def create_from_routine(
-    body: RoutineInterventionCreate, caller: CurrentWriter, session: WriteSession
+    body: RoutineInterventionCreate, caller: CurrentWriter, db: RequestDb
 ) -> Envelope[InterventionRead]:
-    return Envelope(data=await service.create_from_routine(session, caller, body))
+    return Envelope(data=await service.create_from_routine(await db.executor(), caller, body))
 
 
 @router.post(
@@ -90,9 +89,9 @@ async def create_from_routine(
     summary="Create a training exercise",
 )
 async def create_training(
-    body: TrainingCreate, caller: CurrentWriter, session: WriteSession
+    body: TrainingCreate, caller: CurrentWriter, db: RequestDb
 ) -> Envelope[InterventionRead]:
-    return Envelope(data=await service.create_training(session, caller, body))
+    return Envelope(data=await service.create_training(await db.executor(), caller, body))
 
 
 @router.patch(
@@ -106,9 +105,11 @@ async def update_preventive(
     intervention_id: InterventionId,
     body: PreventiveUpdate,
     caller: CurrentWriter,
-    session: WriteSession,
+    db: RequestDb,
 ) -> Envelope[InterventionRead]:
-    return Envelope(data=await service.update_preventive(session, caller, intervention_id, body))
+    return Envelope(
+        data=await replanning.update_preventive(await db.executor(), caller, intervention_id, body)
+    )
 
 
 @router.patch(
@@ -122,9 +123,11 @@ async def update_training(
     intervention_id: InterventionId,
     body: TrainingUpdate,
     caller: CurrentWriter,
-    session: WriteSession,
+    db: RequestDb,
 ) -> Envelope[InterventionRead]:
-    return Envelope(data=await service.update_training(session, caller, intervention_id, body))
+    return Envelope(
+        data=await replanning.update_training(await db.executor(), caller, intervention_id, body)
+    )
 
 
 @router.patch(
@@ -138,9 +141,9 @@ async def verify(
     intervention_id: InterventionId,
     body: VerifyRequest,
     caller: CurrentWriter,
-    session: WriteSession,
+    db: RequestDb,
 ) -> Envelope[InterventionRead]:
-    return Envelope(data=await service.verify(session, caller, intervention_id, body))
+    return Envelope(data=await service.verify(await db.executor(), caller, intervention_id, body))
 
 
 @router.get(
@@ -158,7 +161,7 @@ async def verify(
 )
 async def find_interventions(
     caller: CurrentCaller,
-    session: ReadSession,
+    db: RequestDb,
     status: Annotated[list[Annotated[int, Field(ge=1, le=7)]], Query(max_length=7)] = [],  # noqa: B006
     type: Annotated[list[Annotated[int, Field(ge=1, le=3)]], Query(max_length=3)] = [],  # noqa: B006
     creation_status: Annotated[
@@ -198,7 +201,7 @@ async def find_interventions(
         q=q or None,
         sort=sort or [SortKey.SCHEDULED_START_DESC],
     )
-    rows, total = await search.find(session, caller, filters, page, page_size)
+    rows, total = await search.find(await db.executor(), caller, filters, page, page_size)
     return ListEnvelope(
         data=rows, total_count=total, pagination=Pagination(page=page, page_size=page_size)
     )
@@ -234,10 +237,10 @@ async def get_intervention(
 async def cancel_intervention(
     intervention_id: InterventionId,
     caller: CurrentWriter,
-    session: WriteSession,
+    db: RequestDb,
     body: CancelRequest | None = None,
 ) -> Response:
-    await service.cancel(session, caller, intervention_id, body)
+    await service.cancel(await db.executor(), caller, intervention_id, body)
     return Response(status_code=204)
 
 
@@ -249,12 +252,11 @@ async def cancel_intervention(
     summary="E-mail the intervention's information (dates, sites, PIN, assignee)",
 )
 async def send_information_email(
-    request: Request,
     intervention_id: InterventionId,
     body: InformationEmailRequest,
     caller: CurrentWriter,
-    session: WriteSession,
+    db: RequestDb,
+    settings: AppSettings,
 ) -> Response:
-    settings = request.app.state.settings
-    await service.send_information(session, settings, caller, intervention_id, body)
+    await service.send_information(await db.executor(), settings, caller, intervention_id, body)
     return Response(status_code=204)

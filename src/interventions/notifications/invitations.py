@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from interventions.db import Executor
 from interventions.notifications import service as notifications
 from interventions.notifications.models import OutboxEmail
 from interventions.wire import format_datetime
@@ -13,6 +15,67 @@ from interventions.wire import format_datetime
 INVITATION_KIND = "organization.invitation"
 
 
+def _invitation(
+    *,
+    organization_name: str,
+    inviter: str,
+    role: str,
+    link: str,
+    token: str,
+    expires_at: dt.datetime,
+) -> tuple[str, str]:
+    """The subject and the body. They say nothing about whether the recipient already has
+    an account: that is theirs to know."""
+    body = (
+        "Hello,\n\n"
+        f"{inviter} invites you to join {organization_name} as {role} in the interventions "
+        "register.\n\n"
+        f"To accept, open this link before {format_datetime(expires_at)}:\n{link}\n\n"
+        "If you already have an account, accept while logged in with it, or with its "
+        "password; otherwise choose a password to create your account.\n\n"
+        f"Invitation token: {token}\n\n"
+        "If you were not expecting this invitation, ignore this e-mail: nothing happens "
+        "unless you accept.\n"
+    )
+    # One line: an organisation's name may hold line breaks, a subject may not.
+    subject = f"Invitation to join {' '.join(organization_name.split())}"[:500]
+    return subject, body
+
+
+async def enqueue_invitation_email(
+    db: Executor | AsyncSession,
+    *,
+    organization_id: int,
+    organization_name: str,
+    inviter: str,
+    recipient: str,
+    role: str,
+    link: str,
+    token: str,
+    expires_at: dt.datetime,
+) -> Any:
+    """The link (and the bare token, for API clients) to accept an invitation, written to
+    the outbox; the outbox row (a record)."""
+    subject, body = _invitation(
+        organization_name=organization_name,
+        inviter=inviter,
+        role=role,
+        link=link,
+        token=token,
+        expires_at=expires_at,
+    )
+    return await notifications.enqueue_email(
+        db,
+        organization_id=organization_id,
+        intervention_id=None,
+        recipient=recipient,
+        subject=subject,
+        body=body,
+        kind=INVITATION_KIND,
+    )
+
+
+# transitional: remove (callers move to ``enqueue_invitation_email``)
 def queue_invitation_email(
     session: AsyncSession,
     *,
@@ -25,26 +88,21 @@ def queue_invitation_email(
     token: str,
     expires_at: dt.datetime,
 ) -> OutboxEmail:
-    """The link (and the bare token, for API clients) to accept an invitation. It says
-    nothing about whether ``recipient`` already has an account: that is theirs to know."""
-    body = (
-        "Hello,\n\n"
-        f"{inviter} invites you to join {organization_name} as {role} in the interventions "
-        "register.\n\n"
-        f"To accept, open this link before {format_datetime(expires_at)}:\n{link}\n\n"
-        "If you already have an account, accept while logged in with it, or with its "
-        "password; otherwise choose a password to create your account.\n\n"
-        f"Invitation token: {token}\n\n"
-        "If you were not expecting this invitation, ignore this e-mail: nothing happens "
-        "unless you accept.\n"
+    """The link (and the bare token, for API clients) to accept an invitation."""
+    subject, body = _invitation(
+        organization_name=organization_name,
+        inviter=inviter,
+        role=role,
+        link=link,
+        token=token,
+        expires_at=expires_at,
     )
     return notifications.queue_email(
         session,
         organization_id=organization_id,
         intervention_id=None,
         recipient=recipient,
-        # One line: an organisation's name may hold line breaks, a subject may not.
-        subject=f"Invitation to join {' '.join(organization_name.split())}"[:500],
+        subject=subject,
         body=body,
         kind=INVITATION_KIND,
     )

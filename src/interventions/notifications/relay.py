@@ -23,7 +23,7 @@ import re
 import secrets
 import socket
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from email.errors import MessageError
 from email.headerregistry import Address
@@ -32,17 +32,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import aiosmtplib
-from sqlalchemy import CursorResult, or_, select, update
 
 from interventions.config import Settings
 from interventions.db import Database, utcnow
-from interventions.notifications.models import OutboxEmail
+from interventions.notifications import repository as repo
 
 logger = logging.getLogger(__name__)
-
-PENDING = "pending"
-SENT = "sent"
-FAILED = "failed"
 
 # First retry after this long, then twice as long each time, up to relay_max_backoff_seconds.
 RETRY_BASE_SECONDS = 30
@@ -333,39 +328,11 @@ async def claim_due(db: Database, settings: Settings, *, relay_id: str) -> list[
     """
     now = utcnow()
     until = now + dt.timedelta(seconds=settings.relay_lease_seconds)
-    claimable = (
-        OutboxEmail.status == PENDING,
-        OutboxEmail.next_attempt_at <= now,
-        or_(OutboxEmail.claimed_until.is_(None), OutboxEmail.claimed_until <= now),
-    )
-    candidates = (
-        select(OutboxEmail.id)
-        .where(*claimable)
-        .order_by(OutboxEmail.next_attempt_at, OutboxEmail.id)
-        .limit(settings.relay_batch_size)
-    )
-    if not db.sqlite:
-        candidates = candidates.with_for_update(skip_locked=True)
-    statement = (
-        update(OutboxEmail)
-        .where(OutboxEmail.id.in_(candidates), *claimable)
-        .values(claimed_by=relay_id, claimed_until=until)
-        .returning(
-            OutboxEmail.id,
-            OutboxEmail.recipient,
-            OutboxEmail.subject,
-            OutboxEmail.body,
-            OutboxEmail.message_id,
-            OutboxEmail.attempts,
-            OutboxEmail.created_at,
-            OutboxEmail.next_attempt_at,
+    async with db.transaction() as executor:
+        found = await repo.claim_due(
+            executor, relay_id=relay_id, now=now, until=until, batch_size=settings.relay_batch_size
         )
-        .execution_options(synchronize_session=False)
-    )
-    async with db.writer() as session, session.begin():
-        rows = sorted(
-            (await session.execute(statement)).all(), key=lambda r: (r.next_attempt_at, r.id)
-        )
+    rows = sorted(found, key=lambda r: (r.next_attempt_at, r.id))
     return [
         ClaimedEmail(
             id=r.id,
@@ -381,24 +348,25 @@ async def claim_due(db: Database, settings: Settings, *, relay_id: str) -> list[
     ]
 
 
-async def _finish(db: Database, row: ClaimedEmail, *, relay_id: str, **values: Any) -> None:
+async def _finish(
+    db: Database,
+    row: ClaimedEmail,
+    outcome: Callable[..., Awaitable[int]],
+    *,
+    relay_id: str,
+    **values: Any,
+) -> None:
     """Write an outcome and free the lease, only if this relay still holds it."""
-    statement = (
-        update(OutboxEmail)
-        .where(OutboxEmail.id == row.id, OutboxEmail.claimed_by == relay_id)
-        .values(claimed_by=None, claimed_until=None, **values)
-        .execution_options(synchronize_session=False)
-    )
-    async with db.writer() as session, session.begin():
-        result = await session.execute(statement)
-    if isinstance(result, CursorResult) and result.rowcount == 0:
+    async with db.transaction() as executor:
+        written = await outcome(executor, email_id=row.id, relay_id=relay_id, **values)
+    if written == 0:
         # The lease expired and another relay took the row: it will send it again (same
         # Message-ID), which at-least-once delivery allows.
         logger.warning("outbox relay %s: lost the lease on e-mail %s", relay_id, row.id)
 
 
 async def _mark_sent(db: Database, row: ClaimedEmail, *, relay_id: str) -> None:
-    await _finish(db, row, relay_id=relay_id, status=SENT, sent_at=utcnow())
+    await _finish(db, row, repo.mark_sent, relay_id=relay_id, sent_at=utcnow())
 
 
 async def _mark_failed(db: Database, row: ClaimedEmail, *, relay_id: str, error: str) -> None:
@@ -406,8 +374,8 @@ async def _mark_failed(db: Database, row: ClaimedEmail, *, relay_id: str, error:
     await _finish(
         db,
         row,
+        repo.mark_failed,
         relay_id=relay_id,
-        status=FAILED,
         attempts=row.attempts + 1,
         last_error=error[:_MAX_ERROR_CHARS],
     )
@@ -420,6 +388,7 @@ async def _schedule_retry(
     await _finish(
         db,
         row,
+        repo.retry_later,
         relay_id=relay_id,
         attempts=attempts,
         next_attempt_at=utcnow() + retry_delay(attempts, settings),
@@ -429,14 +398,8 @@ async def _schedule_retry(
 
 async def _release(db: Database, rows: Sequence[ClaimedEmail], *, relay_id: str) -> None:
     """Give rows back untouched, for any relay to take at once."""
-    statement = (
-        update(OutboxEmail)
-        .where(OutboxEmail.id.in_([row.id for row in rows]), OutboxEmail.claimed_by == relay_id)
-        .values(claimed_by=None, claimed_until=None)
-        .execution_options(synchronize_session=False)
-    )
-    async with db.writer() as session, session.begin():
-        await session.execute(statement)
+    async with db.transaction() as executor:
+        await repo.release(executor, email_ids=[row.id for row in rows], relay_id=relay_id)
 
 
 def _describe(exc: BaseException) -> str:

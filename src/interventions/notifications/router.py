@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from interventions.auth.dependencies import CurrentCaller
-from interventions.db import RequestSession
+from interventions.db import RequestDb
 from interventions.notifications import service
 from interventions.notifications.schemas import NotificationRead
 from interventions.openapi import errors_for
@@ -25,12 +25,12 @@ router = APIRouter(prefix="/notifications/v1/rs", tags=["notifications"])
 )
 async def list_notifications(
     caller: CurrentCaller,
-    session: RequestSession,
+    db: RequestDb,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=100)] = 20,
 ) -> ListEnvelope[NotificationRead]:
     rows, total = await service.list_for_user(
-        session,
+        await db.executor(),
         organization_id=caller.organization_id,
         user_id=caller.user_id,
         page=page,

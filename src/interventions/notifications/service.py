@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from interventions.auth.models import Profile
-from interventions.db import UTCDateTime, execute_core, table_of, utcnow
+from interventions.db import Executor, executor_of, utcnow
 from interventions.errors import Unprocessable
-from interventions.notifications.models import Notification, OutboxEmail
+from interventions.notifications import repository as repo
+from interventions.notifications.models import OutboxEmail
 
 INTERVENTION_EXECUTED = "intervention.executed"
 
@@ -20,16 +19,13 @@ def new_notification_id() -> str:
     return "ntf_" + uuid.uuid4().hex
 
 
-_NOTIFICATIONS = table_of(Notification)
-_WRITERS = select(Profile.user_id).where(
-    Profile.organization_id == bindparam("organization_id"),
-    Profile.role.in_(("admin", "manager")),
-    Profile.archived_at.is_(None),
-)
+def new_message_id() -> str:
+    """Fixed when the e-mail is written: every delivery attempt carries the same one."""
+    return f"<{uuid.uuid4().hex}@interventions.local>"
 
 
 async def notify_writers(
-    session: AsyncSession,
+    db: Executor | AsyncSession,
     *,
     organization_id: int,
     intervention_id: int,
@@ -37,15 +33,13 @@ async def notify_writers(
     message: str,
 ) -> int:
     """One in-app notification to each admin and manager of the organisation."""
-    user_ids = list(
-        (await execute_core(session, _WRITERS, {"organization_id": organization_id})).scalars()
-    )
+    db = await executor_of(db)
+    user_ids = await repo.writer_user_ids(db, organization_id)
     if not user_ids:
         return 0
     now = utcnow()
-    await execute_core(
-        session,
-        insert(_NOTIFICATIONS),
+    await repo.insert_notifications(
+        db,
         [
             {
                 "id": new_notification_id(),
@@ -62,42 +56,57 @@ async def notify_writers(
     return len(user_ids)
 
 
-_MARK_READ = (
-    update(_NOTIFICATIONS)
-    .where(
-        _NOTIFICATIONS.c.id == bindparam("b_id"),
-        _NOTIFICATIONS.c.organization_id == bindparam("b_organization_id"),
-        _NOTIFICATIONS.c.user_id == bindparam("b_user_id"),
-    )
-    # Already read: stays read since the first time.
-    .values(
-        read_at=func.coalesce(_NOTIFICATIONS.c.read_at, bindparam("b_now", type_=UTCDateTime()))
-    )
-)
-
-
 async def mark_read(
-    session: AsyncSession, *, organization_id: int, user_id: int, notification_id: str, field: str
+    db: Executor | AsyncSession,
+    *,
+    organization_id: int,
+    user_id: int,
+    notification_id: str,
+    field: str,
 ) -> None:
     """Mark one of the caller's notifications read (one statement); 422 when it is not the
     caller's."""
-    result = await execute_core(
-        session,
-        _MARK_READ,
-        {
-            "b_id": notification_id,
-            "b_organization_id": organization_id,
-            "b_user_id": user_id,
-            "b_now": utcnow(),
-        },
+    db = await executor_of(db)
+    marked = await repo.mark_read(
+        db,
+        organization_id=organization_id,
+        user_id=user_id,
+        notification_id=notification_id,
+        now=utcnow(),
     )
-    if result.rowcount != 1:
+    if marked != 1:
         raise Unprocessable(
             f"No notification {notification_id!r} for this user.",
             errors=[{"field": field, "message": "Unknown notification."}],
         )
 
 
+async def enqueue_email(
+    db: Executor | AsyncSession,
+    *,
+    organization_id: int,
+    intervention_id: int | None,
+    recipient: str,
+    subject: str,
+    body: str,
+    kind: str,
+) -> Any:
+    """Write an e-mail to the durable outbox; a relay delivers it after commit. The row (a
+    record with the columns of ``OutboxEmail``)."""
+    db = await executor_of(db)
+    return await repo.insert_email(
+        db,
+        organization_id=organization_id,
+        intervention_id=intervention_id,
+        recipient=recipient,
+        subject=subject,
+        body=body,
+        kind=kind,
+        message_id=new_message_id(),
+    )
+
+
+# transitional: remove (callers move to ``enqueue_email``)
 def queue_email(
     session: AsyncSession,
     *,
@@ -116,7 +125,7 @@ def queue_email(
         subject=subject,
         body=body,
         kind=kind,
-        message_id=f"<{uuid.uuid4().hex}@interventions.local>",
+        message_id=new_message_id(),
         status="pending",
         attempts=0,
         next_attempt_at=utcnow(),
@@ -127,17 +136,15 @@ def queue_email(
 
 
 async def list_for_user(
-    session: AsyncSession, *, organization_id: int, user_id: int, page: int, page_size: int
-) -> tuple[Sequence[Notification], int]:
-    base = select(Notification).where(
-        Notification.organization_id == organization_id, Notification.user_id == user_id
+    db: Executor, *, organization_id: int, user_id: int, page: int, page_size: int
+) -> tuple[list[Any], int]:
+    """A page of the user's notifications, newest first (records), and how many they have."""
+    total = await repo.count_for_user(db, organization_id=organization_id, user_id=user_id)
+    rows = await repo.page_for_user(
+        db,
+        organization_id=organization_id,
+        user_id=user_id,
+        offset=(page - 1) * page_size,
+        limit=page_size,
     )
-    total = (await session.execute(select(func.count()).select_from(base.subquery()))).scalar_one()
-    rows = (
-        await session.execute(
-            base.order_by(Notification.created_at.desc(), Notification.id.desc())
-            .offset((page - 1) * page_size)
-            .limit(page_size)
-        )
-    ).scalars()
-    return list(rows), int(total)
+    return rows, total

@@ -4,19 +4,19 @@ by invitation (``service``)."""
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import Any
 
 from interventions.auth.dependencies import Caller
-from interventions.auth.models import Profile, User
-from interventions.db import utcnow
+from interventions.auth.roles import Role
+from interventions.db import Executor, utcnow
 from interventions.errors import Conflict, Forbidden, NotFound
 from interventions.organizations import repository as repo
 from interventions.organizations.schemas import ProfileRead, ProfileUpdate
-from interventions.references import repository as refs
 from interventions.references.paging import Page
 
 
-def profile_read(profile: Profile, user: User) -> ProfileRead:
+def profile_read(profile: Any, user: Any) -> ProfileRead:
+    """A profile's record and its user's (``id``, ``email``, names) as they are read."""
     return ProfileRead(
         id=profile.id,
         organization_id=profile.organization_id,
@@ -31,7 +31,7 @@ def profile_read(profile: Profile, user: User) -> ProfileRead:
 
 
 async def list_profiles(
-    session: AsyncSession,
+    db: Executor,
     caller: Caller,
     page: Page,
     *,
@@ -39,35 +39,39 @@ async def list_profiles(
     role: str | None = None,
     q: str | None = None,
 ) -> tuple[list[ProfileRead], int]:
-    stmt = repo.readable_profiles(
-        caller.organization_id, include_archived=include_archived, role=role, q=q
+    rows, total = await repo.profiles_page(
+        db,
+        caller.organization_id,
+        include_archived=include_archived,
+        role=role,
+        q=q,
+        page=page.page,
+        page_size=page.size,
     )
-    rows, total = await refs.page_of_rows(
-        session, stmt.order_by(Profile.id), page=page.page, page_size=page.size
-    )
-    return [profile_read(profile, user) for profile, user in rows], total
+    return [ProfileRead.model_validate(row) for row in rows], total
 
 
 async def get_profile(
-    session: AsyncSession, caller: Caller, profile_id: int, *, include_archived: bool = False
+    db: Executor,
+    caller: Caller,
+    profile_id: int,
+    *,
+    include_archived: bool = False,
 ) -> ProfileRead:
-    row = await repo.profile_with_user(
-        session, caller.organization_id, profile_id, include_archived=include_archived
+    row = await repo.profile(
+        db, caller.organization_id, profile_id, include_archived=include_archived
     )
     if row is None:
         raise NotFound(f"No profile {profile_id}.")
-    profile, user = row
-    return profile_read(profile, user)
+    return ProfileRead.model_validate(row)
 
 
-async def _lock_for_admin(session: AsyncSession, caller: Caller, profile_id: int) -> Profile:
-    """The target profile, locked with the caller's own; the caller must still be an admin
-    (the role was read before this transaction began)."""
-    locked = await repo.lock_profiles(
-        session, caller.organization_id, {caller.profile_id, profile_id}
-    )
+async def _lock_for_admin(db: Executor, caller: Caller, profile_id: int) -> Any:
+    """The target profile as it is read, locked with the caller's own; the caller must still
+    be an admin (the role was read before this transaction began)."""
+    locked = await repo.lock_profiles(db, caller.organization_id, {caller.profile_id, profile_id})
     me = locked.get(caller.profile_id)
-    if me is None or me.role != "admin":
+    if me is None or me.role != Role.ADMIN:
         raise Forbidden("Only an admin may change profiles.")
     target = locked.get(profile_id)
     if target is None:
@@ -75,33 +79,27 @@ async def _lock_for_admin(session: AsyncSession, caller: Caller, profile_id: int
     return target
 
 
-async def _user(session: AsyncSession, user_id: int) -> User:
-    user = await session.get(User, user_id)
-    assert user is not None  # a profile's user: the foreign key guarantees it
-    return user
-
-
 async def update_profile(
-    session: AsyncSession, caller: Caller, profile_id: int, body: ProfileUpdate
+    db: Executor, caller: Caller, profile_id: int, body: ProfileUpdate
 ) -> ProfileRead:
     """Change a member's role. An admin cannot demote themselves: the organisation would be
     left with one admin fewer by the only person who could undo it."""
-    profile = await _lock_for_admin(session, caller, profile_id)
+    profile = await _lock_for_admin(db, caller, profile_id)
+    read = ProfileRead.model_validate(profile)
     if body.role is not None and body.role != profile.role:
         if profile.id == caller.profile_id:
             raise Conflict(
                 "An admin cannot demote themselves; ask another admin.",
                 errors=[{"field": "role", "message": "Cannot demote yourself."}],
             )
-        profile.role = body.role
-    await session.flush()
-    return profile_read(profile, await _user(session, profile.user_id))
+        await repo.set_role(db, caller.organization_id, profile.id, body.role)
+        read = read.model_copy(update={"role": body.role})
+    return read
 
 
-async def archive_profile(session: AsyncSession, caller: Caller, profile_id: int) -> None:
+async def archive_profile(db: Executor, caller: Caller, profile_id: int) -> None:
     """The member loses access to the organisation at once (their sessions stop working)."""
-    profile = await _lock_for_admin(session, caller, profile_id)
+    profile = await _lock_for_admin(db, caller, profile_id)
     if profile.id == caller.profile_id:
         raise Conflict("An admin cannot archive their own profile; ask another admin.")
-    profile.archived_at = utcnow()
-    await session.flush()
+    await repo.archive_profile(db, caller.organization_id, profile.id, utcnow())

@@ -9,8 +9,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from interventions.auth.dependencies import CurrentCaller
+from interventions.auth.roles import Role
 from interventions.auth.router import password_gate
-from interventions.db import RequestSession
+from interventions.db import RequestDb
 from interventions.openapi import errors_for
 from interventions.organizations import profiles, service
 from interventions.organizations.dependencies import CurrentAdmin
@@ -42,7 +43,7 @@ from interventions.wire import MAX_SAFE_INTEGER, Envelope, ListEnvelope
 profile_router = APIRouter(prefix="/profiles/v1/rs", tags=["profiles"])
 ProfileId = PathId("profileId", "profile")
 RoleFilter = Annotated[
-    Literal["admin", "manager", "viewer"] | None, Query(description="Only this role.")
+    Literal[Role.ADMIN, Role.MANAGER, Role.VIEWER] | None, Query(description="Only this role.")
 ]
 
 add_list(
@@ -81,10 +82,10 @@ add_get(
     ),
 )
 async def invite_profile(
-    body: InvitationCreate, caller: CurrentAdmin, session: RequestSession, request: Request
+    body: InvitationCreate, caller: CurrentAdmin, db: RequestDb, request: Request
 ) -> Envelope[InvitationRead]:
     invitation = await service.invite(
-        session,
+        await db.executor(),
         request.app.state.settings,
         caller,
         body,
@@ -138,14 +139,14 @@ InvitationId = Annotated[
 )
 async def list_invitations(
     caller: CurrentAdmin,
-    session: RequestSession,
+    db: RequestDb,
     paging: Paging,
     status: Annotated[
         InvitationStatus | None, Query(description=f"Only this status: {STATUS_DESCRIPTION}.")
     ] = None,
 ) -> ListEnvelope[InvitationRead]:
     found = await service.list_invitations(
-        session, caller, page=paging.page, page_size=paging.size, status=status
+        await db.executor(), caller, page=paging.page, page_size=paging.size, status=status
     )
     return listed(paging, found)
 
@@ -158,9 +159,9 @@ async def list_invitations(
     summary="Read one invitation (admins only)",
 )
 async def get_invitation(
-    invitation_id: InvitationId, caller: CurrentAdmin, session: RequestSession
+    invitation_id: InvitationId, caller: CurrentAdmin, db: RequestDb
 ) -> Envelope[InvitationRead]:
-    return Envelope(data=await service.get_invitation(session, caller, invitation_id))
+    return Envelope(data=await service.get_invitation(await db.executor(), caller, invitation_id))
 
 
 @invitation_router.delete(
@@ -171,9 +172,9 @@ async def get_invitation(
     summary="Revoke a pending invitation (admins only): its link stops working at once",
 )
 async def revoke_invitation(
-    invitation_id: InvitationId, caller: CurrentAdmin, session: RequestSession
+    invitation_id: InvitationId, caller: CurrentAdmin, db: RequestDb
 ) -> Response:
-    await service.revoke_invitation(session, caller, invitation_id)
+    await service.revoke_invitation(await db.executor(), caller, invitation_id)
     return Response(status_code=204)
 
 
@@ -191,9 +192,9 @@ async def revoke_invitation(
     ),
 )
 async def accept(
-    body: InvitationAccept, caller: CurrentCaller, session: RequestSession
+    body: InvitationAccept, caller: CurrentCaller, db: RequestDb
 ) -> Envelope[ProfileRead]:
-    return Envelope(data=await service.accept_as_caller(session, caller, body.token))
+    return Envelope(data=await service.accept_as_caller(await db.executor(), caller, body.token))
 
 
 @invitation_router.post(

@@ -6,14 +6,16 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from interventions.auth.roles import Role
 from interventions.references.fields import NotNull, shown_as
 from interventions.wire import DateTimeOut, Email, Name, Opaque, ReadModel, WireModel
 
-Role = Annotated[
-    Literal["admin", "manager", "viewer"],
+# The roles as the wire gives them (a Literal of the enum's members: the schema's ``enum``).
+GivenRole = Annotated[
+    Literal[Role.ADMIN, Role.MANAGER, Role.VIEWER],
     Field(description="admin: everything · manager: writes but profiles · viewer: reads"),
 ]
-RoleField = Annotated[Role | None, NotNull, shown_as(Role)]
+RoleField = Annotated[GivenRole | None, NotNull, shown_as(GivenRole)]
 InvitationStatus = Literal["pending", "accepted", "revoked", "expired"]
 STATUS_DESCRIPTION = "pending (can be accepted) · accepted (the profile exists) · revoked · expired"
 Token = Annotated[
@@ -45,7 +47,7 @@ class InvitationCreate(WireModel):
     not."""
 
     email: Email
-    role: Role
+    role: GivenRole
 
 
 class InvitationRead(ReadModel):

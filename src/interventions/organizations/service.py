@@ -12,20 +12,20 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+from typing import Any
 
 from anyio import to_thread
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth import rate_limit
+from interventions.auth import repository as users
 from interventions.auth.dependencies import Caller
-from interventions.auth.models import Invitation, Profile, User
 from interventions.auth.passwords import PasswordGate, hash_password
 from interventions.auth.service import login_limits
 from interventions.config import Settings
-from interventions.db import Database, utcnow
+from interventions.db import Database, Executor, utcnow
 from interventions.errors import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
-from interventions.notifications.invitations import queue_invitation_email
+from interventions.notifications.invitations import enqueue_invitation_email
 from interventions.organizations import repository as repo
 from interventions.organizations.profiles import profile_read
 from interventions.organizations.schemas import (
@@ -35,7 +35,6 @@ from interventions.organizations.schemas import (
     InvitationStatus,
     ProfileRead,
 )
-from interventions.references import repository as refs
 
 # 32 random bytes: unguessable, so acceptance needs no rate limit of its own.
 TOKEN_BYTES = 32
@@ -46,7 +45,7 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def status_of(invitation: Invitation, now: dt.datetime) -> InvitationStatus:
+def status_of(invitation: Any, now: dt.datetime) -> InvitationStatus:
     if invitation.accepted_at is not None:
         return "accepted"
     if invitation.revoked_at is not None:
@@ -56,7 +55,7 @@ def status_of(invitation: Invitation, now: dt.datetime) -> InvitationStatus:
     return "pending"
 
 
-def _read(invitation: Invitation, now: dt.datetime) -> InvitationRead:
+def _read(invitation: Any, now: dt.datetime) -> InvitationRead:
     return InvitationRead(
         id=invitation.id,
         organization_id=invitation.organization_id,
@@ -78,7 +77,7 @@ def acceptance_link(settings: Settings, base_url: str, token: str) -> str:
 
 
 async def invite(
-    session: AsyncSession,
+    db: Executor,
     settings: Settings,
     caller: Caller,
     body: InvitationCreate,
@@ -93,7 +92,7 @@ async def invite(
     """
     email = body.email.strip().lower()
     org = caller.organization_id
-    member = await repo.active_member(session, org, email)
+    member = await repo.active_member(db, org, email)
     if member is not None:
         raise Conflict(
             f"{email} is already a member of this organisation: profile {member}.",
@@ -107,12 +106,13 @@ async def invite(
         3600,
         "invitation e-mails from this organisation",
     )
-    await rate_limit.charge(session, [quota])
+    await rate_limit.charge(db, [quota])
     now = utcnow()
-    await repo.revoke_open(session, org, email, now)
+    await repo.revoke_open(db, org, email, now)
     token = secrets.token_urlsafe(TOKEN_BYTES)
-    invitation = Invitation(
-        organization_id=org,
+    invitation = await repo.insert_invitation(
+        db,
+        org,
         email=email,
         role=body.role,
         invited_by_profile_id=caller.profile_id,
@@ -120,11 +120,9 @@ async def invite(
         created_at=now,
         expires_at=now + dt.timedelta(seconds=settings.invitation_ttl_seconds),
     )
-    session.add(invitation)
-    await session.flush()
-    organization_name, inviter = await repo.invitation_wording(session, org, caller.user_id)
-    queue_invitation_email(
-        session,
+    organization_name, inviter = await repo.invitation_wording(db, org, caller.user_id)
+    await enqueue_invitation_email(
+        db,
         organization_id=org,
         organization_name=organization_name,
         inviter=inviter,
@@ -134,12 +132,11 @@ async def invite(
         token=token,
         expires_at=invitation.expires_at,
     )
-    await session.flush()
     return _read(invitation, now)
 
 
 async def list_invitations(
-    session: AsyncSession,
+    db: Executor,
     caller: Caller,
     *,
     page: int,
@@ -147,33 +144,22 @@ async def list_invitations(
     status: InvitationStatus | None = None,
 ) -> tuple[list[InvitationRead], int]:
     now = utcnow()
-    stmt = repo.organization_invitations(caller.organization_id)
-    if status is not None:
-        stmt = stmt.where(repo.with_status(status, now))
-    rows, total = await refs.page_of(
-        session, stmt.order_by(Invitation.id), page=page, page_size=page_size
+    rows, total = await repo.invitations_page(
+        db, caller.organization_id, status=status, now=now, page=page, page_size=page_size
     )
     return [_read(invitation, now) for invitation in rows], total
 
 
-async def get_invitation(
-    session: AsyncSession, caller: Caller, invitation_id: int
-) -> InvitationRead:
-    invitation = (
-        await session.execute(
-            repo.organization_invitations(caller.organization_id).where(
-                Invitation.id == invitation_id
-            )
-        )
-    ).scalar_one_or_none()
+async def get_invitation(db: Executor, caller: Caller, invitation_id: int) -> InvitationRead:
+    invitation = await repo.invitation(db, caller.organization_id, invitation_id, lock=False)
     if invitation is None:
         raise NotFound(f"No invitation {invitation_id}.")
     return _read(invitation, utcnow())
 
 
-async def revoke_invitation(session: AsyncSession, caller: Caller, invitation_id: int) -> None:
+async def revoke_invitation(db: Executor, caller: Caller, invitation_id: int) -> None:
     """A pending invitation's link stops working at once; any other state is a 409."""
-    invitation = await repo.invitation_for_update(session, caller.organization_id, invitation_id)
+    invitation = await repo.invitation(db, caller.organization_id, invitation_id, lock=True)
     if invitation is None:
         raise NotFound(f"No invitation {invitation_id}.")
     now = utcnow()
@@ -181,14 +167,13 @@ async def revoke_invitation(session: AsyncSession, caller: Caller, invitation_id
     if status != "pending":
         hint = " Archive the profile instead." if status == "accepted" else ""
         raise Conflict(f"The invitation is {status}: it cannot be revoked.{hint}")
-    invitation.revoked_at = now
-    await session.flush()
+    await repo.revoke(db, caller.organization_id, invitation.id, now)
 
 
 # --- acceptance ---------------------------------------------------------------------------------
 
 
-def _check_open(invitation: Invitation | None, now: dt.datetime) -> Invitation:
+def _check_open(invitation: Any, now: dt.datetime) -> Any:
     """The invitation of a token, if it can still be accepted: unknown → 422, used, revoked
     or expired → 409 saying which (only the token's holder learns it)."""
     if invitation is None:
@@ -210,59 +195,47 @@ def _check_open(invitation: Invitation | None, now: dt.datetime) -> Invitation:
     return invitation
 
 
-async def _join(
-    session: AsyncSession, invitation: Invitation, user: User, now: dt.datetime
-) -> ProfileRead:
+async def _join(db: Executor, invitation: Any, user: Any, now: dt.datetime) -> ProfileRead:
     """The membership the invitation offered, and the invitation used up: one transaction.
-    A former member (archived profile) comes back on the same profile with the new role."""
-    profile = await repo.profile_of_user(session, invitation.organization_id, user.id)
+    A former member (archived profile) comes back on the same profile with the new role.
+    ``user``: its ``id``, ``email`` and names."""
+    org = invitation.organization_id
+    profile = await repo.profile_of_user(db, org, user.id)
     if profile is not None and profile.archived_at is None:
         raise Conflict(
             f"{user.email} is already a member of this organisation: profile {profile.id}.",
             errors=[{"field": "token", "message": "Already a member."}],
         )
     if profile is not None:
-        profile.archived_at = None
-        profile.role = invitation.role
+        profile = await repo.restore_profile(db, org, profile.id, invitation.role)
     else:
-        profile = Profile(
-            user_id=user.id,
-            organization_id=invitation.organization_id,
-            role=invitation.role,
-            created_at=now,
-        )
-        session.add(profile)
-    try:
-        await session.flush()
-    except IntegrityError as exc:
-        raise Conflict(f"{user.email} was made a member meanwhile.") from exc
-    invitation.accepted_at = now
-    invitation.profile_id = profile.id
-    await session.flush()
+        try:
+            profile = await repo.insert_profile(db, org, user.id, invitation.role, now)
+        except IntegrityError as exc:
+            raise Conflict(f"{user.email} was made a member meanwhile.") from exc
+    await repo.accept(db, org, invitation.id, profile.id, now)
     return profile_read(profile, user)
 
 
-async def accept_as_caller(session: AsyncSession, caller: Caller, token: str) -> ProfileRead:
+async def accept_as_caller(db: Executor, caller: Caller, token: str) -> ProfileRead:
     """Accept as the logged-in user, whose e-mail must be the invited one."""
     now = utcnow()
-    invitation = _check_open(
-        await repo.invitation_by_token(session, token_hash(token), lock=True), now
-    )
-    user = await session.get(User, caller.user_id)
+    invitation = _check_open(await repo.invitation_by_token(db, token_hash(token), lock=True), now)
+    user = await users.user(db, caller.user_id)
     assert user is not None  # the caller's session names a live user
     if user.email != invitation.email:
         raise Forbidden(
             "This invitation was sent to another e-mail address than this account's: log in "
             "with that account, or accept with its password."
         )
-    return await _join(session, invitation, user, now)
+    return await _join(db, invitation, user, now)
 
 
 WRONG_PASSWORD = "The password is not the one of the invited e-mail's account."
 
 
 async def accept_with_password(
-    db: Database,
+    database: Database,
     settings: Settings,
     gate: PasswordGate,
     body: InvitationAcceptWithPassword,
@@ -281,50 +254,47 @@ async def accept_with_password(
     charged: list[int] = []
     ok = False
     with gate.admit():
-        async with db.writer() as session, session.begin():
+        async with database.transaction() as db:
             invitation = _check_open(
-                await repo.invitation_by_token(session, digest, lock=False), utcnow()
+                await repo.invitation_by_token(db, digest, lock=False), utcnow()
             )
             limits = login_limits(settings, invitation.email, client)
-            existing = (
-                await session.execute(repo.user_by_email(invitation.email))
-            ).scalar_one_or_none()
+            existing = await users.user_by_email(db, invitation.email)
             if existing is not None:
-                charged = await rate_limit.charge(session, limits)
+                charged = await rate_limit.charge(db, limits)
         if existing is not None:
             ok = await gate.verify(existing.password_hash, body.password)
     new_hash: str | None = None
     if existing is not None:
         if not ok or existing.disabled_at is not None:
             raise Unauthorized(WRONG_PASSWORD)  # the charge stays: a failure
-        async with db.writer() as session, session.begin():
+        async with database.transaction() as db:
             # The right password: the attempt does not count, whatever happens next.
-            await rate_limit.clear(session, limits[0].key)
-            await rate_limit.refund(session, charged)
+            await rate_limit.clear(db, limits[0].key)
+            await rate_limit.refund(db, charged)
     else:
         new_hash = await to_thread.run_sync(hash_password, body.password)
 
-    async with db.writer() as session, session.begin():
+    async with database.transaction() as db:
         now = utcnow()
-        invitation = _check_open(await repo.invitation_by_token(session, digest, lock=True), now)
+        invitation = _check_open(await repo.invitation_by_token(db, digest, lock=True), now)
         if existing is not None:
-            user = await session.get(User, existing.id)
+            user = await users.user(db, existing.id)
             assert user is not None  # users are never deleted
         else:
             assert new_hash is not None
-            user = User(
-                email=invitation.email,
-                password_hash=new_hash,
-                first_name=body.first_name,
-                last_name=body.last_name,
-                created_at=now,
-            )
-            session.add(user)
             try:
-                await session.flush()
+                user = await users.insert_user(
+                    db,
+                    email=invitation.email,
+                    password_hash=new_hash,
+                    first_name=body.first_name,
+                    last_name=body.last_name,
+                    created_at=now,
+                )
             except IntegrityError as exc:
                 raise Conflict(
                     "An account with this e-mail was created meanwhile: accept with its password.",
                     errors=[{"field": "password", "message": "Use the account's password."}],
                 ) from exc
-        return await _join(session, invitation, user, now)
+        return await _join(db, invitation, user, now)

@@ -22,10 +22,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.dependencies import Caller, CurrentCaller, CurrentWriter
-from interventions.db import RequestSession
+from interventions.db import Executor, RequestDatabase, RequestDb
 from interventions.openapi import errors_for
 from interventions.references.paging import Page, Paging, listed
 from interventions.references.resource import Resource
@@ -141,13 +140,24 @@ def _route(
 
 
 def _row(row_id: PathId, *rest: inspect.Parameter, caller: Any) -> list[inspect.Parameter]:
-    """The parameters of an endpoint on one row: its id, ``rest``, the caller, the session."""
+    """The parameters of an endpoint on one row: its id, ``rest``, the caller, the database."""
     return [
         _param("row_id", row_id.annotation),
         *rest,
         _param("caller", caller),
-        _param("session", RequestSession),
+        _param("db", RequestDb),
     ]
+
+
+# transitional: remove (with the organisations' profiles on the executor, every service
+# function takes it)
+def _database_of(service: Callable[..., Any]) -> Callable[[RequestDatabase], Awaitable[Any]]:
+    """How an endpoint gets what ``service`` takes first: the request's executor, or its ORM
+    session for a function that still names its first parameter ``session``."""
+    first = next(iter(inspect.signature(service).parameters))
+    if first == "session":
+        return RequestDatabase.session
+    return RequestDatabase.executor
 
 
 def add_list(
@@ -162,19 +172,23 @@ def add_list(
     """``GET ""``: one page of rows; ``filters`` are query parameters, by their keyword in
     ``list_page``, each ``None`` when absent."""
 
+    database = _database_of(list_page)
+
     async def endpoint(
         caller: Caller,
-        session: AsyncSession,
+        db: RequestDatabase,
         paging: Page,
         include_archived: bool = False,
         **given: Any,
     ) -> ListEnvelope[Any]:
-        found = await list_page(session, caller, paging, include_archived=include_archived, **given)
+        found = await list_page(
+            await database(db), caller, paging, include_archived=include_archived, **given
+        )
         return listed(paging, found)
 
     params = [
         _param("caller", CurrentCaller),
-        _param("session", RequestSession),
+        _param("db", RequestDb),
         _param("paging", Paging),
         *(_param(name, annotation, None) for name, annotation in filters.items()),
     ]
@@ -195,10 +209,13 @@ def add_get(
 ) -> None:
     """``GET /{id}``: one row, else 404."""
 
+    database = _database_of(get)
+
     async def endpoint(
-        row_id: int, caller: Caller, session: AsyncSession, include_archived: bool = False
+        row_id: int, caller: Caller, db: RequestDatabase, include_archived: bool = False
     ) -> Envelope[Any]:
-        return Envelope(data=await get(session, caller, row_id, include_archived=include_archived))
+        found = await get(await database(db), caller, row_id, include_archived=include_archived)
+        return Envelope(data=found)
 
     params = _row(row_id, caller=CurrentCaller)
     if archivable:
@@ -219,7 +236,7 @@ def add_get(
 def add_create(
     router: APIRouter,
     operation: Operation,
-    create: Callable[[AsyncSession, Caller, Any], Awaitable[BaseModel]],
+    create: Callable[[Executor, Caller, Any], Awaitable[BaseModel]],
     *,
     read: type[BaseModel],
     body: type[BaseModel],
@@ -227,10 +244,10 @@ def add_create(
 ) -> None:
     """``POST ""``: 201 with the new row."""
 
-    async def endpoint(body: BaseModel, caller: Caller, session: AsyncSession) -> Envelope[Any]:
-        return Envelope(data=await create(session, caller, body))
+    async def endpoint(body: BaseModel, caller: Caller, db: RequestDatabase) -> Envelope[Any]:
+        return Envelope(data=await create(await db.executor(), caller, body))
 
-    params = [_param("body", body), _param("caller", writer), _param("session", RequestSession)]
+    params = [_param("body", body), _param("caller", writer), _param("db", RequestDb)]
     response = _enveloped(Envelope, read)
     _route(
         router,
@@ -248,7 +265,7 @@ def add_create(
 def add_update(
     router: APIRouter,
     operation: Operation,
-    update: Callable[[AsyncSession, Caller, int, Any], Awaitable[BaseModel]],
+    update: Callable[..., Awaitable[BaseModel]],
     *,
     read: type[BaseModel],
     row_id: PathId,
@@ -257,10 +274,12 @@ def add_update(
 ) -> None:
     """``PATCH /{id}``: the fields given change, the others stay."""
 
+    database = _database_of(update)
+
     async def endpoint(
-        row_id: int, body: BaseModel, caller: Caller, session: AsyncSession
+        row_id: int, body: BaseModel, caller: Caller, db: RequestDatabase
     ) -> Envelope[Any]:
-        return Envelope(data=await update(session, caller, row_id, body))
+        return Envelope(data=await update(await database(db), caller, row_id, body))
 
     params = _row(row_id, _param("body", body), caller=writer)
     response = _enveloped(Envelope, read)
@@ -279,15 +298,17 @@ def add_update(
 def add_archive(
     router: APIRouter,
     operation: Operation,
-    archive: Callable[[AsyncSession, Caller, int], Awaitable[None]],
+    archive: Callable[..., Awaitable[None]],
     *,
     row_id: PathId,
     writer: Any = CurrentWriter,
 ) -> None:
     """``DELETE /{id}``: 204; the row is archived, not deleted."""
 
-    async def endpoint(row_id: int, caller: Caller, session: AsyncSession) -> Response:
-        await archive(session, caller, row_id)
+    database = _database_of(archive)
+
+    async def endpoint(row_id: int, caller: Caller, db: RequestDatabase) -> Response:
+        await archive(await database(db), caller, row_id)
         return Response(status_code=204)
 
     params = _row(row_id, caller=writer)

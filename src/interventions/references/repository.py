@@ -1,31 +1,41 @@
 """Tenant-scoped look-ups of reference data, set-based: one statement per kind of id.
 
 What other domains ask of reference data (the ids an intervention or a routine names, its
-assignee, the site rules of a routine) and the organisation-scoped statements every resource
-package starts from (``readable``, ``get_row``, ``page_of``, ``archive_where``, the list
-filters ``equals`` and ``contains``). A resource's own statements are in its package's
-``repository``.
+assignee, the site rules of a routine) and what every list of the HTTP API is made of: a
+``Listing`` (one page and the count of a statement built once), the list filters
+(``equals``, ``contains``) and ``page_of``. A resource's own statements are in its package's
+``repository``, the ones every resource shares in ``resource``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.util import identity_key
 
 from interventions.auth.models import Profile
-from interventions.errors import BadRequest, NotFound, Unprocessable
+from interventions.db import Executor, Sql, any_of, executor_of, table_of
+from interventions.errors import BadRequest, Unprocessable
 from interventions.references.models import (
+    Anomaly,
+    Company,
     CompanyContact,
     Routine,
     RoutineSiteRule,
+    Rule,
+    Site,
     SiteRule,
 )
+
+_PROFILE = table_of(Profile).c
+_ROUTINE = table_of(Routine).c
+_SITE_RULES = table_of(SiteRule)
+_SITE_RULE = _SITE_RULES.c
+_ROUTINE_SITE_RULE = table_of(RoutineSiteRule).c
 
 
 def unprocessable_ids(field: str, label: str, missing: Iterable[int]) -> Unprocessable:
@@ -37,37 +47,43 @@ def unprocessable_ids(field: str, label: str, missing: Iterable[int]) -> Unproce
 
 
 @functools.cache
-def _existing_statement(model: Any, active: bool) -> Select[Any]:
+def _existing(model: Any, active: bool) -> Sql:
     """Built once per model (hot: every write checks its ids with it)."""
-    stmt = select(model).where(
-        model.organization_id == bindparam("organization_id"),
-        model.id.in_(bindparam("ids", expanding=True)),
+    table = table_of(model)
+    stmt = select(table).where(
+        table.c.organization_id == bindparam("organization_id"), any_of(table.c.id, "ids")
     )
-    if active and hasattr(model, "archived_at"):
-        stmt = stmt.where(model.archived_at.is_(None))
-    return stmt
+    if active and "archived_at" in table.c:
+        stmt = stmt.where(table.c.archived_at.is_(None))
+    return Sql(stmt)
+
+
+# Built now rather than at the first request, so that the tenant-scoping test sees them.
+for _model in (Site, Rule, SiteRule, Company, CompanyContact, Anomaly, Routine):
+    _existing(_model, True)
 
 
 async def existing(
-    session: AsyncSession,
+    db: Executor | AsyncSession,
     model: Any,
     organization_id: int,
     ids: Sequence[int],
     *,
     active: bool = True,
 ) -> dict[int, Any]:
-    """The rows of ``model`` among ``ids`` that belong to the organisation (not archived)."""
+    """The rows (records of every column) of ``model`` among ``ids`` that belong to the
+    organisation (not archived)."""
     if not ids:
         return {}
-    rows = await session.execute(
-        _existing_statement(model, active),
-        {"organization_id": organization_id, "ids": list(dict.fromkeys(ids))},
+    db = await executor_of(db)
+    rows = await db.all(
+        _existing(model, active), organization_id=organization_id, ids=list(dict.fromkeys(ids))
     )
-    return {row.id: row for row in rows.scalars()}
+    return {row.id: row for row in rows}
 
 
 async def require_all(
-    session: AsyncSession,
+    db: Executor | AsyncSession,
     model: Any,
     organization_id: int,
     ids: Sequence[int],
@@ -76,57 +92,56 @@ async def require_all(
     label: str,
 ) -> dict[int, Any]:
     """Every id must be a row of the organisation, else 422 naming the missing ones."""
-    found = await existing(session, model, organization_id, ids)
+    found = await existing(db, model, organization_id, ids)
     missing = [i for i in ids if i not in found]
     if missing:
         raise unprocessable_ids(field, label, missing)
     return found
 
 
-_PROFILE = select(Profile).where(
-    Profile.id == bindparam("id"),
-    Profile.organization_id == bindparam("organization_id"),
-    Profile.archived_at.is_(None),
+_ACTIVE_PROFILE = (
+    _PROFILE.organization_id == bindparam("organization_id"),
+    _PROFILE.archived_at.is_(None),
+)
+_PROFILE_BY_ID = Sql(
+    select(table_of(Profile)).where(_PROFILE.id == bindparam("id"), *_ACTIVE_PROFILE)
+)
+_PROFILE_OF_USER = Sql(
+    select(table_of(Profile)).where(_PROFILE.user_id == bindparam("user_id"), *_ACTIVE_PROFILE)
 )
 
 
 async def require_profile(
-    session: AsyncSession, organization_id: int, profile_id: int, *, field: str
-) -> Profile:
-    params = {"id": profile_id, "organization_id": organization_id}
-    profile = (await session.execute(_PROFILE, params)).scalar_one_or_none()
+    db: Executor | AsyncSession, organization_id: int, profile_id: int, *, field: str
+) -> Any:
+    """The organisation's active profile (a record of its columns), else 422."""
+    db = await executor_of(db)
+    profile = await db.first(_PROFILE_BY_ID, id=profile_id, organization_id=organization_id)
     if profile is None:
         raise unprocessable_ids(field, "profile", [profile_id])
     return profile
 
 
-_PROFILE_OF_USER = select(Profile).where(
-    Profile.user_id == bindparam("user_id"),
-    Profile.organization_id == bindparam("organization_id"),
-    Profile.archived_at.is_(None),
-)
-
-
 async def require_profile_of_user(
-    session: AsyncSession, organization_id: int, user_id: int, *, field: str
-) -> Profile:
+    db: Executor | AsyncSession, organization_id: int, user_id: int, *, field: str
+) -> Any:
     """The user's profile in the organisation (SPEC §2: ``assignedUserId`` is a user id)."""
-    params = {"user_id": user_id, "organization_id": organization_id}
-    profile = (await session.execute(_PROFILE_OF_USER, params)).scalar_one_or_none()
+    db = await executor_of(db)
+    profile = await db.first(_PROFILE_OF_USER, user_id=user_id, organization_id=organization_id)
     if profile is None:
         raise unprocessable_ids(field, "user", [user_id])
     return profile
 
 
 async def assignee_profile(
-    session: AsyncSession,
+    db: Executor | AsyncSession,
     organization_id: int,
     fields_set: set[str],
     *,
     user_id: int | None,
     profile_id: int | None,
-) -> tuple[bool, Profile | None]:
-    """Whether a body names an assignee, and which profile (``None`` unassigns).
+) -> tuple[bool, Any | None]:
+    """Whether a body names an assignee, and which profile (a record; ``None`` unassigns).
 
     ``assignedUserId`` is a user (their profile in the organisation is meant),
     ``assignedProfileId`` a profile; unknown ones are 422, both given naming different
@@ -136,13 +151,14 @@ async def assignee_profile(
     by_profile = "assigned_profile_id" in fields_set
     if not by_user and not by_profile:
         return False, None
+    db = await executor_of(db)
     from_user = (
-        await require_profile_of_user(session, organization_id, user_id, field="assignedUserId")
+        await require_profile_of_user(db, organization_id, user_id, field="assignedUserId")
         if by_user and user_id is not None
         else None
     )
     from_profile = (
-        await require_profile(session, organization_id, profile_id, field="assignedProfileId")
+        await require_profile(db, organization_id, profile_id, field="assignedProfileId")
         if by_profile and profile_id is not None
         else None
     )
@@ -162,151 +178,194 @@ async def assignee_profile(
 
 
 async def require_contact(
-    session: AsyncSession, organization_id: int, contact_id: int, *, field: str
-) -> CompanyContact:
-    # A contact this transaction has already read (an intervention's current one) is not
-    # read again; the same checks apply to it.
-    loaded = session.identity_map.get(identity_key(CompanyContact, contact_id))
-    if (
-        isinstance(loaded, CompanyContact)
-        and loaded.organization_id == organization_id
-        and loaded.archived_at is None
-    ):
-        return loaded
+    db: Executor | AsyncSession, organization_id: int, contact_id: int, *, field: str
+) -> Any:
+    """The organisation's active company contact (a record of its columns), else 422."""
     found = await require_all(
-        session, CompanyContact, organization_id, [contact_id], field=field, label="company contact"
+        db, CompanyContact, organization_id, [contact_id], field=field, label="company contact"
     )
-    contact: CompanyContact = found[contact_id]
-    return contact
+    return found[contact_id]
 
 
-_SITE_RULES_BETWEEN = select(SiteRule).where(
-    SiteRule.organization_id == bindparam("organization_id"),
-    SiteRule.archived_at.is_(None),
-    SiteRule.site_id.in_(bindparam("site_ids", expanding=True)),
-    SiteRule.rule_id.in_(bindparam("rule_ids", expanding=True)),
+_SITE_RULES_BETWEEN = Sql(
+    select(_SITE_RULES).where(
+        _SITE_RULE.organization_id == bindparam("organization_id"),
+        _SITE_RULE.archived_at.is_(None),
+        any_of(_SITE_RULE.site_id, "site_ids"),
+        any_of(_SITE_RULE.rule_id, "rule_ids"),
+    )
 )
 
 
 async def site_rules_between(
-    session: AsyncSession, organization_id: int, site_ids: Sequence[int], rule_ids: Sequence[int]
-) -> dict[tuple[int, int], SiteRule]:
-    """The organisation's site rules of any of ``site_ids`` with any of ``rule_ids``."""
-    params = {
-        "organization_id": organization_id,
-        "site_ids": list(dict.fromkeys(site_ids)),
-        "rule_ids": list(dict.fromkeys(rule_ids)),
-    }
-    rows = (await session.execute(_SITE_RULES_BETWEEN, params)).scalars()
+    db: Executor | AsyncSession,
+    organization_id: int,
+    site_ids: Sequence[int],
+    rule_ids: Sequence[int],
+) -> dict[tuple[int, int], Any]:
+    """The organisation's site rules (records) of any of ``site_ids`` with any of
+    ``rule_ids``."""
+    db = await executor_of(db)
+    rows = await db.all(
+        _SITE_RULES_BETWEEN,
+        organization_id=organization_id,
+        site_ids=list(dict.fromkeys(site_ids)),
+        rule_ids=list(dict.fromkeys(rule_ids)),
+    )
     return {(r.site_id, r.rule_id): r for r in rows}
 
 
+_ACTIVE_ROUTINE = Sql(
+    select(table_of(Routine)).where(
+        _ROUTINE.id == bindparam("id"),
+        _ROUTINE.organization_id == bindparam("organization_id"),
+        _ROUTINE.archived_at.is_(None),
+    )
+)
+_SITE_RULES_OF_ROUTINE = Sql(
+    select(_SITE_RULES)
+    .join(
+        table_of(RoutineSiteRule),
+        _ROUTINE_SITE_RULE.site_rule_id == _SITE_RULE.id,
+    )
+    .where(
+        _ROUTINE_SITE_RULE.routine_id == bindparam("id"),
+        _ROUTINE_SITE_RULE.organization_id == bindparam("organization_id"),
+        _SITE_RULE.organization_id == bindparam("organization_id"),
+    )
+    .order_by(_SITE_RULE.id)
+)
+
+
 async def routine_with_site_rules(
-    session: AsyncSession, organization_id: int, routine_id: int
-) -> tuple[Routine, list[SiteRule]] | None:
-    routine = (
-        await session.execute(
-            select(Routine).where(
-                Routine.id == routine_id,
-                Routine.organization_id == organization_id,
-                Routine.archived_at.is_(None),
-            )
-        )
-    ).scalar_one_or_none()
+    db: Executor | AsyncSession, organization_id: int, routine_id: int
+) -> tuple[Any, list[Any]] | None:
+    """The organisation's active routine and its site rules (records), or ``None``."""
+    db = await executor_of(db)
+    routine = await db.first(_ACTIVE_ROUTINE, id=routine_id, organization_id=organization_id)
     if routine is None:
         return None
-    site_rules = list(
-        (
-            await session.execute(
-                select(SiteRule)
-                .join(RoutineSiteRule, RoutineSiteRule.site_rule_id == SiteRule.id)
-                .where(RoutineSiteRule.routine_id == routine_id)
-                .order_by(SiteRule.id)
-            )
-        ).scalars()
+    site_rules = await db.all(
+        _SITE_RULES_OF_ROUTINE, id=routine_id, organization_id=organization_id
     )
     return routine, site_rules
 
 
-# --- reading and archiving reference rows for the HTTP API ------------------------------------
-
-# A list filter: the condition a query parameter's value puts on the rows.
-Condition = Callable[[Any], ColumnElement[bool]]
+# --- the lists of the HTTP API -----------------------------------------------------------------
 
 
-def equals(column: Any) -> Condition:
+def _same(value: Any) -> Any:
+    return value
+
+
+def _like_escaped(text: str) -> str:
+    """``text`` matched literally by ``LIKE … ESCAPE '/'`` (as ``autoescape`` would make it)."""
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A list filter: the condition a query parameter puts on the rows, over a bind
+    parameter (the statement's text is the same whatever the value), and how the query
+    parameter's value becomes the bind parameter's."""
+
+    where: Callable[[Any], ColumnElement[bool]]  # the condition, given the bind parameter
+    value: Callable[[Any], Any] = _same
+
+    def condition(self, name: str) -> ColumnElement[bool]:
+        """The condition on the bind parameter ``name`` (to build a statement once)."""
+        return self.where(bindparam(name))
+
+    # transitional: remove (organizations/repository.py builds its statements per request)
+    def __call__(self, value: Any) -> ColumnElement[bool]:
+        """The condition on the value itself, in a statement built per request."""
+        return self.where(self.value(value))
+
+
+def equals(column: Any) -> Filter:
     """The rows whose ``column`` is the value."""
-    return lambda value: column == value
+    return Filter(lambda value: column == value)
 
 
-def contains(*columns: Any) -> Condition:
+def contains(*columns: Any) -> Filter:
     """The rows with the value, case-insensitively, in one of ``columns``."""
 
-    def condition(text: str) -> ColumnElement[bool]:
-        found = [column.icontains(text, autoescape=True) for column in columns]
+    def where(text: Any) -> ColumnElement[bool]:
+        found = [column.icontains(text, escape="/") for column in columns]
         return found[0] if len(found) == 1 else or_(*found)
 
-    return condition
+    return Filter(where, _like_escaped)
 
 
 def readable(
     model: Any, organization_id: int, *, include_archived: bool = False
 ) -> Select[*tuple[Any, ...]]:
-    """Every reference query for a caller starts here: its organisation, archived rows hidden."""
+    """transitional: remove. A statement built per request: the organisation's rows, archived
+    ones hidden (``resource`` builds its statements once)."""
     stmt = select(model).where(model.organization_id == organization_id)
     if not include_archived and hasattr(model, "archived_at"):
         stmt = stmt.where(model.archived_at.is_(None))
     return stmt
 
 
-async def get_row(
-    session: AsyncSession,
-    model: Any,
-    organization_id: int,
-    row_id: int,
-    *,
-    label: str,
-    include_archived: bool = False,
-    for_update: bool = False,
-) -> Any:
-    """One row of the organisation, else 404 (archived rows are missing unless asked for)."""
-    stmt = readable(model, organization_id, include_archived=include_archived).where(
-        model.id == row_id
-    )
-    if for_update:
-        stmt = stmt.with_for_update()
-    row = (await session.execute(stmt)).scalar_one_or_none()
-    if row is None:
-        raise NotFound(f"No {label} {row_id}.")
-    return row
+class Listing:
+    """A list built once (at module level, or by a builder cached per shape of its filters)
+    from an ordered statement with bind parameters: its page, the statement with ``LIMIT``
+    and ``OFFSET`` (the parameters ``limit`` and ``offset``, which ``page_of`` gives), and the
+    count of all its rows."""
+
+    def __init__(self, statement: Select[Any], *, unscoped: str | None = None) -> None:
+        self.rows = Sql(
+            statement.limit(bindparam("limit", type_=Integer())).offset(
+                bindparam("offset", type_=Integer())
+            ),
+            unscoped=unscoped,
+        )
+        self.count = Sql(
+            select(func.count()).select_from(statement.order_by(None).subquery()),
+            unscoped=unscoped,
+        )
 
 
 async def page_of_rows(
-    session: AsyncSession, stmt: Select[*tuple[Any, ...]], *, page: int, page_size: int
-) -> tuple[list[Row[*tuple[Any, ...]]], int]:
-    """One page of ``stmt`` (already ordered) and how many rows it has in all: two statements."""
+    db: Executor | AsyncSession,
+    listing: Listing | Select[*tuple[Any, ...]],
+    *,
+    page: int,
+    page_size: int,
+    **params: Any,
+) -> tuple[list[Any], int]:
+    """One page of ``listing`` (records of its columns), run with ``params``, and how many
+    rows it has in all: two statements.
+
+    Transitional: an ORM session with a ``Select`` built per request gives that statement's
+    rows, as before."""
+    if isinstance(listing, Listing):
+        db = await executor_of(db)
+        total = await db.scalar(listing.count, **params)
+        rows = await db.all(listing.rows, limit=page_size, offset=(page - 1) * page_size, **params)
+        return rows, int(total)
+    # transitional: remove (a statement built per request, run by the session)
+    assert isinstance(db, AsyncSession), "a statement built per request needs the ORM session"
+    stmt = listing
     total = (
-        await session.execute(select(func.count()).select_from(stmt.order_by(None).subquery()))
+        await db.execute(select(func.count()).select_from(stmt.order_by(None).subquery()))
     ).scalar_one()
-    rows = (await session.execute(stmt.limit(page_size).offset((page - 1) * page_size))).all()
-    return list(rows), int(total)
+    found = (await db.execute(stmt.limit(page_size).offset((page - 1) * page_size))).all()
+    return list(found), int(total)
 
 
 async def page_of(
-    session: AsyncSession, stmt: Select[*tuple[Any, ...]], *, page: int, page_size: int
+    db: Executor | AsyncSession,
+    listing: Listing | Select[*tuple[Any, ...]],
+    *,
+    page: int,
+    page_size: int,
+    **params: Any,
 ) -> tuple[list[Any], int]:
-    """As ``page_of_rows`` for a statement of one entity: the entities themselves."""
-    rows, total = await page_of_rows(session, stmt, page=page, page_size=page_size)
-    return [row[0] for row in rows], total
-
-
-async def archive_where(
-    session: AsyncSession, model: Any, organization_id: int, *where: Any, now: dt.datetime
-) -> None:
-    """Archive, in one statement, the organisation's active rows of ``model`` matching ``where``."""
-    await session.execute(
-        update(model)
-        .where(model.organization_id == organization_id, model.archived_at.is_(None), *where)
-        .values(archived_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    """As ``page_of_rows``. Transitional: a ``Select`` of one entity run by the ORM session
+    gives the entities themselves."""
+    rows, total = await page_of_rows(db, listing, page=page, page_size=page_size, **params)
+    if isinstance(listing, Listing):
+        return rows, total
+    return [row[0] for row in rows], total  # transitional: remove

@@ -36,8 +36,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from starlette.responses import RedirectResponse, Response
 
 from interventions.config import Settings
-from interventions.storage.models import StoredFile
-from interventions.storage.service import HEAD_BYTES, StorageUnavailable, looks_like
+from interventions.storage.service import (
+    HEAD_BYTES,
+    FileRecord,
+    StorageUnavailable,
+    looks_like,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -119,12 +123,12 @@ class S3Storage:
         )
 
     @staticmethod
-    def incoming_key(stored: StoredFile) -> str:
+    def incoming_key(stored: FileRecord) -> str:
         return INCOMING_PREFIX + stored.storage_key
 
     # -- Storage -----------------------------------------------------------------------
 
-    def presign_put(self, stored: StoredFile, base_url: str) -> str:
+    def presign_put(self, stored: FileRecord, base_url: str) -> str:
         # Computed locally (no request to the store); ``base_url`` is the service's own.
         url: str = self.client.generate_presigned_url(
             "put_object",
@@ -138,14 +142,14 @@ class S3Storage:
         )
         return url
 
-    async def verify(self, stored: StoredFile) -> bool:
+    async def verify(self, stored: FileRecord) -> bool:
         try:
             return await anyio.to_thread.run_sync(self._verify, stored)
         except (BotoCoreError, ClientError) as exc:
             logger.warning("object storage error verifying %s", stored.id, exc_info=True)
             raise StorageUnavailable("The object storage cannot be reached.") from exc
 
-    async def download_response(self, stored: StoredFile) -> Response:
+    async def download_response(self, stored: FileRecord) -> Response:
         try:
             url = await anyio.to_thread.run_sync(self.presign_get, stored)
         except (BotoCoreError, ClientError) as exc:
@@ -156,7 +160,7 @@ class S3Storage:
 
     # -- Workers (blocking, run in threads) ----------------------------------------------
 
-    def presign_get(self, stored: StoredFile) -> str:
+    def presign_get(self, stored: FileRecord) -> str:
         url: str = self.client.generate_presigned_url(
             "get_object",
             Params={
@@ -196,10 +200,10 @@ class S3Storage:
             body.close()
         return data
 
-    def _linked(self, stored: StoredFile) -> bool:
+    def _linked(self, stored: FileRecord) -> bool:
         return self._head(stored.storage_key) is not None
 
-    def _problem(self, stored: StoredFile, head: dict[str, Any]) -> str | None:
+    def _problem(self, stored: FileRecord, head: dict[str, Any]) -> str | None:
         size = int(head.get("ContentLength", -1))
         if size != stored.size:
             return f"announced {stored.size} bytes, stored {size}"
@@ -215,7 +219,7 @@ class S3Storage:
             return f"written at {modified.isoformat()}, after its upload URL expired"
         return None
 
-    def _verify(self, stored: StoredFile) -> bool:
+    def _verify(self, stored: FileRecord) -> bool:
         incoming = self.incoming_key(stored)
         if self._linked(stored):
             # Linked by a verification whose database write was lost: that object is the

@@ -11,6 +11,7 @@ processes), so of two uploads to one URL exactly one is stored and the other is 
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import os
@@ -18,7 +19,7 @@ import time
 import uuid
 from collections.abc import AsyncIterable
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import urlencode
 
 import anyio.to_thread
@@ -26,9 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from interventions.config import Settings
-from interventions.db import utcnow
-from interventions.errors import AppError, BadRequest, Conflict
+from interventions.db import Database, Executor, executor_of, utcnow
+from interventions.errors import AppError, BadRequest, Conflict, NotFound
 from interventions.http import declared_length, too_large
+from interventions.storage import repository as repo
 from interventions.storage.models import StoredFile
 
 UPLOAD_PREFIX = "/storage/v1/uploads/"
@@ -68,6 +70,25 @@ class AlreadyUploaded(Conflict):
         )
 
 
+class FileRecord(Protocol):
+    """What storage reads of a stored file: its row's record (or a ``StoredFile``)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def organization_id(self) -> int: ...
+    @property
+    def mime_type(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def storage_key(self) -> str: ...
+    @property
+    def uploaded_at(self) -> dt.datetime | None: ...
+    @property
+    def created_at(self) -> dt.datetime: ...
+
+
 def looks_like(mime_type: str, head: bytes) -> bool:
     """Whether ``head`` (the first 12 bytes or more) starts an image of ``mime_type``."""
     magic = MAGIC.get(mime_type)
@@ -79,11 +100,11 @@ def looks_like(mime_type: str, head: bytes) -> bool:
 class Storage(Protocol):
     """Where signature bytes live. A file is *linked* (``uploaded_at`` set) once verified."""
 
-    def presign_put(self, stored: StoredFile, base_url: str) -> str:
+    def presign_put(self, stored: FileRecord, base_url: str) -> str:
         """A URL that takes one ``PUT`` of the file's bytes until it expires."""
         ...
 
-    async def verify(self, stored: StoredFile) -> bool:
+    async def verify(self, stored: FileRecord) -> bool:
         """Whether bytes matching the announcement (size, type, image) are stored now.
 
         Bytes that do not match are discarded, and so is a second upload found once bytes
@@ -92,7 +113,7 @@ class Storage(Protocol):
         """
         ...
 
-    async def download_response(self, stored: StoredFile) -> Response:
+    async def download_response(self, stored: FileRecord) -> Response:
         """The answer to an authorised download of a verified file."""
         ...
 
@@ -109,7 +130,7 @@ class LocalStorage:
         message = f"PUT\n{file_id}\n{expires}".encode()
         return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
 
-    def presign_put(self, stored: StoredFile, base_url: str) -> str:
+    def presign_put(self, stored: FileRecord, base_url: str) -> str:
         expires = int(time.time()) + self.ttl_seconds
         query = urlencode({"expires": expires, "signature": self._signature(stored.id, expires)})
         return f"{base_url.rstrip('/')}{UPLOAD_PREFIX}{stored.id}?{query}"
@@ -124,19 +145,19 @@ class LocalStorage:
             return "The upload URL has expired."
         return None
 
-    def _path(self, stored: StoredFile) -> Path:
+    def _path(self, stored: FileRecord) -> Path:
         return self.root / stored.storage_key
 
     @property
     def partial_dir(self) -> Path:
         return self.root / PARTIAL_DIR
 
-    def uploaded(self, stored: StoredFile) -> bool:
+    def uploaded(self, stored: FileRecord) -> bool:
         """Whether the final file exists (its database write may have been lost)."""
         return self._path(stored).exists()
 
     async def store(
-        self, stored: StoredFile, chunks: AsyncIterable[bytes], *, max_bytes: int
+        self, stored: FileRecord, chunks: AsyncIterable[bytes], *, max_bytes: int
     ) -> None:
         """Stream ``chunks`` to a partial file, check them, and link them as the file's bytes.
 
@@ -158,7 +179,7 @@ class LocalStorage:
             # Also on cancellation (client gone): no await here, a plain unlink.
             partial.unlink(missing_ok=True)
 
-    def _link(self, partial: Path, stored: StoredFile) -> None:
+    def _link(self, partial: Path, stored: FileRecord) -> None:
         path = self._path(stored)
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -167,22 +188,22 @@ class LocalStorage:
             raise AlreadyUploaded(stored.id) from None
         _sync_dir(path.parent)
 
-    def read(self, stored: StoredFile) -> bytes:
+    def read(self, stored: FileRecord) -> bytes:
         return self._path(stored).read_bytes()
 
-    def _valid_on_disk(self, stored: StoredFile) -> bool:
+    def _valid_on_disk(self, stored: FileRecord) -> bool:
         path = self._path(stored)
         if not path.is_file() or path.stat().st_size != stored.size:
             return False
         with open(path, "rb") as handle:
             return looks_like(stored.mime_type, handle.read(HEAD_BYTES))
 
-    async def verify(self, stored: StoredFile) -> bool:
+    async def verify(self, stored: FileRecord) -> bool:
         # The signed route checks the bytes before writing them and marks the file itself;
         # this only finds a file written whose transaction did not commit.
         return await anyio.to_thread.run_sync(self._valid_on_disk, stored)
 
-    async def download_response(self, stored: StoredFile) -> Response:
+    async def download_response(self, stored: FileRecord) -> Response:
         data = await anyio.to_thread.run_sync(self.read, stored)
         return Response(
             data,
@@ -203,6 +224,32 @@ def make_storage(settings: Settings, secret: str) -> Storage:
     return LocalStorage(settings.storage_dir, secret, settings.upload_url_ttl_seconds)
 
 
+async def create_file(
+    db: Executor | AsyncSession,
+    *,
+    organization_id: int,
+    user_id: int,
+    name: str,
+    mime_type: str,
+    size: int,
+) -> Any:
+    """A stored file awaiting its bytes: its row (a record with the columns of
+    ``StoredFile``), for ``presign_put`` to sign an upload of."""
+    db = await executor_of(db)
+    file_id = uuid.uuid4().hex
+    return await repo.insert_file(
+        db,
+        id=file_id,
+        organization_id=organization_id,
+        name=name,
+        mime_type=mime_type,
+        size=size,
+        storage_key=f"{organization_id}/{file_id}",
+        created_by_user_id=user_id,
+    )
+
+
+# transitional: remove (callers move to ``create_file``)
 def new_file(
     session: AsyncSession,
     *,
@@ -227,7 +274,83 @@ def new_file(
     return stored
 
 
-def check_announced(stored: StoredFile, content_type: str, content_length: str | None) -> None:
+async def upload(
+    database: Database,
+    storage: LocalStorage,
+    file_id: str,
+    chunks: AsyncIterable[bytes],
+    *,
+    content_type: str,
+    content_length: str | None,
+    max_bytes: int,
+) -> Any:
+    """Store a file's bytes, sent to its signed URL (checked by the caller); the file's
+    record, marked uploaded.
+
+    Whatever can refuse the upload is checked before a byte of ``chunks`` is read (the file,
+    whether it is stored already, the declared type and length). No database connection is
+    held while the body arrives: a slow phone keeps no pool slot (or SQLite's write lock).
+    """
+    async with database.transaction(write=False) as db:
+        stored = await repo.file_to_upload(db, file_id)
+    if stored is None:
+        raise NotFound(f"No file {file_id}.")
+    if stored.uploaded_at is not None or storage.uploaded(stored):
+        raise AlreadyUploaded(file_id)
+    check_announced(stored, content_type, content_length)
+    # Exclusive: of two uploads to the same URL, one is stored, the other is a 409.
+    await storage.store(stored, chunks, max_bytes=max_bytes)
+    # The file is the record (never replaced once linked); a lost write here is repaired by
+    # the first download, as for any file found on disk but not marked.
+    now = utcnow()
+    async with database.transaction() as db:
+        await repo.mark_uploaded(
+            db, organization_id=stored.organization_id, file_id=file_id, uploaded_at=now
+        )
+    return stored._replace(uploaded_at=now)
+
+
+async def downloadable(
+    db: Executor, database: Database, storage: Storage, *, organization_id: int, file_id: str
+) -> Any:
+    """The organisation's signature file, its bytes verified (a record), else 404.
+
+    Bytes that arrived past the upload route (object storage, or a mark lost after a local
+    upload) are verified and the file linked on its first download, in a transaction of
+    its own (see ``link``): nothing else tells the service that an upload to the object
+    store is complete.
+    """
+    stored = await repo.downloadable(db, organization_id=organization_id, file_id=file_id)
+    if stored is None or (
+        stored.uploaded_at is None
+        and not await link(database, storage, organization_id=organization_id, file_id=file_id)
+    ):
+        raise NotFound(f"No uploaded file {file_id}.")
+    return stored
+
+
+async def link(database: Database, storage: Storage, *, organization_id: int, file_id: str) -> bool:
+    """Verify and mark a file whose bytes arrived past the upload route, one linker at a time.
+
+    The row stays locked (``FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite) from
+    the check of ``uploaded_at`` to its update, verification included: two first downloads
+    in any processes never link two different uploads, and the second finds the first's.
+    """
+    async with database.transaction() as db:
+        stored = await repo.locked(db, organization_id=organization_id, file_id=file_id)
+        if stored is None:
+            return False
+        if stored.uploaded_at is not None:
+            return True
+        if not await storage.verify(stored):
+            return False
+        await repo.mark_uploaded(
+            db, organization_id=organization_id, file_id=file_id, uploaded_at=utcnow()
+        )
+    return True
+
+
+def check_announced(stored: FileRecord, content_type: str, content_length: str | None) -> None:
     """Before a byte of the body is read: the declared type and length must be the announced
     ones (400 otherwise)."""
     media = content_type.split(";", 1)[0].strip().lower()
@@ -261,7 +384,7 @@ def _mismatch(message: str) -> BadRequest:
 
 
 async def _stream_to(
-    handle: BinaryIO, chunks: AsyncIterable[bytes], stored: StoredFile, max_bytes: int
+    handle: BinaryIO, chunks: AsyncIterable[bytes], stored: FileRecord, max_bytes: int
 ) -> tuple[int, bytes]:
     """Write ``chunks`` to ``handle`` as they arrive; the size received and its first bytes.
 
@@ -291,7 +414,7 @@ async def _stream_to(
     return size, head
 
 
-def _check_received(stored: StoredFile, size: int, head: bytes) -> None:
+def _check_received(stored: FileRecord, size: int, head: bytes) -> None:
     if size != stored.size:
         raise _mismatch(f"Announced {stored.size} bytes, received {size}.")
     if not looks_like(stored.mime_type, head):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import Any
 
 from interventions.auth.dependencies import Caller
+from interventions.db import Executor
 from interventions.references import repository as refs
 from interventions.references.contacts import repository
 from interventions.references.contacts.schemas import (
@@ -13,29 +14,26 @@ from interventions.references.contacts.schemas import (
     CompanyContactUpdate,
 )
 from interventions.references.models import Company, CompanyContact
-from interventions.references.resource import Resource, assign_given, new_row
+from interventions.references.resource import Resource, given_fields, new_row
 
 
-async def _require_company(session: AsyncSession, caller: Caller, company_id: int) -> None:
+async def _require_company(db: Executor, caller: Caller, company_id: int) -> None:
     await refs.require_all(
-        session, Company, caller.organization_id, [company_id], field="companyId", label="company"
+        db, Company, caller.organization_id, [company_id], field="companyId", label="company"
     )
 
 
-async def _insert(
-    session: AsyncSession, caller: Caller, body: CompanyContactCreate
-) -> CompanyContact:
-    await _require_company(session, caller, body.company_id)
-    contact: CompanyContact = new_row(CompanyContact, caller, body)
-    return contact
+async def _insert(db: Executor, caller: Caller, body: CompanyContactCreate) -> dict[str, Any]:
+    await _require_company(db, caller, body.company_id)
+    return new_row(caller, body)
 
 
 async def _change(
-    session: AsyncSession, caller: Caller, contact: CompanyContact, body: CompanyContactUpdate
-) -> None:
+    db: Executor, caller: Caller, contact: Any, body: CompanyContactUpdate
+) -> dict[str, Any]:
     if body.company_id is not None:
-        await _require_company(session, caller, body.company_id)
-    assign_given(contact, body)
+        await _require_company(db, caller, body.company_id)
+    return given_fields(body)
 
 
 contacts: Resource[CompanyContactRead, CompanyContactCreate, CompanyContactUpdate] = Resource(

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
 from anyio import to_thread
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.dependencies import Caller
-from interventions.db import utcnow
+from interventions.db import Executor, utcnow
 from interventions.errors import BadRequest, Unprocessable
 from interventions.interventions.repository import profile_users
 from interventions.references import recurrence
@@ -22,12 +22,12 @@ from interventions.references.routines import repository
 from interventions.references.routines.schemas import RoutineCreate, RoutineRead, RoutineUpdate
 
 
-async def _routine_reads(session: AsyncSession, routines: Sequence[Routine]) -> list[RoutineRead]:
+async def _routine_reads(db: Executor, routines: Sequence[Any]) -> list[RoutineRead]:
     """Wire form of routines: one statement for all their site rules, one for the users of
     their assignees."""
-    site_rules = await repository.site_rule_ids_of_routines(session, [r.id for r in routines])
     org = routines[0].organization_id if routines else 0
-    users = await profile_users(session, org, (r.assigned_profile_id for r in routines))
+    site_rules = await repository.site_rule_ids_of_routines(db, org, [r.id for r in routines])
+    users = await profile_users(db, org, (r.assigned_profile_id for r in routines))
     return [
         RoutineRead(
             id=r.id,
@@ -61,7 +61,7 @@ async def _checked_rrule(text: str, dtstart: dt.datetime | None, field: str) -> 
 
 
 async def _check_routine_references(
-    session: AsyncSession,
+    db: Executor,
     caller: Caller,
     body: RoutineCreate | RoutineUpdate,
 ) -> tuple[bool, int | None]:
@@ -70,10 +70,10 @@ async def _check_routine_references(
     org = caller.organization_id
     if body.site_rule_ids is not None:
         await refs.require_all(
-            session, SiteRule, org, body.site_rule_ids, field="siteRuleIds", label="site rule"
+            db, SiteRule, org, body.site_rule_ids, field="siteRuleIds", label="site rule"
         )
     given, profile = await refs.assignee_profile(
-        session,
+        db,
         org,
         body.model_fields_set,
         user_id=body.assigned_user_id,
@@ -81,7 +81,7 @@ async def _check_routine_references(
     )
     if body.assigned_company_contact_id is not None:
         await refs.require_contact(
-            session, org, body.assigned_company_contact_id, field="assignedCompanyContactId"
+            db, org, body.assigned_company_contact_id, field="assignedCompanyContactId"
         )
     return given, profile.id if profile is not None else None
 
@@ -94,33 +94,34 @@ def _check_auto_create(auto_create_enabled: bool, rrule: str | None) -> None:
         )
 
 
-async def _plan(session: AsyncSession, caller: Caller, body: RoutineCreate) -> Routine:
+async def _plan(db: Executor, caller: Caller, body: RoutineCreate) -> Any:
     # Whole seconds: occurrences fall on the second the client sees, not a microsecond after.
     dtstart = body.dtstart or utcnow().replace(microsecond=0)
     rrule = await _checked_rrule(body.rrule, dtstart, "rrule") if body.rrule else None
-    _, assignee = await _check_routine_references(session, caller, body)
+    _, assignee = await _check_routine_references(db, caller, body)
     _check_auto_create(body.auto_create_enabled, rrule)
-    routine = Routine(
-        organization_id=caller.organization_id,
-        name=body.name,
-        rrule=rrule,
-        dtstart=dtstart,
-        duration_minutes=body.duration_minutes,
-        horizon_days=body.horizon_days,
-        auto_create_enabled=body.auto_create_enabled,
-        assigned_profile_id=assignee,
-        assigned_company_contact_id=body.assigned_company_contact_id,
-        created_at=utcnow(),
+    routine = await routines.add(
+        db,
+        {
+            "organization_id": caller.organization_id,
+            "name": body.name,
+            "rrule": rrule,
+            "dtstart": dtstart,
+            "duration_minutes": body.duration_minutes,
+            "horizon_days": body.horizon_days,
+            "auto_create_enabled": body.auto_create_enabled,
+            "assigned_profile_id": assignee,
+            "assigned_company_contact_id": body.assigned_company_contact_id,
+            "created_at": utcnow(),
+        },
     )
-    session.add(routine)
-    await session.flush()
-    await repository.replace_routine_site_rules(session, routine, body.site_rule_ids)
+    await repository.replace_routine_site_rules(db, routine, body.site_rule_ids)
     return routine
 
 
 async def _replan(
-    session: AsyncSession, caller: Caller, routine: Routine, body: RoutineUpdate
-) -> None:
+    db: Executor, caller: Caller, routine: Any, body: RoutineUpdate
+) -> dict[str, Any]:
     fields = body.model_fields_set
     rrule = body.rrule if "rrule" in fields else routine.rrule
     dtstart = body.dtstart if body.dtstart is not None else routine.dtstart
@@ -132,7 +133,7 @@ async def _replan(
             dtstart or routine.created_at,
             "rrule" if "rrule" in fields else "dtstart",
         )
-    assignee_given, assignee = await _check_routine_references(session, caller, body)
+    assignee_given, assignee = await _check_routine_references(db, caller, body)
     auto_create = (
         body.auto_create_enabled
         if body.auto_create_enabled is not None
@@ -140,22 +141,24 @@ async def _replan(
     )
     _check_auto_create(auto_create, rrule)
 
+    changes: dict[str, Any] = {
+        "rrule": rrule,
+        "dtstart": dtstart,
+        "auto_create_enabled": auto_create,
+    }
     if body.name is not None:
-        routine.name = body.name
-    routine.rrule = rrule
-    routine.dtstart = dtstart
+        changes["name"] = body.name
     if body.duration_minutes is not None:
-        routine.duration_minutes = body.duration_minutes
+        changes["duration_minutes"] = body.duration_minutes
     if body.horizon_days is not None:
-        routine.horizon_days = body.horizon_days
-    routine.auto_create_enabled = auto_create
+        changes["horizon_days"] = body.horizon_days
     if assignee_given:
-        routine.assigned_profile_id = assignee
+        changes["assigned_profile_id"] = assignee
     if "assigned_company_contact_id" in fields:
-        routine.assigned_company_contact_id = body.assigned_company_contact_id
-    await session.flush()
+        changes["assigned_company_contact_id"] = body.assigned_company_contact_id
     if body.site_rule_ids is not None:
-        await repository.replace_routine_site_rules(session, routine, body.site_rule_ids)
+        await repository.replace_routine_site_rules(db, routine, body.site_rule_ids)
+    return changes
 
 
 # An archived routine plans nothing more; its interventions stay.
