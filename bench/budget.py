@@ -123,9 +123,10 @@ async def layers(scale: Scale, pool: pools.Pools, calls: int, rounds: int) -> di
     from bench.floor import Floor, jwt_claims
     from interventions.app import create_app
     from interventions.auth.dependencies import _SESSION
-    from interventions.db import Executor, execute_core, table_of
+    from interventions.db import Sql, table_of
     from interventions.interventions.models import Intervention
-    from interventions.interventions.search import _DETAIL, _HISTORY, _LINKED
+    from interventions.interventions.repository import _BY_ID as _DETAIL
+    from interventions.interventions.search import _HISTORY, _LINKED
 
     app = create_app(measure.service_settings(scale))
     db = app.state.db
@@ -143,6 +144,7 @@ async def layers(scale: Scale, pool: pools.Pools, calls: int, rounds: int) -> di
         table.c.deleted_at.is_(None),
         table.c.id == bindparam("i"),
     )
+    by_id_sql = Sql(by_id, unscoped="bench")
     results: dict[str, list[float]] = {}
 
     async def get(target: ASGIApp, i: int) -> None:
@@ -174,9 +176,9 @@ async def layers(scale: Scale, pool: pools.Pools, calls: int, rounds: int) -> di
                     conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
                     (await conn.execute(by_id, {"o": org, "i": own[i % len(own)]})).first()
 
-            async def sqlalchemy_checkout(i: int) -> None:
-                async with db.reader() as orm:
-                    (await execute_core(orm, by_id, {"o": org, "i": own[i % len(own)]})).first()
+            async def executor_checkout(i: int) -> None:
+                async with db.transaction(write=False) as ex:
+                    await ex.first(by_id_sql, o=org, i=own[i % len(own)])
 
             session_id = jwt_claims(session.access, config.SECRET.encode(), "access")["sid"]
 
@@ -190,21 +192,17 @@ async def layers(scale: Scale, pool: pools.Pools, calls: int, rounds: int) -> di
 
             async def detail_sql_sqlalchemy(i: int) -> None:
                 iid = own[i % len(own)]
-                async with db.reader() as orm:
-                    (await execute_core(orm, _SESSION.statement, {"session_id": session_id})).one()
-                    (
-                        await execute_core(
-                            orm, _DETAIL.statement, {"organization_id": org, "id": iid}
-                        )
-                    ).one()
+                async with db.engine.connect() as conn:
+                    conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                    (await conn.execute(_SESSION.statement, {"session_id": session_id})).one()
                     params = {"id": iid, "organization_id": org}
-                    (await execute_core(orm, _LINKED.statement, params)).all()
-                    (await execute_core(orm, _HISTORY.statement, params)).all()
+                    (await conn.execute(_DETAIL.statement, params)).one()
+                    (await conn.execute(_LINKED.statement, params)).all()
+                    (await conn.execute(_HISTORY.statement, params)).all()
 
             async def detail_sql_executor(i: int) -> None:
                 iid = own[i % len(own)]
-                async with db.reader() as orm:
-                    ex = await Executor.of(orm)
+                async with db.transaction(write=False) as ex:
                     await ex.first(_SESSION, session_id=session_id)
                     await ex.first(_DETAIL, organization_id=org, id=iid)
                     await ex.all(_LINKED, id=iid, organization_id=org)
@@ -220,7 +218,7 @@ async def layers(scale: Scale, pool: pools.Pools, calls: int, rounds: int) -> di
                     connection_checkout,
                     False,
                 ),
-                ("request session + one statement, SQLAlchemy", sqlalchemy_checkout, False),
+                ("pool checkout + one statement, db.Executor", executor_checkout, False),
                 ("the read's 4 statements alone, asyncpg (floor's SQL)", detail_sql_asyncpg, False),
                 (
                     "the read's 4 statements alone, SQLAlchemy execution",
@@ -228,7 +226,7 @@ async def layers(scale: Scale, pool: pools.Pools, calls: int, rounds: int) -> di
                     False,
                 ),
                 (
-                    "the read's 4 statements alone, db.Executor on a session's connection",
+                    "the read's 4 statements alone, db.Executor (pooled driver connection)",
                     detail_sql_executor,
                     False,
                 ),

@@ -59,8 +59,7 @@ async def _import(settings: Settings, document: Any) -> Any:
 
     db = create_database(settings.database_url, pool=False)
     try:
-        async with db.writer() as session, session.begin():
-            return await import_reference_data(session, document)
+        return await import_reference_data(db, document)
     finally:
         await db.dispose()
 
@@ -137,8 +136,8 @@ async def _demo(settings: Settings) -> tuple[Any, list[int]]:
 
     db = create_database(settings.database_url, pool=False)
     try:
-        async with db.writer() as session, session.begin():
-            return await load_demo(session)
+        async with db.transaction() as executor:
+            return await load_demo(executor)
     finally:
         await db.dispose()
 

@@ -1,5 +1,5 @@
-"""Engine, metadata naming convention, column types shared by both databases, sessions, and
-the executor that runs compiled statements on the driver."""
+"""Engine, metadata naming convention, column types shared by both databases, the executor
+that runs compiled statements on the driver, and the request's database."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import CursorResult, Dialect, make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -41,7 +41,6 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
-from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util import greenlet_spawn
@@ -100,17 +99,6 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return parsed.astimezone(dt.UTC)
 
 
-async def execute_core(
-    session: AsyncSession, statement: Executable, params: Any = None
-) -> CursorResult[*tuple[Any, ...]]:
-    """Run a Core statement (tables and columns in, plain rows out) on the session's own
-    connection, in its transaction. Going through ``session.execute`` costs ~0.1 ms more per
-    statement for the ORM's execution path, which such a statement does not use (sessions
-    here never autoflush, so nothing pending is skipped)."""
-    connection = await session.connection()
-    return await connection.execute(statement, params)
-
-
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -132,13 +120,13 @@ def is_sqlite(url: str) -> bool:
 
 @dataclass
 class Database:
-    """The engine and the two session factories: read transactions and write transactions.
+    """The engine, and where statements run: ``transaction()`` (an executor of its own) and,
+    per request, ``RequestDatabase``.
 
-    On SQLite a write transaction starts with ``BEGIN IMMEDIATE`` so that concurrent writers
-    queue on the database lock (``busy_timeout``) instead of failing when a read lock has to
-    be upgraded, and a read transaction gives its statements one snapshot. On PostgreSQL,
-    reads run in autocommit (READ COMMITTED gives each statement its own snapshot anyway), so
-    nothing written through ``reader`` would be atomic: it is for reads only.
+    ``reader`` and ``writer`` are ORM session factories over the same engine for the test
+    suite's factories and inspections only; the service never opens a session. As for the
+    executor, a writer's transaction starts with ``BEGIN IMMEDIATE`` on SQLite and a reader
+    runs in autocommit on PostgreSQL (nothing written through it would be atomic).
     """
 
     engine: AsyncEngine
@@ -155,9 +143,7 @@ class Database:
         ``Executor.start``), committed when the block ends and rolled back if it raises: for
         what runs outside requests (the outbox relay, the planner, the CLI)."""
         raw = await _checkout(self.engine)
-        executor = Executor(
-            self.engine.dialect, raw.driver_connection, raw.dbapi_connection, begin=False
-        )
+        executor = Executor(self.engine.dialect, raw.driver_connection, raw.dbapi_connection)
         try:
             await executor.start(write=write)
             try:
@@ -460,53 +446,21 @@ def _generator(default: Any) -> Callable[[], Any] | None:
 
 
 class Executor:
-    """Runs ``Sql`` statements on the driver connection of the request's transaction.
-
-    Built from the request's session (its transaction already begun), so that statements
-    run here and through the session are one transaction while the service moves to the
-    driver; ``begin`` makes sure of it on PostgreSQL, where SQLAlchemy's asyncpg adapter
-    starts the driver's transaction only with its first statement.
-    """
+    """Runs ``Sql`` statements on one pooled driver connection (asyncpg on PostgreSQL,
+    aiosqlite on SQLite), in the transaction ``start`` began, or in autocommit (a read on
+    PostgreSQL). Made by ``RequestDatabase`` for a request and by ``Database.transaction``
+    for what runs outside requests."""
 
     # Called with each statement's SQL before it runs (bench/measure.py counts them); empty in
     # the service, where it costs one test per statement.
     observers: ClassVar[list[Callable[[str], None]]] = []
 
-    def __init__(
-        self,
-        dialect: Dialect,
-        driver: Any,
-        adapter: Any,
-        *,
-        begin: bool = True,
-        session: AsyncSession | None = None,
-    ) -> None:
+    def __init__(self, dialect: Dialect, driver: Any, adapter: Any) -> None:
         self.dialect = dialect
         self.postgresql = dialect.name == "postgresql"
         self._driver = driver
-        self._adapter = adapter
-        # ``begin=False``: a connection of its own, in autocommit or in a transaction begun
-        # with ``start`` (no adapter state to keep in step).
-        self._begun = not (self.postgresql and begin)
-        # Transitional: the ORM session this executor shares a transaction with, for code not
-        # yet moved to the executor. ``None`` on a connection of the executor's own.
-        self.session = session
+        self._adapter = adapter  # SQLAlchemy's DB-API adapter: its error translation
         self.lost = False  # a statement found the connection lost (see ``_error``)
-
-    @classmethod
-    async def of(cls, session: AsyncSession) -> Executor:
-        """The executor on the session's connection, made once per connection."""
-        connection = await session.connection()
-        cached = session.info.get("executor")
-        if cached is not None and cached[0] is connection:
-            executor: Executor = cached[1]
-            return executor
-        raw = await connection.get_raw_connection()
-        executor = cls(
-            connection.dialect, raw.driver_connection, raw.dbapi_connection, session=session
-        )
-        session.info["executor"] = (connection, executor)
-        return executor
 
     async def _driver_sql(self, sql: str) -> None:
         """A statement of transaction control, straight to the driver."""
@@ -534,12 +488,6 @@ class Executor:
         open_ = self._driver.is_in_transaction() if self.postgresql else self._driver.in_transaction
         if open_:
             await self._driver_sql("COMMIT" if commit else "ROLLBACK")
-
-    async def _begin(self) -> None:
-        adapter = self._adapter
-        if adapter._transaction is None and adapter.isolation_level != "autocommit":
-            await adapter._start_transaction()
-        self._begun = True
 
     def _error(self, error: Exception, c: Compiled, args: list[Any]) -> Exception:
         """The driver's error as SQLAlchemy would have raised it (``IntegrityError``…), so
@@ -571,8 +519,6 @@ class Executor:
         for observe in self.observers:
             observe(c.sql)
         try:
-            if not self._begun:
-                await self._begin()
             if self.postgresql:
                 if rows:
                     return [c.row(r) for r in await self._driver.fetch(c.sql, *args)]
@@ -616,25 +562,12 @@ class Executor:
         for observe in self.observers:
             observe(c.sql)
         try:
-            if not self._begun:
-                await self._begin()
             if self.postgresql:
                 await self._driver.executemany(c.sql, batch)
             else:
                 await (await self._driver.executemany(c.sql, batch)).close()
         except Exception as error:
             raise self._error(error, c, batch) from error
-
-
-async def executor_of(source: Executor | AsyncSession) -> Executor:
-    """Transitional, while code moves from the ORM session to the executor: the executor of
-    ``source``, in its transaction, the session's pending rows flushed first so that the
-    executor's statements see them."""
-    if isinstance(source, Executor):
-        return source
-    if source.new or source.dirty or source.deleted:
-        await source.flush()
-    return await Executor.of(source)
 
 
 def _as_sqlalchemy_error(
@@ -677,71 +610,39 @@ class RequestDatabase:
     writes). A read on PostgreSQL runs in autocommit, where READ COMMITTED gives every
     statement its own snapshot in a transaction or not: BEGIN and COMMIT would only add two
     round trips.
-
-    Transitional, while code moves off the ORM: ``session()`` gives an ORM session, and a
-    request that asks for one runs its executor on the session's connection, in its
-    transaction.
     """
 
     def __init__(self, db: Database, read: bool) -> None:
         self._db = db
         self._read = read
-        self._session: AsyncSession | None = None
-        self._transaction: Any = None
         self._executor: Executor | None = None
         self._raw: Any = None
         self.keep = False  # commit even though the request is refused (``RecordedRefusal``)
 
-    async def session(self) -> AsyncSession:
-        if self._session is None:
-            if self._raw is not None:
-                raise RuntimeError("an ORM session asked for after the executor")
-            factory = self._db.reader if self._read else self._db.writer
-            session = factory()
-            self._transaction = await session.begin()
-            self._session = session
-        return self._session
-
     async def executor(self) -> Executor:
         if self._executor is None:
-            if self._session is not None:
-                self._executor = await Executor.of(self._session)
-            else:
-                raw = self._raw = await _checkout(self._db.engine)
-                executor = Executor(
-                    self._db.engine.dialect,
-                    raw.driver_connection,
-                    raw.dbapi_connection,
-                    begin=False,
-                )
-                await executor.start(write=not self._read)
-                self._executor = executor
+            raw = self._raw = await _checkout(self._db.engine)
+            executor = Executor(
+                self._db.engine.dialect, raw.driver_connection, raw.dbapi_connection
+            )
+            self._executor = executor
+            await executor.start(write=not self._read)
         return self._executor
 
     @property
     def opened(self) -> bool:
-        return self._session is not None or self._raw is not None
+        return self._raw is not None
 
     async def finish(self, *, commit: bool) -> None:
         """Commit (or roll back) and give the connection back."""
         raw, self._raw = self._raw, None
+        if raw is None:
+            return
         try:
-            if self._transaction is not None:
-                transaction, self._transaction = self._transaction, None
-                if commit:
-                    await transaction.commit()
-                else:
-                    await transaction.rollback()
-            elif raw is not None and self._executor is not None:
+            if self._executor is not None:
                 await self._executor.end(commit=commit)
         finally:
-            if self._session is not None:
-                session, self._session = self._session, None
-                if self._executor is not None and self._executor.lost:
-                    await session.invalidate()
-                await session.close()
-            if raw is not None:
-                await _give_back(raw, self._executor)
+            await _give_back(raw, self._executor)
 
 
 async def _give_back(raw: Any, executor: Executor | None) -> None:
@@ -793,11 +694,3 @@ def request_database(request: Request) -> RequestDatabase:
 
 
 RequestDb = Annotated[RequestDatabase, Depends(request_database)]
-
-
-async def request_session(ctx: RequestDb) -> AsyncSession:
-    """Transitional: the request's ORM session, in the request's transaction."""
-    return await ctx.session()
-
-
-RequestSession = Annotated[AsyncSession, Depends(request_session)]

@@ -5,11 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, NamedTuple
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from interventions.auth.dependencies import Caller
 from interventions.auth.roles import Role
-from interventions.db import Executor, executor_of, utcnow
+from interventions.db import Executor, utcnow
 from interventions.interventions import repository, service
 from interventions.interventions.schemas import RoutineInterventionCreate, TrainingCreate
 from interventions.references.importer import ImportReport, import_reference_data
@@ -119,10 +117,9 @@ def demo_document() -> dict[str, Any]:
     }
 
 
-async def load_demo(source: Executor | AsyncSession) -> tuple[ImportReport, list[int]]:
+async def load_demo(db: Executor) -> tuple[ImportReport, list[int]]:
     """Import the demo organisation and, the first time, plan two interventions in it."""
-    report = await import_reference_data(source, demo_document())
-    db = await executor_of(source)
+    report = await import_reference_data(db, demo_document())
     created: list[int] = []
     if not await repository.any_in(db, DEMO_ORGANIZATION_ID):
         admin = Caller(

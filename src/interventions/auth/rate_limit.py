@@ -14,10 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import String, bindparam, delete, func, insert, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.models import RateLimitHit
-from interventions.db import Executor, Sql, any_of, executor_of, table_of, utcnow
+from interventions.db import Executor, Sql, any_of, table_of, utcnow
 from interventions.errors import TooManyRequests
 
 
@@ -69,14 +68,13 @@ async def _serialise(db: Executor, key: str) -> None:
         await db.execute(_PG_LOCK, key=key)
 
 
-async def charge(db: Executor | AsyncSession, limits: Sequence[Limit]) -> list[int]:
+async def charge(db: Executor, limits: Sequence[Limit]) -> list[int]:
     """Record one hit under every limit's key, or refuse them all with 429 (Retry-After) if
     any is at its limit. Returns the recorded hits' ids, for :func:`refund`.
 
     Run in a write transaction; the charge is visible to the next attempt once it commits,
     and until then the next attempt on the same key waits (see :func:`_serialise`).
     """
-    db = await executor_of(db)  # transitional: callers still holding a session
     # Always in the same order, so that two requests charging overlapping keys cannot
     # deadlock on their locks.
     for limit in sorted(limits, key=lambda limit: limit.key):
@@ -98,10 +96,9 @@ async def charge(db: Executor | AsyncSession, limits: Sequence[Limit]) -> list[i
     return ids
 
 
-async def refund(db: Executor | AsyncSession, ids: Sequence[int]) -> None:
+async def refund(db: Executor, ids: Sequence[int]) -> None:
     """Take back hits :func:`charge` recorded: the attempt turned out not to count."""
     if ids:
-        db = await executor_of(db)  # transitional: callers still holding a session
         await db.execute(_REFUND, ids=list(ids))
 
 
@@ -112,9 +109,8 @@ async def hits(db: Executor, key: str, window_seconds: int) -> tuple[int, dt.dat
     return int(row.hits), row.oldest
 
 
-async def clear(db: Executor | AsyncSession, key: str) -> None:
+async def clear(db: Executor, key: str) -> None:
     """Forget every hit under ``key`` (a success that resets the count)."""
-    db = await executor_of(db)  # transitional: callers still holding a session
     await db.execute(_CLEAR, key=key)
 
 

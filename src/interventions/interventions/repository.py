@@ -14,10 +14,9 @@ from typing import Any
 from pydantic.alias_generators import to_camel
 from sqlalchemy import and_, bindparam, delete, insert, literal, select, union_all, update
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.models import Profile, User
-from interventions.db import ID, Executor, Sql, any_of, executor_of, id_rows, table_of, utcnow
+from interventions.db import ID, Executor, Sql, any_of, id_rows, table_of, utcnow
 from interventions.errors import NotFound
 from interventions.interventions.lifecycle import Kind
 from interventions.interventions.models import (
@@ -250,13 +249,12 @@ _PROFILE_USERS = Sql(
 
 
 async def profile_users(
-    db: Executor | AsyncSession, organization_id: int, profile_ids: Iterable[int | None]
+    db: Executor, organization_id: int, profile_ids: Iterable[int | None]
 ) -> dict[int, int]:
     """The user of each of the organisation's profiles among ``profile_ids``."""
     wanted = sorted({p for p in profile_ids if p is not None})
     if not wanted:
         return {}
-    db = await executor_of(db)
     rows = await db.all(_PROFILE_USERS, organization_id=organization_id, ids=wanted)
     return {pid: uid for pid, uid in rows}
 

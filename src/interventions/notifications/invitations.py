@@ -5,11 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from interventions.db import Executor
 from interventions.notifications import service as notifications
-from interventions.notifications.models import OutboxEmail
 from interventions.wire import format_datetime
 
 INVITATION_KIND = "organization.invitation"
@@ -43,7 +40,7 @@ def _invitation(
 
 
 async def enqueue_invitation_email(
-    db: Executor | AsyncSession,
+    db: Executor,
     *,
     organization_id: int,
     organization_name: str,
@@ -66,39 +63,6 @@ async def enqueue_invitation_email(
     )
     return await notifications.enqueue_email(
         db,
-        organization_id=organization_id,
-        intervention_id=None,
-        recipient=recipient,
-        subject=subject,
-        body=body,
-        kind=INVITATION_KIND,
-    )
-
-
-# transitional: remove (callers move to ``enqueue_invitation_email``)
-def queue_invitation_email(
-    session: AsyncSession,
-    *,
-    organization_id: int,
-    organization_name: str,
-    inviter: str,
-    recipient: str,
-    role: str,
-    link: str,
-    token: str,
-    expires_at: dt.datetime,
-) -> OutboxEmail:
-    """The link (and the bare token, for API clients) to accept an invitation."""
-    subject, body = _invitation(
-        organization_name=organization_name,
-        inviter=inviter,
-        role=role,
-        link=link,
-        token=token,
-        expires_at=expires_at,
-    )
-    return notifications.queue_email(
-        session,
         organization_id=organization_id,
         intervention_id=None,
         recipient=recipient,

@@ -5,12 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from interventions.db import Executor, executor_of, utcnow
+from interventions.db import Executor, utcnow
 from interventions.errors import Unprocessable
 from interventions.notifications import repository as repo
-from interventions.notifications.models import OutboxEmail
 
 INTERVENTION_EXECUTED = "intervention.executed"
 
@@ -25,7 +22,7 @@ def new_message_id() -> str:
 
 
 async def notify_writers(
-    db: Executor | AsyncSession,
+    db: Executor,
     *,
     organization_id: int,
     intervention_id: int,
@@ -33,7 +30,6 @@ async def notify_writers(
     message: str,
 ) -> int:
     """One in-app notification to each admin and manager of the organisation."""
-    db = await executor_of(db)
     user_ids = await repo.writer_user_ids(db, organization_id)
     if not user_ids:
         return 0
@@ -57,7 +53,7 @@ async def notify_writers(
 
 
 async def mark_read(
-    db: Executor | AsyncSession,
+    db: Executor,
     *,
     organization_id: int,
     user_id: int,
@@ -66,7 +62,6 @@ async def mark_read(
 ) -> None:
     """Mark one of the caller's notifications read (one statement); 422 when it is not the
     caller's."""
-    db = await executor_of(db)
     marked = await repo.mark_read(
         db,
         organization_id=organization_id,
@@ -82,7 +77,7 @@ async def mark_read(
 
 
 async def enqueue_email(
-    db: Executor | AsyncSession,
+    db: Executor,
     *,
     organization_id: int,
     intervention_id: int | None,
@@ -93,7 +88,6 @@ async def enqueue_email(
 ) -> Any:
     """Write an e-mail to the durable outbox; a relay delivers it after commit. The row (a
     record with the columns of ``OutboxEmail``)."""
-    db = await executor_of(db)
     return await repo.insert_email(
         db,
         organization_id=organization_id,
@@ -104,35 +98,6 @@ async def enqueue_email(
         kind=kind,
         message_id=new_message_id(),
     )
-
-
-# transitional: remove (callers move to ``enqueue_email``)
-def queue_email(
-    session: AsyncSession,
-    *,
-    organization_id: int,
-    intervention_id: int | None,
-    recipient: str,
-    subject: str,
-    body: str,
-    kind: str,
-) -> OutboxEmail:
-    """Write an e-mail to the durable outbox; a relay delivers it after commit."""
-    email = OutboxEmail(
-        organization_id=organization_id,
-        intervention_id=intervention_id,
-        recipient=recipient,
-        subject=subject,
-        body=body,
-        kind=kind,
-        message_id=new_message_id(),
-        status="pending",
-        attempts=0,
-        next_attempt_at=utcnow(),
-        created_at=utcnow(),
-    )
-    session.add(email)
-    return email
 
 
 async def list_for_user(

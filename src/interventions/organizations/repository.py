@@ -77,7 +77,7 @@ async def profiles_page(
         params["role"] = role
     if q is not None:
         params["q"] = _NAMED.value(q)
-    return await refs.page_of_rows(db, listing, page=page, page_size=page_size, **params)
+    return await refs.page_of(db, listing, page=page, page_size=page_size, **params)
 
 
 _PROFILE = {
@@ -286,7 +286,7 @@ async def invitations_page(
 ) -> tuple[list[Any], int]:
     """One page of the organisation's invitations (records, by id) and how many in all."""
     # ``now`` is bound only by the statements of a status that depends on the time.
-    return await refs.page_of_rows(
+    return await refs.page_of(
         db,
         _invitations(status),
         page=page,

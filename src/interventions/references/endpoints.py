@@ -149,17 +149,6 @@ def _row(row_id: PathId, *rest: inspect.Parameter, caller: Any) -> list[inspect.
     ]
 
 
-# transitional: remove (with the organisations' profiles on the executor, every service
-# function takes it)
-def _database_of(service: Callable[..., Any]) -> Callable[[RequestDatabase], Awaitable[Any]]:
-    """How an endpoint gets what ``service`` takes first: the request's executor, or its ORM
-    session for a function that still names its first parameter ``session``."""
-    first = next(iter(inspect.signature(service).parameters))
-    if first == "session":
-        return RequestDatabase.session
-    return RequestDatabase.executor
-
-
 def add_list(
     router: APIRouter,
     operation: Operation,
@@ -172,8 +161,6 @@ def add_list(
     """``GET ""``: one page of rows; ``filters`` are query parameters, by their keyword in
     ``list_page``, each ``None`` when absent."""
 
-    database = _database_of(list_page)
-
     async def endpoint(
         caller: Caller,
         db: RequestDatabase,
@@ -182,7 +169,7 @@ def add_list(
         **given: Any,
     ) -> ListEnvelope[Any]:
         found = await list_page(
-            await database(db), caller, paging, include_archived=include_archived, **given
+            await db.executor(), caller, paging, include_archived=include_archived, **given
         )
         return listed(paging, found)
 
@@ -209,12 +196,10 @@ def add_get(
 ) -> None:
     """``GET /{id}``: one row, else 404."""
 
-    database = _database_of(get)
-
     async def endpoint(
         row_id: int, caller: Caller, db: RequestDatabase, include_archived: bool = False
     ) -> Envelope[Any]:
-        found = await get(await database(db), caller, row_id, include_archived=include_archived)
+        found = await get(await db.executor(), caller, row_id, include_archived=include_archived)
         return Envelope(data=found)
 
     params = _row(row_id, caller=CurrentCaller)
@@ -274,12 +259,10 @@ def add_update(
 ) -> None:
     """``PATCH /{id}``: the fields given change, the others stay."""
 
-    database = _database_of(update)
-
     async def endpoint(
         row_id: int, body: BaseModel, caller: Caller, db: RequestDatabase
     ) -> Envelope[Any]:
-        return Envelope(data=await update(await database(db), caller, row_id, body))
+        return Envelope(data=await update(await db.executor(), caller, row_id, body))
 
     params = _row(row_id, _param("body", body), caller=writer)
     response = _enveloped(Envelope, read)
@@ -305,10 +288,8 @@ def add_archive(
 ) -> None:
     """``DELETE /{id}``: 204; the row is archived, not deleted."""
 
-    database = _database_of(archive)
-
     async def endpoint(row_id: int, caller: Caller, db: RequestDatabase) -> Response:
-        await archive(await database(db), caller, row_id)
+        await archive(await db.executor(), caller, row_id)
         return Response(status_code=204)
 
     params = _row(row_id, caller=writer)

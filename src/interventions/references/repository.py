@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Integer, Select, bindparam, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from interventions.auth.models import Profile
-from interventions.db import Executor, Sql, any_of, executor_of, table_of
+from interventions.db import Executor, Sql, any_of, table_of
 from interventions.errors import BadRequest, Unprocessable
 from interventions.references.models import (
     Anomaly,
@@ -64,7 +63,7 @@ for _model in (Site, Rule, SiteRule, Company, CompanyContact, Anomaly, Routine):
 
 
 async def existing(
-    db: Executor | AsyncSession,
+    db: Executor,
     model: Any,
     organization_id: int,
     ids: Sequence[int],
@@ -75,7 +74,6 @@ async def existing(
     organisation (not archived)."""
     if not ids:
         return {}
-    db = await executor_of(db)
     rows = await db.all(
         _existing(model, active), organization_id=organization_id, ids=list(dict.fromkeys(ids))
     )
@@ -83,7 +81,7 @@ async def existing(
 
 
 async def require_all(
-    db: Executor | AsyncSession,
+    db: Executor,
     model: Any,
     organization_id: int,
     ids: Sequence[int],
@@ -112,10 +110,9 @@ _PROFILE_OF_USER = Sql(
 
 
 async def require_profile(
-    db: Executor | AsyncSession, organization_id: int, profile_id: int, *, field: str
+    db: Executor, organization_id: int, profile_id: int, *, field: str
 ) -> Any:
     """The organisation's active profile (a record of its columns), else 422."""
-    db = await executor_of(db)
     profile = await db.first(_PROFILE_BY_ID, id=profile_id, organization_id=organization_id)
     if profile is None:
         raise unprocessable_ids(field, "profile", [profile_id])
@@ -123,10 +120,9 @@ async def require_profile(
 
 
 async def require_profile_of_user(
-    db: Executor | AsyncSession, organization_id: int, user_id: int, *, field: str
+    db: Executor, organization_id: int, user_id: int, *, field: str
 ) -> Any:
     """The user's profile in the organisation (SPEC §2: ``assignedUserId`` is a user id)."""
-    db = await executor_of(db)
     profile = await db.first(_PROFILE_OF_USER, user_id=user_id, organization_id=organization_id)
     if profile is None:
         raise unprocessable_ids(field, "user", [user_id])
@@ -134,7 +130,7 @@ async def require_profile_of_user(
 
 
 async def assignee_profile(
-    db: Executor | AsyncSession,
+    db: Executor,
     organization_id: int,
     fields_set: set[str],
     *,
@@ -151,7 +147,6 @@ async def assignee_profile(
     by_profile = "assigned_profile_id" in fields_set
     if not by_user and not by_profile:
         return False, None
-    db = await executor_of(db)
     from_user = (
         await require_profile_of_user(db, organization_id, user_id, field="assignedUserId")
         if by_user and user_id is not None
@@ -178,7 +173,7 @@ async def assignee_profile(
 
 
 async def require_contact(
-    db: Executor | AsyncSession, organization_id: int, contact_id: int, *, field: str
+    db: Executor, organization_id: int, contact_id: int, *, field: str
 ) -> Any:
     """The organisation's active company contact (a record of its columns), else 422."""
     found = await require_all(
@@ -198,14 +193,13 @@ _SITE_RULES_BETWEEN = Sql(
 
 
 async def site_rules_between(
-    db: Executor | AsyncSession,
+    db: Executor,
     organization_id: int,
     site_ids: Sequence[int],
     rule_ids: Sequence[int],
 ) -> dict[tuple[int, int], Any]:
     """The organisation's site rules (records) of any of ``site_ids`` with any of
     ``rule_ids``."""
-    db = await executor_of(db)
     rows = await db.all(
         _SITE_RULES_BETWEEN,
         organization_id=organization_id,
@@ -238,10 +232,9 @@ _SITE_RULES_OF_ROUTINE = Sql(
 
 
 async def routine_with_site_rules(
-    db: Executor | AsyncSession, organization_id: int, routine_id: int
+    db: Executor, organization_id: int, routine_id: int
 ) -> tuple[Any, list[Any]] | None:
     """The organisation's active routine and its site rules (records), or ``None``."""
-    db = await executor_of(db)
     routine = await db.first(_ACTIVE_ROUTINE, id=routine_id, organization_id=organization_id)
     if routine is None:
         return None
@@ -276,11 +269,6 @@ class Filter:
         """The condition on the bind parameter ``name`` (to build a statement once)."""
         return self.where(bindparam(name))
 
-    # transitional: remove (organizations/repository.py builds its statements per request)
-    def __call__(self, value: Any) -> ColumnElement[bool]:
-        """The condition on the value itself, in a statement built per request."""
-        return self.where(self.value(value))
-
 
 def equals(column: Any) -> Filter:
     """The rows whose ``column`` is the value."""
@@ -295,17 +283,6 @@ def contains(*columns: Any) -> Filter:
         return found[0] if len(found) == 1 else or_(*found)
 
     return Filter(where, _like_escaped)
-
-
-def readable(
-    model: Any, organization_id: int, *, include_archived: bool = False
-) -> Select[*tuple[Any, ...]]:
-    """transitional: remove. A statement built per request: the organisation's rows, archived
-    ones hidden (``resource`` builds its statements once)."""
-    stmt = select(model).where(model.organization_id == organization_id)
-    if not include_archived and hasattr(model, "archived_at"):
-        stmt = stmt.where(model.archived_at.is_(None))
-    return stmt
 
 
 class Listing:
@@ -327,45 +304,11 @@ class Listing:
         )
 
 
-async def page_of_rows(
-    db: Executor | AsyncSession,
-    listing: Listing | Select[*tuple[Any, ...]],
-    *,
-    page: int,
-    page_size: int,
-    **params: Any,
+async def page_of(
+    db: Executor, listing: Listing, *, page: int, page_size: int, **params: Any
 ) -> tuple[list[Any], int]:
     """One page of ``listing`` (records of its columns), run with ``params``, and how many
-    rows it has in all: two statements.
-
-    Transitional: an ORM session with a ``Select`` built per request gives that statement's
-    rows, as before."""
-    if isinstance(listing, Listing):
-        db = await executor_of(db)
-        total = await db.scalar(listing.count, **params)
-        rows = await db.all(listing.rows, limit=page_size, offset=(page - 1) * page_size, **params)
-        return rows, int(total)
-    # transitional: remove (a statement built per request, run by the session)
-    assert isinstance(db, AsyncSession), "a statement built per request needs the ORM session"
-    stmt = listing
-    total = (
-        await db.execute(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    ).scalar_one()
-    found = (await db.execute(stmt.limit(page_size).offset((page - 1) * page_size))).all()
-    return list(found), int(total)
-
-
-async def page_of(
-    db: Executor | AsyncSession,
-    listing: Listing | Select[*tuple[Any, ...]],
-    *,
-    page: int,
-    page_size: int,
-    **params: Any,
-) -> tuple[list[Any], int]:
-    """As ``page_of_rows``. Transitional: a ``Select`` of one entity run by the ORM session
-    gives the entities themselves."""
-    rows, total = await page_of_rows(db, listing, page=page, page_size=page_size, **params)
-    if isinstance(listing, Listing):
-        return rows, total
-    return [row[0] for row in rows], total  # transitional: remove
+    rows it has in all: two statements."""
+    total = await db.scalar(listing.count, **params)
+    rows = await db.all(listing.rows, limit=page_size, offset=(page - 1) * page_size, **params)
+    return rows, int(total)

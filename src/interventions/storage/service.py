@@ -23,15 +23,13 @@ from typing import Any, BinaryIO, Protocol
 from urllib.parse import urlencode
 
 import anyio.to_thread
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from interventions.config import Settings
-from interventions.db import Database, Executor, executor_of, utcnow
+from interventions.db import Database, Executor, utcnow
 from interventions.errors import AppError, BadRequest, Conflict, NotFound
 from interventions.http import declared_length, too_large
 from interventions.storage import repository as repo
-from interventions.storage.models import StoredFile
 
 UPLOAD_PREFIX = "/storage/v1/uploads/"
 # Where local uploads are streamed before being linked under their final name (same file
@@ -225,7 +223,7 @@ def make_storage(settings: Settings, secret: str) -> Storage:
 
 
 async def create_file(
-    db: Executor | AsyncSession,
+    db: Executor,
     *,
     organization_id: int,
     user_id: int,
@@ -235,7 +233,6 @@ async def create_file(
 ) -> Any:
     """A stored file awaiting its bytes: its row (a record with the columns of
     ``StoredFile``), for ``presign_put`` to sign an upload of."""
-    db = await executor_of(db)
     file_id = uuid.uuid4().hex
     return await repo.insert_file(
         db,
@@ -247,31 +244,6 @@ async def create_file(
         storage_key=f"{organization_id}/{file_id}",
         created_by_user_id=user_id,
     )
-
-
-# transitional: remove (callers move to ``create_file``)
-def new_file(
-    session: AsyncSession,
-    *,
-    organization_id: int,
-    user_id: int,
-    name: str,
-    mime_type: str,
-    size: int,
-) -> StoredFile:
-    file_id = uuid.uuid4().hex
-    stored = StoredFile(
-        id=file_id,
-        organization_id=organization_id,
-        name=name,
-        mime_type=mime_type,
-        size=size,
-        storage_key=f"{organization_id}/{file_id}",
-        created_by_user_id=user_id,
-        created_at=utcnow(),
-    )
-    session.add(stored)
-    return stored
 
 
 async def upload(

@@ -12,9 +12,8 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from interventions.db import Database, Executor, executor_of
+from interventions.db import Database, Executor
 from interventions.references.importer import repository as repo
 from interventions.references.importer.checks import check
 from interventions.references.importer.file import (
@@ -185,14 +184,12 @@ class _Importer:
         await repo.replace_routine_site_rules(self.db, organization_of, changed)
 
 
-async def import_reference_data(
-    db: Database | Executor | AsyncSession, document: Any
-) -> ImportReport:
+async def import_reference_data(db: Database | Executor, document: Any) -> ImportReport:
     """Check and write ``document``; raises ``ImportError_`` naming every bad entry, having
-    written nothing. Given the ``Database``, in a transaction of its own; given an executor
-    (or, transitionally, an ORM session), in the caller's."""
+    written nothing. Given the ``Database``, in a transaction of its own; given an executor,
+    in the caller's."""
     data = parse(document)
     if isinstance(db, Database):
         async with db.transaction() as executor:
             return await _Importer(executor, data).run()
-    return await _Importer(await executor_of(db), data).run()
+    return await _Importer(db, data).run()
