@@ -57,14 +57,16 @@ INSERT_INTERVENTION = (
     "$6, $7, false, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $21) "
     "RETURNING " + INTERVENTION_COLUMNS
 )
+# As the service's (interventions.repository): every link table named with the organisation.
 LINKS = (
     "SELECT 'site_ids' AS member, site_id AS ref FROM intervention_sites "
-    "WHERE intervention_id = $1 "
+    "WHERE intervention_id = $1 AND organization_id = $2 "
     "UNION ALL SELECT 'site_rule_ids', site_rule_id FROM intervention_site_rules "
-    "WHERE intervention_id = $1 "
-    "UNION ALL SELECT 'rule_ids', rule_id FROM intervention_rules WHERE intervention_id = $1 "
+    "WHERE intervention_id = $1 AND organization_id = $2 "
+    "UNION ALL SELECT 'rule_ids', rule_id FROM intervention_rules "
+    "WHERE intervention_id = $1 AND organization_id = $2 "
     "UNION ALL SELECT 'anomaly_ids', anomaly_id FROM intervention_anomalies "
-    "WHERE intervention_id = $1"
+    "WHERE intervention_id = $1 AND organization_id = $2"
 )
 LINK_INSERT = {
     "site_ids": "INSERT INTO intervention_sites (intervention_id, site_id, organization_id) "
@@ -79,17 +81,20 @@ LINK_INSERT = {
     "SELECT $1, x, $3 FROM unnest($2::bigint[]) AS x",
 }
 LINK_DELETE = {
-    "site_ids": "DELETE FROM intervention_sites WHERE intervention_id = $1",
-    "site_rule_ids": "DELETE FROM intervention_site_rules WHERE intervention_id = $1",
-    "rule_ids": "DELETE FROM intervention_rules WHERE intervention_id = $1",
+    "site_ids": "DELETE FROM intervention_sites WHERE organization_id = $2 "
+    "AND intervention_id = $1",
+    "site_rule_ids": "DELETE FROM intervention_site_rules WHERE organization_id = $2 "
+    "AND intervention_id = $1",
+    "rule_ids": "DELETE FROM intervention_rules WHERE organization_id = $2 "
+    "AND intervention_id = $1",
 }
 HISTORY = (
     "INSERT INTO intervention_history (organization_id, intervention_id, user_id, action, "
     "changes, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id"
 )
 CONTACT_BY_ID = (
-    "SELECT id, organization_id, company_id, name, email, archived_at, created_at "
-    "FROM company_contacts WHERE id = $1"
+    "SELECT id, name, email, company_id, archived_at FROM company_contacts "
+    "WHERE organization_id = $1 AND id = ANY($2::bigint[])"
 )
 CONTACT_IN_ORG = (
     "SELECT id, organization_id, company_id, name, email, archived_at, created_at "
@@ -100,7 +105,6 @@ PROFILE_IN_ORG = (
     "SELECT id, user_id, organization_id, role, archived_at, created_at FROM profiles "
     "WHERE id = $1 AND organization_id = $2 AND archived_at IS NULL"
 )
-PROFILE_USERS = "SELECT id, user_id FROM profiles WHERE id = ANY($1::bigint[])"
 # The caller's live session, its profile and user (auth.dependencies.resolve_caller).
 SESSION = (
     "SELECT s.user_id, s.profile_id, s.organization_id, s.expires_at, s.revoked_at, "
@@ -143,7 +147,8 @@ HISTORY_OF = (
 )
 ADDRESSES = (
     "SELECT profiles.id, users.email, users.first_name, users.last_name FROM users "
-    "JOIN profiles ON profiles.user_id = users.id WHERE profiles.id = ANY($1::bigint[])"
+    "JOIN profiles ON profiles.user_id = users.id "
+    "WHERE profiles.organization_id = $2 AND profiles.id = ANY($1::bigint[])"
 )
 UPDATE_ALLOWED = frozenset({1, 2, 6})
 
@@ -351,14 +356,14 @@ class Floor:
         }
 
     @staticmethod
-    async def links(conn: asyncpg.Connection, iid: int) -> dict[str, list[int]]:
+    async def links(conn: asyncpg.Connection, iid: int, org: int) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {
             "site_ids": [],
             "site_rule_ids": [],
             "rule_ids": [],
             "anomaly_ids": [],
         }
-        for member, ref in await conn.fetch(LINKS, iid):
+        for member, ref in await conn.fetch(LINKS, iid, org):
             out[member].append(ref)
         for ids in out.values():
             ids.sort()
@@ -391,22 +396,14 @@ class Floor:
         return out
 
     async def read(self, conn: asyncpg.Connection, row: Any) -> dict[str, Any]:
-        """The wire form of one intervention: its links, and its assignee's user."""
-        links = await self.links(conn, row["id"])
-        user = None
-        if row["assigned_profile_id"] is not None:
-            users = await conn.fetch(PROFILE_USERS, [row["assigned_profile_id"]])
-            user = users[0]["user_id"] if users else None
-        return intervention_json(row, links, user)
+        """The wire form of one intervention: its links (its assignee's user was read with
+        it, as the service does)."""
+        links = await self.links(conn, row["id"], row["organization_id"])
+        return intervention_json(row, links, row["assigned_user_id"])
 
     @staticmethod
     async def locked(conn: asyncpg.Connection, org: int, iid: int, kind: int | None) -> Any:
-        row = await conn.fetchrow(
-            f"SELECT {INTERVENTION_COLUMNS} FROM interventions WHERE organization_id = $1 "
-            "AND id = $2 FOR UPDATE",
-            org,
-            iid,
-        )
+        row = await conn.fetchrow(DETAIL + " FOR UPDATE OF interventions", org, iid)
         if row is None or (kind is not None and row["type"] != kind):
             raise Problem(404, f"No intervention {iid}.")
         return row
@@ -586,6 +583,7 @@ class Floor:
             await conn.execute(LINK_INSERT["anomaly_ids"], iid, ids, org)
             sites = sorted({a["site_id"] for a in anomalies.values()})
             await conn.execute(LINK_INSERT["site_ids"], iid, sites, org)
+            await self.history(conn, org, iid, user, "create", {"status": status, "type": 2})
             taken = await conn.execute(
                 "UPDATE anomalies SET status = 1, updated_at = $2 "
                 "WHERE id = ANY($1::bigint[]) AND status = 0",
@@ -597,7 +595,6 @@ class Floor:
             data = intervention_json(
                 row, self.known(anomaly_ids=ids, site_ids=sites), assigned_user
             )
-            await self.history(conn, org, iid, user, "create", {"status": status, "type": 2})
             return {"data": data}
 
         return await self.handle(request, True, work, 201)
@@ -684,6 +681,7 @@ class Floor:
             await conn.execute(
                 LINK_INSERT["site_rule_ids"], iid, sorted(p["id"] for p in pairs), org
             )
+            await self.history(conn, org, iid, user, "create", {"status": 4, "type": 1})
             writers = await conn.fetch(
                 "SELECT user_id FROM profiles WHERE organization_id = $1 "
                 "AND role IN ('admin', 'manager') AND archived_at IS NULL",
@@ -704,7 +702,6 @@ class Floor:
                 site_ids=site_ids, rule_ids=rule_ids, site_rule_ids=[p["id"] for p in pairs]
             )
             data = intervention_json(row, links, None)
-            await self.history(conn, org, iid, user, "create", {"status": 4, "type": 1})
             expires = int(time.time()) + UPLOAD_TTL
             mac = hmac.new(self.secret, f"PUT\n{file_id}\n{expires}".encode(), hashlib.sha256)
             query = urlencode({"expires": expires, "signature": mac.hexdigest()})
@@ -720,14 +717,13 @@ class Floor:
         contact already read is not read again)."""
         previous = None
         if row["assigned_company_contact_id"] is not None:
-            previous = await conn.fetchrow(CONTACT_BY_ID, row["assigned_company_contact_id"])
+            previous = await conn.fetchrow(CONTACT_BY_ID, org, [row["assigned_company_contact_id"]])
         profile, assigned_user = await self.assignee(conn, org, body)
         contact_id, company = body.get("assignedCompanyContactId"), None
         if contact_id is not None:
             if (
                 previous is not None
                 and previous["id"] == contact_id
-                and previous["organization_id"] == org
                 and previous["archived_at"] is None
             ):
                 company = previous["company_id"]
@@ -750,28 +746,21 @@ class Floor:
         """Dates, description, creation status and assignees; history; the read."""
         org, user, iid = caller["org"], caller["user"], row["id"]
         profile, contact, company, assigned_user = await self._assignees(conn, org, row, body)
-        if emails:  # the addresses of the previous and the new assignee, in one query
-            await conn.fetch(ADDRESSES, [p for p in {row["assigned_profile_id"], profile} if p])
+        if profile is None and "assignedProfileId" not in body and "assignedUserId" not in body:
+            profile, assigned_user = row["assigned_profile_id"], row["assigned_user_id"]
         start, end = parse_time(body["scheduledStart"]), parse_time(body["scheduledEnd"])
         if end < start:
             raise Problem(422, "scheduledEnd is before scheduledStart.")
         creation = body.get("creationStatus", row["creation_status"])
         status = {0: 1, 1: 2, 2: 4}[creation]
         now = dt.datetime.now(dt.UTC)
-        # The service writes the history entry, then flushes the intervention's changes.
-        await self.history(
-            conn,
-            org,
-            iid,
-            user,
-            "update",
-            {"scheduledStart": {"from": iso(row["scheduled_start"]), "to": iso(start)}},
-        )
+        # As the service: the intervention's changes, their history entry, then the e-mails.
         updated = await conn.fetchrow(
             "UPDATE interventions SET status = $2, creation_status = $3, description = $4, "
             "scheduled_start = $5, scheduled_end = $6, assigned_profile_id = $7, "
             "assigned_company_contact_id = $8, company_id = $9, updated_at = $10 "
-            "WHERE id = $1 RETURNING " + INTERVENTION_COLUMNS,
+            "WHERE organization_id = $11 AND id = $1 AND status = $12 RETURNING "
+            + INTERVENTION_COLUMNS,
             iid,
             status,
             creation,
@@ -782,11 +771,23 @@ class Floor:
             contact,
             company,
             now,
+            org,
+            row["status"],
         )
-        assigned = updated["assigned_profile_id"]
-        if assigned is not None and assigned_user is None:
-            users = await conn.fetch(PROFILE_USERS, [assigned])
-            assigned_user = users[0]["user_id"] if users else None
+        if updated is None:
+            raise Problem(409, "The intervention changed meanwhile.")
+        await self.history(
+            conn,
+            org,
+            iid,
+            user,
+            "update",
+            {"scheduledStart": {"from": iso(row["scheduled_start"]), "to": iso(start)}},
+        )
+        if emails:  # the addresses of the previous and the new assignee, in one query
+            await conn.fetch(
+                ADDRESSES, [p for p in {row["assigned_profile_id"], profile} if p], org
+            )
         return {"data": intervention_json(updated, links, assigned_user)}
 
     async def preventive(self, request: Request) -> Response:
@@ -805,7 +806,7 @@ class Floor:
                 org,
                 wanted,
             )
-            links = await self.links(conn, iid)
+            links = await self.links(conn, iid, org)
             chosen = [found[i] for i in wanted]
             replaced = {
                 "site_rule_ids": sorted({sr["id"] for sr in chosen}),
@@ -813,7 +814,7 @@ class Floor:
                 "rule_ids": sorted({sr["rule_id"] for sr in chosen}),
             }
             for member, ids in replaced.items():
-                await conn.execute(LINK_DELETE[member], iid)
+                await conn.execute(LINK_DELETE[member], iid, org)
                 await conn.execute(LINK_INSERT[member], iid, ids, org)
             links.update(replaced)
             emails = bool(
@@ -845,10 +846,10 @@ class Floor:
             await self.require(
                 conn, "sites", "id, organization_id, name, archived_at, created_at", org, sites
             )
-            links = await self.links(conn, iid)
-            await conn.execute(LINK_DELETE["rule_ids"], iid)
+            links = await self.links(conn, iid, org)
+            await conn.execute(LINK_DELETE["rule_ids"], iid, org)
             await conn.execute(LINK_INSERT["rule_ids"], iid, [body["ruleId"]], org)
-            await conn.execute(LINK_DELETE["site_ids"], iid)
+            await conn.execute(LINK_DELETE["site_ids"], iid, org)
             await conn.execute(LINK_INSERT["site_ids"], iid, sites, org)
             links.update(rule_ids=[body["ruleId"]], site_ids=sorted(sites))
             return await self._replan(conn, caller, row, body, links, False)
@@ -897,10 +898,6 @@ class Floor:
                 "decision_comment": body["decisionComment"],
                 "updated_at": now,
             }
-            await self.history(
-                conn, org, iid, user, "verify", {"status": {"from": 4, "to": status}}
-            )
-            data = await self.read(conn, row)
             if row["provider_email"]:
                 verdict = "accepted" if status == 5 else "rejected"
                 await conn.fetchval(
@@ -918,7 +915,10 @@ class Floor:
                     f"<{uuid.uuid4().hex}@interventions.local>",
                     now,
                 )
-            return {"data": data}
+            await self.history(
+                conn, org, iid, user, "verify", {"status": {"from": 4, "to": status}}
+            )
+            return {"data": await self.read(conn, row)}
 
         return await self.handle(request, True, work)
 

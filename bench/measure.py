@@ -1,9 +1,9 @@
 """SQL statements per request, counted in-process, for the service and for the floor.
 
-The service is ``create_app`` against the bench database behind an httpx ASGI client; an
-SQLAlchemy ``before_cursor_execute`` listener records every statement and the ``begin`` /
-``commit`` / ``rollback`` events count transactions. The floor is counted with asyncpg's query
-logger, which sees the same two kinds. Requests are sent one at a time, so every statement
+The service is ``create_app`` against the bench database behind an httpx ASGI client; the
+executor's observers (``db.Executor.observers``) record every statement, BEGIN and COMMIT
+counted as transactions. The floor is counted with asyncpg's query logger, which sees the
+same two kinds. Requests are sent one at a time, so every statement
 belongs to the request in flight. Each scenario runs on a snapshot that is restored after.
 
 Also measured: a curative intervention on 1, 10 and 100 anomalies (the issue requires the
@@ -215,18 +215,9 @@ async def measure_service(scale: Scale, pool: pools.Pools) -> dict[str, Any]:
     def before_cursor_execute(*args: Any) -> None:
         log.statement(args[2])
 
-    def transaction_statement(query: Any) -> None:
-        # asyncpg logs BEGIN/COMMIT/ROLLBACK (sent by SQLAlchemy's adapter through it), but
-        # not the prepared statements, which before_cursor_execute sees: no double count.
-        if TX_STATEMENT.match(query.query):
-            log.transactions += 1
-
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.driver_connection.add_query_logger(transaction_statement)
-
-    event.listen(engine, "before_cursor_execute", before_cursor_execute)
-    event.listen(engine, "connect", on_connect)
-    # Statements the driver runs for db.Executor do not pass through SQLAlchemy.
+    event.listen(engine, "before_cursor_execute", before_cursor_execute)  # none expected
+    # Every statement of the service, BEGIN and COMMIT included, is run by db.Executor, which
+    # tells its observers (nothing goes through SQLAlchemy's execution any more).
     Executor.observers.append(log.statement)
     conn = await asyncpg.connect(config.database_url(scale))
     transport = httpx.ASGITransport(app=app)
@@ -310,6 +301,8 @@ def main() -> None:
             out["service"] = await measure_service(scale, pool)
         if args.target in ("floor", "both"):
             out["floor"] = await measure_floor(scale, pool)
+        if args.target == "both":
+            out["parity"] = parity(out["service"], out["floor"])
         return out
 
     print(json.dumps(asyncio.run(run()), indent=1, ensure_ascii=False))

@@ -152,7 +152,7 @@ def get_settings() -> Settings:
     return Settings()
 
 
-def app_settings(request: Request) -> Settings:
+async def app_settings(request: Request) -> Settings:
     """The running application's settings (the ones ``create_app`` was given)."""
     settings: Settings = request.app.state.settings
     return settings

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import sys
 from collections import namedtuple
@@ -89,6 +90,12 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if dialect.name == "sqlite":
             return value.replace(tzinfo=None)
         return value
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        # asyncpg already gives timestamptz values aware and in UTC: nothing to do per value.
+        if dialect.name == "postgresql":
+            return None
+        return super().result_processor(dialect, coltype)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
         if value is None:
@@ -351,6 +358,11 @@ class Compiled:
     # SQLAlchemy's execution context would.
     generated: dict[str, Callable[[], Any]] = field(default_factory=dict)
 
+    @functools.cached_property
+    def converts(self) -> bool:
+        """Whether any column has a processor (none on PostgreSQL: rows go as they come)."""
+        return any(p is not None for p in self.columns)
+
     def arguments(self, params: dict[str, Any]) -> list[Any]:
         out = []
         for name, process in zip(self.names, self.binds, strict=True):
@@ -363,11 +375,18 @@ class Compiled:
             out.append(process(value) if process is not None and value is not None else value)
         return out
 
-    def row(self, values: Sequence[Any]) -> Any:
-        processed = [
-            p(v) if p is not None else v for p, v in zip(self.columns, values, strict=True)
-        ]
-        return self.record._make(processed)
+    def rows(self, found: Sequence[Sequence[Any]]) -> list[Any]:
+        """The driver's rows as records, converted by the columns' processors if any."""
+        make = self.record._make
+        if not self.converts:
+            return [make(r) for r in found]
+        columns = self.columns
+
+        def convert(row: Sequence[Any]) -> Any:
+            pairs = zip(columns, row, strict=True)
+            return make([p(v) if p is not None and v is not None else v for p, v in pairs])
+
+        return [convert(r) for r in found]
 
 
 class Sql:
@@ -464,6 +483,8 @@ class Executor:
 
     async def _driver_sql(self, sql: str) -> None:
         """A statement of transaction control, straight to the driver."""
+        for observe in self.observers:
+            observe(sql)
         try:
             if self.postgresql:
                 await self._driver.execute(sql)
@@ -521,13 +542,13 @@ class Executor:
         try:
             if self.postgresql:
                 if rows:
-                    return [c.row(r) for r in await self._driver.fetch(c.sql, *args)]
+                    return c.rows(await self._driver.fetch(c.sql, *args))
                 status: str = await self._driver.execute(c.sql, *args)
                 tail = status.rsplit(" ", 1)[-1]
                 return int(tail) if tail.isdigit() else 0
             cursor = await self._driver.execute(c.sql, args)
             try:
-                return [c.row(r) for r in await cursor.fetchall()] if rows else cursor.rowcount
+                return c.rows(await cursor.fetchall()) if rows else cursor.rowcount
             finally:
                 await cursor.close()
         except Exception as error:
@@ -682,10 +703,10 @@ async def _checkout(engine: AsyncEngine) -> Any:
 SCOPE_KEY = "interventions.request_database"
 
 
-def request_database(request: Request) -> RequestDatabase:
+async def request_database(request: Request) -> RequestDatabase:
     """The request's database (see ``RequestDatabase``), made by the middleware that ends
-    its transaction (``transactions.RequestTransactions``). A plain dependency: a yield one
-    costs twice as much on every request."""
+    its transaction (``transactions.RequestTransactions``). A plain dependency (a yield one
+    costs twice as much on every request), and async: FastAPI runs a sync one in a thread."""
     found = request.scope.get(SCOPE_KEY)
     if found is None:
         raise RuntimeError("RequestTransactions is not installed on this application")

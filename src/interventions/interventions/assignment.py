@@ -54,10 +54,11 @@ async def current_assignment(db: Executor, row: Any) -> Assignment:
 
 
 async def resolve_assignment(
-    db: Executor, organization_id: int, choice: AssigneeChoice, current: Any | None = None
+    db: Executor, organization_id: int, choice: AssigneeChoice, current: Assignment | None = None
 ) -> Assignment:
-    """The assignee profile and contact after applying ``choice`` over ``current`` (an
-    intervention ``Row``, or nothing at creation); 422 for ids foreign to the organisation."""
+    """The assignee profile and contact after applying ``choice`` over ``current`` (the
+    intervention's assignment, or nothing at creation); 422 for ids foreign to the
+    organisation."""
     given, profile = await refs.assignee_profile(
         db,
         organization_id,
@@ -68,16 +69,18 @@ async def resolve_assignment(
     profile_id = profile.id if profile is not None else None
     user_id = profile.user_id if profile is not None else None
     if not given and current is not None:
-        profile_id, user_id = current.assigned_profile_id, current.assigned_user_id
+        profile_id, user_id = current.profile_id, current.user_id
     contact: Any | None = None
     if choice.contact_given:
-        if choice.contact_id is not None:
+        kept = current.contact if current is not None else None
+        if kept is not None and kept.id == choice.contact_id and kept.archived_at is None:
+            contact = kept  # the current contact, named again: read already, still active
+        elif choice.contact_id is not None:
             contact = await refs.require_contact(
                 db, organization_id, choice.contact_id, field="assignedCompanyContactId"
             )
-    elif current is not None and current.assigned_company_contact_id is not None:
-        found = await repo.contacts(db, organization_id, [current.assigned_company_contact_id])
-        contact = found.get(current.assigned_company_contact_id)
+    elif current is not None:
+        contact = current.contact
     return Assignment(profile_id=profile_id, contact=contact, user_id=user_id)
 
 

@@ -74,7 +74,7 @@ async def _apply_common(
     check_schedule(start, end)
 
     previous = await current_assignment(db, row)
-    current = await resolve_assignment(db, caller.organization_id, assignee_choice(body), row)
+    current = await resolve_assignment(db, caller.organization_id, assignee_choice(body), previous)
 
     if "description" in fields:
         changes.set("description", body.description)

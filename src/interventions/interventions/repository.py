@@ -407,7 +407,13 @@ _PROFILE_ADDRESSES = Sql(
     )
 )
 _CONTACTS_BY_ID = Sql(
-    select(_CONTACTS.c.id, _CONTACTS.c.name, _CONTACTS.c.email, _CONTACTS.c.company_id).where(
+    select(
+        _CONTACTS.c.id,
+        _CONTACTS.c.name,
+        _CONTACTS.c.email,
+        _CONTACTS.c.company_id,
+        _CONTACTS.c.archived_at,
+    ).where(
         _CONTACTS.c.organization_id == bindparam("organization_id"),
         any_of(_CONTACTS.c.id, "ids"),
     )

@@ -21,7 +21,7 @@ class Page:
     size: int
 
 
-def _page(
+async def _page(
     page: Annotated[int, Query(ge=1, le=1_000_000, description="From 1.")] = 1,
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=100)] = 20,
 ) -> Page:
