@@ -348,7 +348,7 @@ def render(scale: Scale, found: dict[str, Any], calls: int, rounds: int) -> str:
     lines += [
         "",
         "When one server process is what limits throughput, floor / service CPU is the most"
-        " the service/floor throughput ratio can be: the 0.5× target needs it at 0.5 or above.",
+        " the service/floor throughput ratio can be: the 0.7× target needs it at 0.7 or above.",
         "",
     ]
     return "\n".join(lines)

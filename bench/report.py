@@ -12,9 +12,10 @@ from typing import Any
 
 from bench import bodies, config
 
-P99_TARGET_MS = 50.0
-RATIO_TARGET = 0.5
+P99_TARGET_MS = 50.0  # closed loop at 32 connections: the earlier issue's, kept as a guide
+RATIO_TARGET = 0.7  # issue 10
 LARGE_P50_TARGET = 1.25
+OPEN_LOOP_P99_TARGET_MS = 25.0  # issue 10: get and curative, at half the floor's maximum rate
 
 
 def _index(results: dict[str, Any]) -> dict[tuple[str, int, str], dict[str, Any]]:
@@ -91,7 +92,7 @@ def _errors(run: dict[str, Any]) -> int:
 
 
 def targets(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
-    """(target, holds?, details) for the four targets of the issue; ``None`` = not measured."""
+    """(target, holds?, details) for the targets of issue 10; ``None`` = not measured."""
     runs = _index(results)
     out: list[tuple[str, bool | None, str]] = []
     low = []
@@ -118,9 +119,18 @@ def targets(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
         out.append(
             (
                 f"p99 < {P99_TARGET_MS:.0f} ms at {results['settings']['connections']} "
-                "connections (small)",
+                "connections, closed loop (small; a guide only: it measures 32/throughput)",
                 (not slow) if measured else None,
                 "above: " + ", ".join(slow) if slow else "all below",
+            )
+        )
+        out.append(
+            (
+                f"open loop: get and curative p99 ≤ {OPEN_LOOP_P99_TARGET_MS:.0f} ms at half "
+                "the floor's maximum rate",
+                None,
+                "not measured: wrk is closed-loop and no constant-rate generator is installed "
+                "here (see bench/README.md)",
             )
         )
     else:

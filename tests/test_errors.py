@@ -312,7 +312,7 @@ async def test_database_that_never_answers_is_a_prompt_503(
                     )
                     assert_unavailable(r, str(port))
                 assert_one_warning_each(caplog, 4)
-            assert app.state.db.engine.pool.checkedout() == 0
+            assert app.state.db.connections_in_use() == 0
         finally:
             await app.state.db.dispose()
 
@@ -334,7 +334,7 @@ async def test_health_answers_within_its_own_deadline(tmp_path: Path) -> None:
                 for _ in range(2):  # the abandoned attempt leaves nothing behind
                     r = await _send(client, "GET", "/health")
                     assert_unavailable(r, str(port))
-            assert app.state.db.engine.pool.checkedout() == 0
+            assert app.state.db.connections_in_use() == 0
         finally:
             await app.state.db.dispose()
 

@@ -12,7 +12,6 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
-from sqlalchemy import text
 from starlette.responses import JSONResponse
 
 from interventions import __version__
@@ -133,8 +132,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         try:
             # Its own deadline, shorter than connecting may take: a probe must not hang.
             async with asyncio.timeout(settings.health_timeout_seconds):
-                async with request.app.state.db.engine.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
+                async with request.app.state.db.transaction(write=False) as executor:
+                    await executor.ping()
         except Exception as exc:
             # One line, as for any request the database cannot take; no traceback per probe.
             logger.warning("health check: database unavailable: %s", unavailable_summary(exc))

@@ -44,9 +44,10 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.types import TypeDecorator
-from sqlalchemy.util import greenlet_spawn
 
+from interventions import drivers
 from interventions.config import Settings
+from interventions.drivers import Lease, as_sqlalchemy_error
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -144,15 +145,28 @@ class Database:
     async def dispose(self) -> None:
         await self.engine.dispose()
 
+    def connections_in_use(self) -> int:
+        return drivers.in_use(self.engine)
+
+    async def executor(self, *, write: bool) -> tuple[Executor, Lease]:
+        """An executor on a connection of its own, its transaction begun (see
+        ``Executor.start``); the lease, to give the connection back when done."""
+        lease = await drivers.lease(self.engine)
+        executor = Executor(self.engine.dialect, lease.driver, lease.adapter)
+        try:
+            await executor.start(write=write)
+        except BaseException:
+            await lease.give_back(discard=True)
+            raise
+        return executor, lease
+
     @asynccontextmanager
     async def transaction(self, *, write: bool = True) -> AsyncIterator[Executor]:
         """An executor on a pooled driver connection of its own, in one transaction (see
         ``Executor.start``), committed when the block ends and rolled back if it raises: for
         what runs outside requests (the outbox relay, the planner, the CLI)."""
-        raw = await _checkout(self.engine)
-        executor = Executor(self.engine.dialect, raw.driver_connection, raw.dbapi_connection)
+        executor, lease = await self.executor(write=write)
         try:
-            await executor.start(write=write)
             try:
                 yield executor
             except BaseException:
@@ -161,7 +175,7 @@ class Database:
                 raise
             await executor.end(commit=True)
         finally:
-            await _give_back(raw, executor)
+            await lease.give_back(discard=executor.lost)
 
 
 def create_database(
@@ -493,6 +507,10 @@ class Executor:
         except Exception as error:
             raise self._error(error, Compiled(sql, (), {}, (), None, ()), []) from error
 
+    async def ping(self) -> None:
+        """One round trip (the health check)."""
+        await self._driver_sql("SELECT 1")
+
     async def start(self, *, write: bool) -> None:
         """Begin a transaction on a connection of the executor's own (``begin=False``):
         ``BEGIN IMMEDIATE`` for a write on SQLite, so that writers queue on the database
@@ -521,7 +539,7 @@ class Executor:
                 self._adapter._handle_exception(error)  # raises the DB-API translation
             except Exception as translated:
                 orig = translated
-        wrapped = _as_sqlalchemy_error(self.dialect, orig, c.sql, args, self._adapter)
+        wrapped = as_sqlalchemy_error(self.dialect, orig, c.sql, args, self._adapter)
         if not isinstance(wrapped, DBAPIError):
             # Not the database's error but the connection's (asyncpg's command timeout is a
             # TimeoutError, an OSError): as raised, for the handlers; the connection, in an
@@ -591,23 +609,6 @@ class Executor:
             raise self._error(error, c, batch) from error
 
 
-def _as_sqlalchemy_error(
-    dialect: Dialect, error: Exception, statement: str | None, params: Any, connection: Any
-) -> BaseException:
-    """A driver's error wrapped as SQLAlchemy wraps those of its own statements and
-    connections (``IntegrityError``, ``DBAPIError``…), a lost connection flagged with the
-    dialect's own test: the handlers then read it as the database out of reach (503)."""
-    failed: Any = error
-    return DBAPIError.instance(
-        statement,
-        params,
-        error,
-        dialect.loaded_dbapi.Error,
-        dialect=dialect,
-        connection_invalidated=dialect.is_disconnect(failed, connection, None),
-    )
-
-
 class RecordedRefusal(Exception):
     """Refuse the request but keep what it wrote (failed attempts a rate limit counts).
 
@@ -637,67 +638,28 @@ class RequestDatabase:
         self._db = db
         self._read = read
         self._executor: Executor | None = None
-        self._raw: Any = None
+        self._lease: Lease | None = None
         self.keep = False  # commit even though the request is refused (``RecordedRefusal``)
 
     async def executor(self) -> Executor:
         if self._executor is None:
-            raw = self._raw = await _checkout(self._db.engine)
-            executor = Executor(
-                self._db.engine.dialect, raw.driver_connection, raw.dbapi_connection
-            )
-            self._executor = executor
-            await executor.start(write=not self._read)
+            self._executor, self._lease = await self._db.executor(write=not self._read)
         return self._executor
 
     @property
     def opened(self) -> bool:
-        return self._raw is not None
+        return self._lease is not None
 
     async def finish(self, *, commit: bool) -> None:
         """Commit (or roll back) and give the connection back."""
-        raw, self._raw = self._raw, None
-        if raw is None:
+        lease, self._lease = self._lease, None
+        executor = self._executor
+        if lease is None or executor is None:
             return
         try:
-            if self._executor is not None:
-                await self._executor.end(commit=commit)
+            await executor.end(commit=commit)
         finally:
-            await _give_back(raw, self._executor)
-
-
-async def _give_back(raw: Any, executor: Executor | None) -> None:
-    """Return a driver connection to the pool, or discard it: lost, or with a transaction
-    that could not be ended (SQLAlchemy's pool would hand it out again as it is)."""
-    if (executor is not None and executor.lost) or _in_transaction(raw):
-        await greenlet_spawn(raw.invalidate)
-    await greenlet_spawn(raw.close)
-
-
-def _in_transaction(raw: Any) -> bool:
-    driver = raw.driver_connection
-    if driver is None:
-        return False
-    try:
-        if hasattr(driver, "is_in_transaction"):  # asyncpg
-            return bool(driver.is_in_transaction())
-        return bool(driver.in_transaction)  # aiosqlite
-    except Exception:  # a connection already closed: nothing open on it
-        return False
-
-
-async def _checkout(engine: AsyncEngine) -> Any:
-    """A pooled driver connection; what connecting raised wrapped as SQLAlchemy wraps it for
-    its own connections (a ``DBAPIError`` without a statement), so that the handlers read a
-    database out of reach or out of room as a 503."""
-    try:
-        return await engine.raw_connection()
-    except DBAPIError:
-        raise
-    except Exception as error:
-        if not isinstance(error, engine.dialect.loaded_dbapi.Error):
-            raise
-        raise _as_sqlalchemy_error(engine.dialect, error, None, None, None) from error
+            await lease.give_back(discard=executor.lost)
 
 
 SCOPE_KEY = "interventions.request_database"

@@ -308,6 +308,8 @@ def read_fields(row: Any, link_sets: dict[str, list[int]]) -> dict[str, Any]:
 
 
 def to_read(row: Any, link_sets: dict[str, list[int]]) -> InterventionRead:
+    # Validated, not ``model_construct``: pydantic-core's validation (3.7 µs for this model)
+    # is cheaper than the pure-Python construction (11 µs).
     return InterventionRead(**read_fields(row, link_sets))
 
 
