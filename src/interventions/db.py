@@ -215,6 +215,10 @@ def create_database(
                 max_overflow=max_overflow,
                 pool_timeout=pool_timeout,
                 pool_pre_ping=False,
+                # Nothing to reset when a connection comes back: the executor ends its
+                # transactions itself (drivers.Lease discards one it could not end), and the
+                # test suite's ORM sessions commit or roll back theirs.
+                pool_reset_on_return=None,
             )
         else:
             kwargs["poolclass"] = NullPool

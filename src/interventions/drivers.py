@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool.base import ResetStyle
 from sqlalchemy.util import greenlet_spawn
 
 
@@ -70,11 +71,16 @@ async def lease(engine: AsyncEngine) -> Lease:
         if not isinstance(error, engine.dialect.loaded_dbapi.Error):
             raise
         raise as_sqlalchemy_error(engine.dialect, error, None, None, None) from error
+    reset_free = getattr(engine.sync_engine.pool, "_reset_on_return", None) is ResetStyle.reset_none
 
     async def give_back(discard: bool) -> None:
         if discard:
             await greenlet_spawn(raw.invalidate)
-        await greenlet_spawn(raw.close)
+            await greenlet_spawn(raw.close)
+        elif reset_free:
+            raw.close()  # no reset on return (create_database): no I/O, no greenlet needed
+        else:
+            await greenlet_spawn(raw.close)
 
     return Lease(raw.driver_connection, raw.dbapi_connection, give_back)
 

@@ -11,7 +11,7 @@ from sqlalchemy import and_, bindparam, select
 from interventions.auth import tokens
 from interventions.auth.models import AuthSession, Profile, User
 from interventions.auth.roles import WRITERS
-from interventions.db import Executor, RequestDb, Sql, utcnow
+from interventions.db import Executor, Sql, request_database, utcnow
 from interventions.errors import Forbidden, Unauthorized
 
 
@@ -115,8 +115,11 @@ SECURITY_SCHEMES = {
 }
 
 
-async def current_caller(request: Request, db: RequestDb) -> Caller:
-    """The caller, looked up in the request's own transaction (one per request)."""
+async def current_caller(request: Request) -> Caller:
+    """The caller, looked up in the request's own transaction (one per request). The
+    request's database is taken from the request, not as a sub-dependency: FastAPI solves a
+    dependency tree on every request, and a flat one costs less."""
+    db = await request_database(request)
     try:
         return await resolve_caller(
             await db.executor(),
