@@ -76,6 +76,10 @@ def _tenant(table: Table) -> bool:
 def unscoped_tables(statement: Any) -> list[str]:
     """The tenant tables a statement touches without naming the organisation for them."""
     missing: list[str] = []
+    # A subquery correlated with an enclosing SELECT (``EXISTS (… WHERE link.intervention_id
+    # = interventions.id)``) lists the enclosing table among its FROMs; that table is scoped
+    # where it is selected from, so a subquery is not asked to name it again.
+    enclosing: set[Table] = set()
     for element in [statement, *visitors.iterate(statement)]:
         if isinstance(element, Select):
             criteria = [element.whereclause]
@@ -84,8 +88,12 @@ def unscoped_tables(statement: Any) -> list[str]:
                 tables.extend(_tables_of(from_))
             for table, ons in tables:
                 scoped = _scoped_tables(*criteria, *ons)
+                if element is not statement and table in enclosing:
+                    continue
                 if _tenant(table) and table not in scoped:
                     missing.append(f"SELECT … FROM {table.name}")
+                elif element is statement:
+                    enclosing.add(table)
         elif isinstance(element, (Update, Delete)):
             table = element.table
             if (
@@ -147,3 +155,35 @@ def test_the_check_catches_a_missing_predicate() -> None:
         InterventionSite.organization_id == bindparam("organization_id"),
     )
     assert unscoped_tables(scoped) == []
+
+
+def _shaped_statements() -> list[Sql]:
+    """The statements built per shape of a list's filters, on first use (``functools.cache``
+    builders): every shape of the profile and invitation lists, and each filter of the
+    intervention list alone, all of them together and none."""
+    import itertools
+
+    from interventions.interventions import search
+    from interventions.organizations import repository as organizations
+
+    built: list[Any] = []
+    for shape in itertools.product((False, True), repeat=3):
+        listing = organizations._profiles(*shape)
+        built += [listing.rows, listing.count]
+    for status in (None, "pending", "accepted", "revoked", "expired"):
+        listing = organizations._invitations(status)
+        built += [listing.rows, listing.count]
+    names = [*search._LIST_FILTERS, *search._LINK_FILTERS, *search._RANGES, "q"]
+    for given in [frozenset(), frozenset(names), *(frozenset({n}) for n in names)]:
+        for sort in ((search.SortKey.SCHEDULED_START_DESC,), (search.SortKey.ID,)):
+            built += list(search._list_statements(given, sort))
+    return built
+
+
+SHAPED = _shaped_statements()
+
+
+@pytest.mark.parametrize("sql", SHAPED, ids=lambda s: str(s.statement)[:60])
+def test_every_shape_of_a_list_names_the_organisation(sql: Sql) -> None:
+    assert sql.unscoped is None
+    assert unscoped_tables(sql.statement) == []
