@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from interventions.interventions import repository
+from interventions.interventions import presenter, repository
 from interventions.notifications import service as notifications_service
 from interventions.references.models import Anomaly
 from tests.factories import Org
@@ -90,7 +90,7 @@ TWO_SITES = [0, 1]
         (repository, "add_links", 1),  # the anomaly links
         (repository, "add_links", 2),  # the site links, after the anomaly links went in
         (repository, "record_history", 1),  # after the anomalies moved to "in repair"
-        (repository, "to_read", 1),  # everything written, only the answer left
+        (presenter, "to_read", 1),  # everything written, only the answer left
     ],
     ids=["first-links", "second-links", "history", "read-back"],
 )

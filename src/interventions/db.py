@@ -666,6 +666,15 @@ class RequestDatabase:
             await lease.give_back(discard=executor.lost)
 
 
+async def app_database(request: Request) -> Database:
+    """The application's database itself, for what runs in transactions of its own (login,
+    which must not hold SQLite's write lock while it checks a password; uploads)."""
+    database: Database = request.app.state.db
+    return database
+
+
+AppDatabase = Annotated[Database, Depends(app_database)]
+
 SCOPE_KEY = "interventions.request_database"
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
 
 from interventions.auth import repository, service
 from interventions.auth.dependencies import CurrentCaller
@@ -14,7 +16,8 @@ from interventions.auth.schemas import (
     RefreshRequest,
     TokensRead,
 )
-from interventions.db import RequestDb
+from interventions.config import AppSettings
+from interventions.db import AppDatabase, RequestDb
 from interventions.errors import Unauthorized
 from interventions.openapi import errors_for
 from interventions.wire import Envelope
@@ -22,7 +25,7 @@ from interventions.wire import Envelope
 router = APIRouter(prefix="/auth/v1/rs", tags=["auth"])
 
 
-def password_gate(request: Request) -> PasswordGate:
+async def password_gate(request: Request) -> PasswordGate:
     """The application's bound on password verifications, made on first use (one per
     process: each worker process serves its own application)."""
     state = request.app.state
@@ -33,6 +36,16 @@ def password_gate(request: Request) -> PasswordGate:
     return gate
 
 
+async def app_secret(request: Request) -> str:
+    """The key tokens are signed with (``Settings.resolved_secret``, read at start-up)."""
+    secret: str = request.app.state.secret
+    return secret
+
+
+Gate = Annotated[PasswordGate, Depends(password_gate)]
+AppSecret = Annotated[str, Depends(app_secret)]
+
+
 @router.post(
     "/login/credentials",
     operation_id="login",
@@ -41,12 +54,19 @@ def password_gate(request: Request) -> PasswordGate:
     responses=errors_for(400, 401, 403, 413, 415, 422, 429, auth=False),
     summary="Log in with e-mail and password",
 )
-async def login(body: LoginCredentials, request: Request) -> Envelope[TokensRead]:
+async def login(
+    body: LoginCredentials,
+    request: Request,
+    database: AppDatabase,
+    settings: AppSettings,
+    secret: AppSecret,
+    gate: Gate,
+) -> Envelope[TokensRead]:
     issued = await service.login(
-        request.app.state.db,
-        request.app.state.settings,
-        request.app.state.secret,
-        password_gate(request),
+        database,
+        settings,
+        secret,
+        gate,
         email=body.email,
         password=body.password,
         organization_id=body.organization_id,
@@ -69,13 +89,10 @@ async def login(body: LoginCredentials, request: Request) -> Envelope[TokensRead
     responses=errors_for(400, 401, 413, 415, auth=False),
     summary="Renew the access token while the session lives",
 )
-async def refresh(body: RefreshRequest, request: Request) -> Envelope[AccessTokenRead]:
-    token = await service.refresh(
-        request.app.state.db,
-        request.app.state.settings,
-        request.app.state.secret,
-        body.refresh_token,
-    )
+async def refresh(
+    body: RefreshRequest, database: AppDatabase, settings: AppSettings, secret: AppSecret
+) -> Envelope[AccessTokenRead]:
+    token = await service.refresh(database, settings, secret, body.refresh_token)
     return Envelope(data=AccessTokenRead(access_token=token))
 
 

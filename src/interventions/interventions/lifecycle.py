@@ -8,6 +8,7 @@ Every status change in the service goes through ``apply``; the ``actions`` flags
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
@@ -336,3 +337,9 @@ def anomaly_move(
     if not isinstance(target, AnomalyStatus):
         target = target(Facts(None, Kind(kind), inputs))
     return move.source, target
+
+
+def draw_code_pin() -> int:
+    """The PIN that guards the check-in (``CHECK_IN``'s ``pin_matches``): six digits from the
+    operating system's cryptographic random source, drawn when an intervention is created."""
+    return 100_000 + secrets.randbelow(900_000)

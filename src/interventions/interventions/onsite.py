@@ -9,6 +9,7 @@ from interventions.auth.dependencies import Caller
 from interventions.config import Settings
 from interventions.db import Executor, RecordedRefusal, utcnow
 from interventions.errors import ChangedMeanwhile, SignatureTooLarge, WrongPin
+from interventions.interventions import presenter
 from interventions.interventions import repository as repo
 from interventions.interventions.lifecycle import Action, apply
 from interventions.interventions.schemas import (
@@ -94,7 +95,7 @@ async def check_in(
         action=Action.CHECK_IN,
         changes={"status": (before, status), "actualStart": (None, now)},
     )
-    return await repo.read_one(db, row)
+    return await presenter.read_one(db, row)
 
 
 async def execute(
@@ -136,5 +137,5 @@ async def execute(
         db, row, user_id=caller.user_id, action=Action.EXECUTE, changes=history
     )
     await notify_executed(db, row)
-    read = await repo.read_one(db, row)
+    read = await presenter.read_one(db, row)
     return read, storage_backend.presign_put(signature, base_url)

@@ -19,8 +19,14 @@ from anyio import to_thread
 
 from interventions.db import Database, Executor, utcnow
 from interventions.interventions import repository as repo
-from interventions.interventions.lifecycle import Action, CheckType, CreationStatus, Kind, apply
-from interventions.interventions.service import draw_code_pin
+from interventions.interventions.lifecycle import (
+    Action,
+    CheckType,
+    CreationStatus,
+    Kind,
+    apply,
+    draw_code_pin,
+)
 from interventions.references.recurrence import InvalidRecurrence, occurrences
 
 logger = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from pydantic.alias_generators import to_camel
 from interventions.auth.dependencies import Caller
 from interventions.db import Executor, utcnow
 from interventions.errors import ChangedMeanwhile, NotNullable
-from interventions.interventions import messaging
+from interventions.interventions import messaging, presenter
 from interventions.interventions import repository as repo
 from interventions.interventions.assignment import (
     Assignment,
@@ -127,7 +127,7 @@ async def _finish_update(
         )
     else:
         row = row._replace(**changes.values)
-    return row, await repo.read_one(db, row, link_sets)
+    return row, await presenter.read_one(db, row, link_sets)
 
 
 async def update_preventive(

@@ -28,6 +28,7 @@ from sqlalchemy import (
 
 from interventions.auth.dependencies import Caller
 from interventions.db import Executor, Sql, UTCDateTime, any_of
+from interventions.interventions import presenter
 from interventions.interventions import repository as repo
 from interventions.interventions.lifecycle import Action, Status, allows
 from interventions.interventions.models import (
@@ -198,7 +199,7 @@ async def find(
     params = {"organization_id": caller.organization_id, **_params(filters)}
     total = await db.scalar(count_sql, **params)
     rows = await db.all(page_sql, limit=page_size, offset=(page - 1) * page_size, **params)
-    return await repo.read_many(db, rows), int(total)
+    return await presenter.read_many(db, rows), int(total)
 
 
 def actions_for(status: int, kind: int, caller: Caller) -> ActionsRead:
@@ -319,7 +320,7 @@ async def detail(db: Executor, caller: Caller, intervention_id: int) -> Interven
         "rule_ids": sorted(rule_ids),
         "anomaly_ids": [a.id for a in anomalies],
     }
-    fields = repo.read_fields(row, link_sets)
+    fields = presenter.read_fields(row, link_sets)
     return InterventionDetail(
         **fields,
         sites=sites,

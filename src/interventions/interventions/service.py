@@ -4,7 +4,6 @@ request commits. Records are never mutated: ``repo.write`` returns the row as it
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -23,7 +22,7 @@ from interventions.errors import (
     StartsInTheFuture,
     VerifiedMeanwhile,
 )
-from interventions.interventions import messaging, onsite
+from interventions.interventions import messaging, onsite, presenter
 from interventions.interventions import repository as repo
 from interventions.interventions.assignment import (
     AssigneeChoice,
@@ -40,6 +39,7 @@ from interventions.interventions.lifecycle import (
     Status,
     anomaly_move,
     apply,
+    draw_code_pin,
     ensure,
 )
 from interventions.interventions.schemas import (
@@ -57,11 +57,6 @@ from interventions.notifications import service as notifications
 from interventions.references import repository as refs
 from interventions.references.models import Anomaly, Company, Rule, Site
 from interventions.storage import service as storage
-
-
-def draw_code_pin() -> int:
-    """Six digits from the operating system's cryptographic random source."""
-    return 100_000 + secrets.randbelow(900_000)
 
 
 def check_schedule(start: dt.datetime | None, end: dt.datetime | None) -> None:
@@ -157,7 +152,7 @@ async def create_curative(db: Executor, caller: Caller, body: CurativeCreate) ->
     taken = await repo.take_anomalies(db, org, list(anomalies), source=takes, target=into)
     if taken != len(anomalies):
         raise AnomalyTaken()
-    return repo.to_read(row, link_sets)
+    return presenter.to_read(row, link_sets)
 
 
 async def create_unplanned(
@@ -208,7 +203,7 @@ async def create_unplanned(
         signature_file_id=signature.id,
     )
     await onsite.notify_executed(db, row)
-    return repo.to_read(row, link_sets), storage_backend.presign_put(signature, base_url)
+    return presenter.to_read(row, link_sets), storage_backend.presign_put(signature, base_url)
 
 
 def site_rule_links(site_rules: Iterable[Any]) -> dict[str, list[int]]:
@@ -244,7 +239,7 @@ async def create_from_routine(
         assigned_user_id=assignment.user_id,
         **assignment.columns(),
     )
-    return repo.to_read(row, link_sets)
+    return presenter.to_read(row, link_sets)
 
 
 async def require_training_rule(db: Executor, caller: Caller, rule_id: int) -> Any:
@@ -275,7 +270,7 @@ async def create_training(db: Executor, caller: Caller, body: TrainingCreate) ->
         assigned_user_id=assignment.user_id,
         **assignment.columns(),
     )
-    return repo.to_read(row, link_sets)
+    return presenter.to_read(row, link_sets)
 
 
 async def verify(
@@ -324,7 +319,7 @@ async def verify(
             "decisionComment": body.decision_comment,
         },
     )
-    return await repo.read_one(db, row)
+    return await presenter.read_one(db, row)
 
 
 async def _move_anomalies(

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from interventions.auth.dependencies import CurrentCaller
 from interventions.auth.roles import Role
-from interventions.auth.router import password_gate
-from interventions.db import RequestDb
+from interventions.auth.router import Gate
+from interventions.config import AppSettings
+from interventions.db import AppDatabase, RequestDb
 from interventions.openapi import errors_for
 from interventions.organizations import profiles, service
 from interventions.organizations.dependencies import CurrentAdmin
@@ -82,14 +83,18 @@ add_get(
     ),
 )
 async def invite_profile(
-    body: InvitationCreate, caller: CurrentAdmin, db: RequestDb, request: Request
+    body: InvitationCreate,
+    caller: CurrentAdmin,
+    db: RequestDb,
+    settings: AppSettings,
+    request: Request,
 ) -> Envelope[InvitationRead]:
     invitation = await service.invite(
         await db.executor(),
-        request.app.state.settings,
+        settings,
         caller,
         body,
-        base_url=request.app.state.settings.public_url or str(request.base_url),
+        base_url=settings.public_url or str(request.base_url),
     )
     return Envelope(data=invitation)
 
@@ -212,12 +217,16 @@ async def accept(
     ),
 )
 async def accept_with_password(
-    body: InvitationAcceptWithPassword, request: Request
+    body: InvitationAcceptWithPassword,
+    request: Request,
+    database: AppDatabase,
+    settings: AppSettings,
+    gate: Gate,
 ) -> Envelope[ProfileRead]:
     profile = await service.accept_with_password(
-        request.app.state.db,
-        request.app.state.settings,
-        password_gate(request),
+        database,
+        settings,
+        gate,
         body,
         client=request.client.host if request.client else "unknown",
     )

@@ -18,11 +18,11 @@ from starlette.requests import ClientDisconnect
 
 from interventions.auth.dependencies import CurrentCaller
 from interventions.config import AppSettings
-from interventions.db import RequestDb
+from interventions.db import AppDatabase, RequestDb
 from interventions.errors import BadRequest, Forbidden, NotFound
 from interventions.openapi import errors_for
 from interventions.storage import service
-from interventions.storage.dependencies import AppDatabase, CurrentStorage
+from interventions.storage.dependencies import CurrentStorage
 from interventions.storage.service import LocalStorage
 from interventions.wire import DateTimeOut, Envelope, ReadModel
 
