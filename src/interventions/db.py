@@ -516,7 +516,7 @@ class Executor:
         await self._driver_sql("SELECT 1")
 
     async def start(self, *, write: bool) -> None:
-        """Begin a transaction on a connection of the executor's own (``begin=False``):
+        """Begin the transaction of the executor's connection:
         ``BEGIN IMMEDIATE`` for a write on SQLite, so that writers queue on the database
         lock instead of failing to upgrade a read lock; a read there still gets one
         snapshot. A read on PostgreSQL needs none (READ COMMITTED, autocommit)."""
