@@ -151,6 +151,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             )
         return JSONResponse({"status": "ok"})
 
+    # The router tries routes in turn: the intervention endpoints, which take most of the
+    # traffic, first (GET one intervention ~23 µs of CPU less; bench/README.md log step 25).
+    # No two routes of different routers share a path, so the order chooses nothing; the
+    # OpenAPI document keeps the order they were declared in.
+    documented = list(app.router.routes)
+    hot = [r for r in documented if getattr(r, "path", "").startswith("/interventions/v2/")]
+    app.router.routes[:] = hot + [r for r in documented if r not in hot]
+
     def raw_body_limit(path: str) -> int | None:
         return settings.signature_max_bytes if path.startswith(UPLOAD_PREFIX) else None
 
@@ -166,7 +174,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         if app.openapi_schema:
             return app.openapi_schema
         schema = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
+            title=app.title, version=app.version, description=app.description, routes=documented
         )
         document_security(schema, routers)
         document_limits(schema, signature_max_bytes=settings.signature_max_bytes)
