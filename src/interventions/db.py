@@ -613,59 +613,6 @@ class Executor:
             raise self._error(error, c, batch) from error
 
 
-class RecordedRefusal(Exception):
-    """Refuse the request but keep what it wrote (failed attempts a rate limit counts).
-
-    Any other error rolls the request's transaction back.
-    """
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-class RequestDatabase:
-    """The request's database, opened when first asked for: one transaction on a pooled
-    driver connection, ended by ``transactions.RequestTransactions`` before the response
-    starts (committed for a success or a ``RecordedRefusal``, rolled back otherwise).
-
-    A write, and any request on SQLite, is one transaction (``BEGIN IMMEDIATE`` on SQLite for
-    writes). A read on PostgreSQL runs in autocommit, where READ COMMITTED gives every
-    statement its own snapshot in a transaction or not: BEGIN and COMMIT would only add two
-    round trips.
-    """
-
-    def __init__(self, db: Database, read: bool) -> None:
-        self._db = db
-        self._read = read
-        self._executor: Executor | None = None
-        self._lease: Lease | None = None
-        self.keep = False  # commit even though the request is refused (``RecordedRefusal``)
-
-    async def executor(self) -> Executor:
-        if self._executor is None:
-            self._executor, self._lease = await self._db.executor(write=not self._read)
-        return self._executor
-
-    @property
-    def opened(self) -> bool:
-        return self._lease is not None
-
-    async def finish(self, *, commit: bool) -> None:
-        """Commit (or roll back) and give the connection back."""
-        lease, self._lease = self._lease, None
-        executor = self._executor
-        if lease is None or executor is None:
-            return
-        try:
-            await executor.end(commit=commit)
-        finally:
-            await lease.give_back(discard=executor.lost)
-
-
 async def app_database(request: Request) -> Database:
     """The application's database itself, for what runs in transactions of its own (login,
     which must not hold SQLite's write lock while it checks a password; uploads)."""
@@ -674,19 +621,3 @@ async def app_database(request: Request) -> Database:
 
 
 AppDatabase = Annotated[Database, Depends(app_database)]
-
-SCOPE_KEY = "interventions.request_database"
-
-
-async def request_database(request: Request) -> RequestDatabase:
-    """The request's database (see ``RequestDatabase``), made by the middleware that ends
-    its transaction (``transactions.RequestTransactions``). A plain dependency (a yield one
-    costs twice as much on every request), and async: FastAPI runs a sync one in a thread."""
-    found = request.scope.get(SCOPE_KEY)
-    if found is None:
-        raise RuntimeError("RequestTransactions is not installed on this application")
-    ctx: RequestDatabase = found
-    return ctx
-
-
-RequestDb = Annotated[RequestDatabase, Depends(request_database)]

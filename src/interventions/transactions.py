@@ -1,6 +1,6 @@
 """One transaction per request, ended before the response starts.
 
-``RequestTransactions`` puts the request's ``db.RequestDatabase`` in its scope (opened only
+``RequestTransactions`` puts the request's ``RequestDatabase`` in its scope (opened only
 when an endpoint or the caller's authentication asks for the executor) and ends it when the
 response is about to start: committed for an answer below 400 or a ``RecordedRefusal``,
 rolled back for any other error. A client is never told "done" about something that was not
@@ -14,16 +14,87 @@ request (~50 µs of CPU more than a plain one; ../shared/DRIVER-EXECUTION.md).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from interventions.db import READ_METHODS, SCOPE_KEY, RecordedRefusal, RequestDatabase
+from interventions.db import Database, Executor
+from interventions.drivers import Lease
 from interventions.errors import AppError, database_error_response, render, unexpected_response
 
 logger = logging.getLogger(__name__)
+
+
+class RecordedRefusal(Exception):
+    """Refuse the request but keep what it wrote (failed attempts a rate limit counts).
+
+    Any other error rolls the request's transaction back.
+    """
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class RequestDatabase:
+    """The request's database, opened when first asked for: one transaction on a pooled
+    driver connection, ended by ``RequestTransactions`` (below) before the response
+    starts (committed for a success or a ``RecordedRefusal``, rolled back otherwise).
+
+    A write, and any request on SQLite, is one transaction (``BEGIN IMMEDIATE`` on SQLite for
+    writes). A read on PostgreSQL runs in autocommit, where READ COMMITTED gives every
+    statement its own snapshot in a transaction or not: BEGIN and COMMIT would only add two
+    round trips.
+    """
+
+    def __init__(self, db: Database, read: bool) -> None:
+        self._db = db
+        self._read = read
+        self._executor: Executor | None = None
+        self._lease: Lease | None = None
+        self.keep = False  # commit even though the request is refused (``RecordedRefusal``)
+
+    async def executor(self) -> Executor:
+        if self._executor is None:
+            self._executor, self._lease = await self._db.executor(write=not self._read)
+        return self._executor
+
+    @property
+    def opened(self) -> bool:
+        return self._lease is not None
+
+    async def finish(self, *, commit: bool) -> None:
+        """Commit (or roll back) and give the connection back."""
+        lease, self._lease = self._lease, None
+        executor = self._executor
+        if lease is None or executor is None:
+            return
+        try:
+            await executor.end(commit=commit)
+        finally:
+            await lease.give_back(discard=executor.lost)
+
+
+SCOPE_KEY = "interventions.request_database"
+
+
+async def request_database(request: Request) -> RequestDatabase:
+    """The request's database (see ``RequestDatabase``), made by the middleware that ends
+    its transaction (``RequestTransactions``). A plain dependency (a yield one
+    costs twice as much on every request), and async: FastAPI runs a sync one in a thread."""
+    found = request.scope.get(SCOPE_KEY)
+    if found is None:
+        raise RuntimeError("RequestTransactions is not installed on this application")
+    ctx: RequestDatabase = found
+    return ctx
+
+
+RequestDb = Annotated[RequestDatabase, Depends(request_database)]
 
 
 class RequestTransactions:

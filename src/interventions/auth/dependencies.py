@@ -11,8 +11,9 @@ from sqlalchemy import and_, bindparam, select
 from interventions.auth import tokens
 from interventions.auth.models import AuthSession, Profile, User
 from interventions.auth.roles import WRITERS
-from interventions.db import Executor, Sql, request_database, utcnow
+from interventions.db import Executor, Sql, utcnow
 from interventions.errors import Forbidden, Unauthorized
+from interventions.transactions import request_database
 
 
 @dataclass(frozen=True)

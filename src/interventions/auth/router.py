@@ -17,9 +17,10 @@ from interventions.auth.schemas import (
     TokensRead,
 )
 from interventions.config import AppSettings
-from interventions.db import AppDatabase, RequestDb
+from interventions.db import AppDatabase
 from interventions.errors import Unauthorized
 from interventions.openapi import errors_for
+from interventions.transactions import RequestDb
 from interventions.wire import Envelope
 
 router = APIRouter(prefix="/auth/v1/rs", tags=["auth"])

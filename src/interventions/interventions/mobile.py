@@ -6,7 +6,6 @@ from fastapi import APIRouter, Request
 
 from interventions.auth.dependencies import CurrentWriter
 from interventions.config import AppSettings, Settings
-from interventions.db import RequestDb
 from interventions.interventions import onsite, service
 from interventions.interventions.schemas import (
     CheckInRequest,
@@ -17,6 +16,7 @@ from interventions.interventions.schemas import (
 )
 from interventions.openapi import errors_for
 from interventions.storage.dependencies import CurrentStorage
+from interventions.transactions import RequestDb
 from interventions.wire import Envelope
 
 router = APIRouter(prefix="/interventions/v2/mb", tags=["interventions (mobile)"])

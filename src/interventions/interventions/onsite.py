@@ -7,7 +7,7 @@ from typing import Any
 from interventions.auth import rate_limit
 from interventions.auth.dependencies import Caller
 from interventions.config import Settings
-from interventions.db import Executor, RecordedRefusal, utcnow
+from interventions.db import Executor, utcnow
 from interventions.errors import ChangedMeanwhile, SignatureTooLarge, WrongPin
 from interventions.interventions import presenter
 from interventions.interventions import repository as repo
@@ -19,6 +19,7 @@ from interventions.interventions.schemas import (
 )
 from interventions.notifications import service as notifications
 from interventions.storage import service as storage
+from interventions.transactions import RecordedRefusal
 
 
 def check_signature_size(settings: Settings, size: int, field: str) -> None:

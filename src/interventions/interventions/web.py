@@ -9,7 +9,6 @@ from pydantic import Field
 
 from interventions.auth.dependencies import CurrentCaller, CurrentWriter
 from interventions.config import AppSettings
-from interventions.db import RequestDb
 from interventions.interventions import replanning, search, service
 from interventions.interventions.schemas import (
     CancelRequest,
@@ -25,6 +24,7 @@ from interventions.interventions.schemas import (
 )
 from interventions.interventions.search import InterventionFilters, SortKey
 from interventions.openapi import errors_for
+from interventions.transactions import RequestDb
 from interventions.wire import (
     MAX_IDS,
     MAX_SAFE_INTEGER,

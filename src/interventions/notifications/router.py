@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from interventions.auth.dependencies import CurrentCaller
-from interventions.db import RequestDb
 from interventions.notifications import service
 from interventions.notifications.schemas import NotificationRead
 from interventions.openapi import errors_for
+from interventions.transactions import RequestDb
 from interventions.wire import ListEnvelope, Pagination
 
 router = APIRouter(prefix="/notifications/v1/rs", tags=["notifications"])

@@ -12,7 +12,7 @@ from interventions.auth.dependencies import CurrentCaller
 from interventions.auth.roles import Role
 from interventions.auth.router import Gate
 from interventions.config import AppSettings
-from interventions.db import AppDatabase, RequestDb
+from interventions.db import AppDatabase
 from interventions.openapi import errors_for
 from interventions.organizations import profiles, service
 from interventions.organizations.dependencies import CurrentAdmin
@@ -37,6 +37,7 @@ from interventions.references.endpoints import (
     free_text,
 )
 from interventions.references.paging import Paging, listed
+from interventions.transactions import RequestDb
 from interventions.wire import MAX_SAFE_INTEGER, Envelope, ListEnvelope
 
 # --- profiles: the shared shape, but for the invitation that replaces creation ------------------

@@ -24,10 +24,11 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel
 
 from interventions.auth.dependencies import Caller, CurrentCaller, CurrentWriter
-from interventions.db import Executor, RequestDatabase, RequestDb
+from interventions.db import Executor
 from interventions.openapi import errors_for
 from interventions.references.paging import Page, Paging, listed
 from interventions.references.resource import Resource
+from interventions.transactions import RequestDatabase, RequestDb
 from interventions.wire import MAX_SAFE_INTEGER, Envelope, ListEnvelope, Storable
 
 CREATE_ERRORS = (400, 403, 413, 415)

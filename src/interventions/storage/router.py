@@ -18,12 +18,13 @@ from starlette.requests import ClientDisconnect
 
 from interventions.auth.dependencies import CurrentCaller
 from interventions.config import AppSettings
-from interventions.db import AppDatabase, RequestDb
+from interventions.db import AppDatabase
 from interventions.errors import BadRequest, Forbidden, NotFound
 from interventions.openapi import errors_for
 from interventions.storage import service
 from interventions.storage.dependencies import CurrentStorage
 from interventions.storage.service import LocalStorage
+from interventions.transactions import RequestDb
 from interventions.wire import DateTimeOut, Envelope, ReadModel
 
 router = APIRouter(tags=["storage"])
