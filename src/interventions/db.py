@@ -528,8 +528,7 @@ class Executor:
 
     async def end(self, *, commit: bool) -> None:
         """Commit or roll back what ``start`` began (nothing if nothing is open)."""
-        open_ = self._driver.is_in_transaction() if self.postgresql else self._driver.in_transaction
-        if open_:
+        if drivers.in_transaction(self._driver):
             await self._driver_sql("COMMIT" if commit else "ROLLBACK")
 
     def _error(self, error: Exception, c: Compiled, args: list[Any]) -> Exception:

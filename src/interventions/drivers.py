@@ -37,6 +37,16 @@ def as_sqlalchemy_error(
     )
 
 
+def in_transaction(driver: Any) -> bool:
+    """Whether a transaction is open on a driver connection (asyncpg's or aiosqlite's)."""
+    try:
+        if hasattr(driver, "is_in_transaction"):  # asyncpg
+            return bool(driver.is_in_transaction())
+        return bool(driver.in_transaction)  # aiosqlite
+    except Exception:  # a connection already closed: nothing open on it
+        return False
+
+
 @dataclass
 class Lease:
     """One pooled driver connection, held by one executor until given back."""
@@ -45,18 +55,10 @@ class Lease:
     adapter: Any  # SQLAlchemy's DB-API adapter around it: its error translation
     _give_back: Callable[[bool], Awaitable[None]]
 
-    def in_transaction(self) -> bool:
-        try:
-            if hasattr(self.driver, "is_in_transaction"):  # asyncpg
-                return bool(self.driver.is_in_transaction())
-            return bool(self.driver.in_transaction)  # aiosqlite
-        except Exception:  # a connection already closed: nothing open on it
-            return False
-
     async def give_back(self, *, discard: bool) -> None:
         """Back to the pool, or discarded (``discard``: lost; or a transaction still open,
         which SQLAlchemy's pool would hand out again as it is)."""
-        await self._give_back(discard or self.in_transaction())
+        await self._give_back(discard or in_transaction(self.driver))
 
 
 async def lease(engine: AsyncEngine) -> Lease:

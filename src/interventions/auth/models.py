@@ -4,6 +4,7 @@ server-side sessions, rate limits."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -96,3 +97,9 @@ class RateLimitHit(Base):
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     key: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+def display_name(user: Any) -> str:
+    """How e-mails name a user (a ``User`` or a record with its name and e-mail columns):
+    first and last name, else the address."""
+    return " ".join(p for p in (user.first_name, user.last_name) if p) or str(user.email)

@@ -6,6 +6,7 @@ from collections.abc import Set
 from dataclasses import dataclass
 from typing import Any
 
+from interventions.auth.models import display_name
 from interventions.db import Executor
 from interventions.interventions import repository as repo
 from interventions.references import repository as refs
@@ -44,7 +45,7 @@ async def current_assignment(db: Executor, row: Any) -> Assignment:
     """The assignment an intervention (or a routine) has now."""
     contact = None
     if row.assigned_company_contact_id is not None:
-        found = await repo.contacts(db, row.organization_id, [row.assigned_company_contact_id])
+        found = await refs.contacts(db, row.organization_id, [row.assigned_company_contact_id])
         contact = found.get(row.assigned_company_contact_id)
     user_id = getattr(row, "assigned_user_id", None)
     if user_id is None and row.assigned_profile_id is not None:
@@ -101,8 +102,3 @@ async def addresses(
             found.append((assignment.contact.email, assignment.contact.name))
         out.append(found)
     return out
-
-
-def display_name(user: Any) -> str:
-    """A user's name as e-mails show it: first and last name, else the address."""
-    return " ".join(p for p in (user.first_name, user.last_name) if p) or str(user.email)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from interventions.auth.models import display_name
 from interventions.db import Executor
 from interventions.interventions import assignment
 from interventions.interventions import repository as repo
@@ -83,7 +84,7 @@ async def _assignee_label(db: Executor, row: Any) -> str:
     names: list[str] = []
     if current.profile_id is not None:
         found = await repo.profile_addresses(db, row.organization_id, [current.profile_id])
-        names.extend(assignment.display_name(user) for user in found)
+        names.extend(display_name(user) for user in found)
     if current.contact is not None:
         names.append(current.contact.name)
     return ", ".join(names) or "nobody yet"

@@ -27,6 +27,7 @@ from interventions.interventions.lifecycle import (
     apply,
     draw_code_pin,
 )
+from interventions.references import repository as refs
 from interventions.references.recurrence import InvalidRecurrence, occurrences
 
 logger = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ async def plan_routine(
     company_id = None
     if routine.assigned_company_contact_id is not None:
         contact_id = routine.assigned_company_contact_id
-        contact = (await repo.contacts(db, organization_id, [contact_id])).get(contact_id)
+        contact = (await refs.contacts(db, organization_id, [contact_id])).get(contact_id)
         company_id = contact.company_id if contact else None
     duration = dt.timedelta(minutes=routine.duration_minutes)
     status = apply(

@@ -29,7 +29,6 @@ from interventions.interventions.models import (
 )
 from interventions.references.models import (
     Anomaly,
-    CompanyContact,
     Routine,
     RoutineSiteRule,
     Site,
@@ -323,7 +322,6 @@ async def record_histories(db: Executor, entries: Sequence[dict[str, Any]]) -> N
 # --- what the e-mails about an intervention say ------------------------------------------------
 
 _USERS = table_of(User)
-_CONTACTS = table_of(CompanyContact)
 _SITES = table_of(Site)
 _LINKED_SITES = LINK_TABLES["site_ids"][0]
 
@@ -333,18 +331,6 @@ _PROFILE_ADDRESSES = Sql(
     .where(
         _PROFILES.c.organization_id == bindparam("organization_id"),
         any_of(_PROFILES.c.id, "ids"),
-    )
-)
-_CONTACTS_BY_ID = Sql(
-    select(
-        _CONTACTS.c.id,
-        _CONTACTS.c.name,
-        _CONTACTS.c.email,
-        _CONTACTS.c.company_id,
-        _CONTACTS.c.archived_at,
-    ).where(
-        _CONTACTS.c.organization_id == bindparam("organization_id"),
-        any_of(_CONTACTS.c.id, "ids"),
     )
 )
 _SITE_NAMES = Sql(
@@ -366,17 +352,6 @@ async def profile_addresses(
     if not profile_ids:
         return []
     return await db.all(_PROFILE_ADDRESSES, organization_id=organization_id, ids=profile_ids)
-
-
-async def contacts(
-    db: Executor, organization_id: int, contact_ids: Sequence[int]
-) -> dict[int, Any]:
-    """The organisation's company contacts among the ids, archived or not (an intervention
-    keeps naming its contact)."""
-    if not contact_ids:
-        return {}
-    rows = await db.all(_CONTACTS_BY_ID, organization_id=organization_id, ids=list(contact_ids))
-    return {r.id: r for r in rows}
 
 
 async def site_names(db: Executor, row: Any) -> list[str]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, insert, select, update
 
-from interventions.auth.models import Invitation, Profile, User
+from interventions.auth.models import Invitation, Profile, User, display_name
 from interventions.db import Executor, Sql, any_of, table_of
 from interventions.references import repository as refs
 from interventions.references.models import Organization
@@ -429,5 +429,4 @@ async def invitation_wording(
     """The organisation's name and the inviter's, as the e-mail shows them."""
     row = await db.first(_WORDING, organization_id=organization_id, inviter_user_id=inviter_user_id)
     assert row is not None  # the caller's organisation and user
-    inviter = " ".join(part for part in (row.first_name, row.last_name) if part) or row.email
-    return row.name, inviter
+    return row.name, display_name(row)

@@ -60,6 +60,7 @@ def _existing(model: Any, active: bool) -> Sql:
 # Built now rather than at the first request, so that the tenant-scoping test sees them.
 for _model in (Site, Rule, SiteRule, Company, CompanyContact, Anomaly, Routine):
     _existing(_model, True)
+_existing(CompanyContact, False)
 
 
 async def existing(
@@ -78,6 +79,14 @@ async def existing(
         _existing(model, active), organization_id=organization_id, ids=list(dict.fromkeys(ids))
     )
     return {row.id: row for row in rows}
+
+
+async def contacts(
+    db: Executor, organization_id: int, contact_ids: Sequence[int]
+) -> dict[int, Any]:
+    """The organisation's company contacts among the ids, archived or not (an intervention
+    or a routine keeps naming its contact)."""
+    return await existing(db, CompanyContact, organization_id, contact_ids, active=False)
 
 
 async def require_all(
