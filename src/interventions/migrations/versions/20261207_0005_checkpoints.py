@@ -1,0 +1,21 @@
+"""checkpoints: signed journal heads and the signing keys (issue 11, items 2-3)
+
+Revision ID: 20261207_0005
+Revises: 20261207_0004
+Create Date: 2026-12-07 00:00:00+00:00
+"""
+
+from collections.abc import Sequence
+
+revision: str = "20261207_0005"
+down_revision: str | None = "20261207_0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass  # reserved: filled by its issue's work (see its docstring)
+
+
+def downgrade() -> None:
+    pass
