@@ -27,6 +27,7 @@ from interventions.errors import (
     unavailable_summary,
 )
 from interventions.http import BodyGuard
+from interventions.idempotency.middleware import IdempotencyKeys
 from interventions.interventions.mobile import router as mobile_router
 from interventions.interventions.web import router as interventions_router
 from interventions.notifications.router import router as notifications_router
@@ -162,7 +163,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     def raw_body_limit(path: str) -> int | None:
         return settings.signature_max_bytes if path.startswith(UPLOAD_PREFIX) else None
 
-    # Innermost: the request's transaction ends before its answer starts (transactions.py).
+    # Innermost: a keyed request's answer is stored in its transaction (idempotency/), which
+    # ends before its answer starts (transactions.py).
+    app.add_middleware(IdempotencyKeys)
     install_transactions(app)
     app.add_middleware(
         BodyGuard, max_body_bytes=settings.max_body_bytes, raw_body_limit=raw_body_limit

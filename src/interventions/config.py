@@ -129,6 +129,9 @@ class Settings(BaseSettings):
     def trusted_proxy_list(self) -> list[str]:
         return [item.strip() for item in self.trusted_proxies.split(",") if item.strip()]
 
+    # How long an Idempotency-Key holds its first answer (per organisation and caller).
+    idempotency_ttl_hours: int = Field(default=24, gt=0)
+
     log_sql: bool = False
 
     def resolved_secret(self) -> str:

@@ -2,6 +2,7 @@
 
 from interventions.auth.models import AuthSession, Profile, RateLimitHit, User
 from interventions.db import Base
+from interventions.idempotency.models import IdempotencyKey
 from interventions.interventions.models import (
     Intervention,
     InterventionAnomaly,
@@ -30,6 +31,7 @@ __all__ = [
     "Base",
     "Company",
     "CompanyContact",
+    "IdempotencyKey",
     "Intervention",
     "InterventionAnomaly",
     "InterventionHistory",
