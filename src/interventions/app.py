@@ -27,7 +27,8 @@ from interventions.errors import (
     unavailable_summary,
 )
 from interventions.http import BodyGuard
-from interventions.idempotency.middleware import IdempotencyKeys
+from interventions.idempotency.middleware import METHODS as IDEMPOTENT_METHODS
+from interventions.idempotency.middleware import IdempotencyKeys, document_key
 from interventions.interventions.mobile import router as mobile_router
 from interventions.interventions.web import router as interventions_router
 from interventions.notifications.router import router as notifications_router
@@ -68,7 +69,8 @@ def _depends_on(dependant: Dependant, call: Callable[..., Any]) -> bool:
 
 
 def document_security(schema: dict[str, Any], routers: Sequence[APIRouter]) -> None:
-    """Both headers, as one requirement, on every operation that authenticates its caller."""
+    """Both headers, as one requirement, on every operation that authenticates its caller;
+    ``Idempotency-Key`` on those that take one."""
     schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
     requirement: list[dict[str, list[str]]] = [{name: [] for name in SECURITY_SCHEMES}]
     for router in routers:
@@ -77,6 +79,8 @@ def document_security(schema: dict[str, Any], routers: Sequence[APIRouter]) -> N
                 operations = schema["paths"][route.path_format]
                 for method in route.methods or ():
                     operations[method.lower()]["security"] = requirement
+                    if method in IDEMPOTENT_METHODS:
+                        document_key(operations[method.lower()])
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:

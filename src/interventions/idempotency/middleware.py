@@ -28,6 +28,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import logging
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,6 +36,7 @@ from interventions.auth.dependencies import CALLER_KEY
 from interventions.db import Database, utcnow
 from interventions.errors import BadRequest, Conflict, Unprocessable, render
 from interventions.idempotency import repository as repo
+from interventions.openapi import errors_for
 from interventions.transactions import SCOPE_KEY, RequestDatabase
 
 logger = logging.getLogger(__name__)
@@ -246,3 +248,36 @@ async def purge_forever(db: Database, stop: asyncio.Event) -> None:
             logger.exception("purging idempotency keys failed")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=PURGE_INTERVAL_SECONDS)
+
+
+KEY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": (
+        "Makes the request safe to retry (draft-ietf-httpapi-idempotency-key-header): 1 to "
+        f"{MAX_KEY_LENGTH} printable ASCII characters (a UUID, say), a new one per request. "
+        "The first success under the key is kept with its change, for the caller in the "
+        "organisation, for INTERVENTIONS_IDEMPOTENCY_TTL_HOURS (24); the same request with "
+        "the same key gets it again, byte for byte, with `Idempotent-Replayed: true`, and "
+        "changes nothing. The key with another request (method, path, query or body) is a "
+        "422. A refusal is not kept: correct the request and send it under the same key. A "
+        "retry sent while the first request is still in flight waits for it."
+    ),
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_KEY_LENGTH,
+        "pattern": "^[!-~]([ -~]*[!-~])?$",
+    },
+}
+
+
+def document_key(operation: dict[str, Any]) -> None:
+    """The header, and its 409 and 422, on an operation that takes a key."""
+    operation.setdefault("parameters", []).append(KEY_PARAMETER)
+    responses = operation.setdefault("responses", {})
+    for status, response in errors_for(409, 422).items():
+        documented = responses.get(str(status), {}).get("content", {})
+        if "application/problem+json" not in documented:  # absent, or FastAPI's default 422
+            responses[str(status)] = response
