@@ -6,7 +6,6 @@ from interventions.idempotency.models import IdempotencyKey
 from interventions.interventions.models import (
     Intervention,
     InterventionAnomaly,
-    InterventionHistory,
     InterventionRule,
     InterventionSite,
     InterventionSiteRule,
@@ -23,6 +22,7 @@ from interventions.references.models import (
     Site,
     SiteRule,
 )
+from interventions.register.models import JournalEntry, JournalHead
 from interventions.storage.models import StoredFile
 
 __all__ = [
@@ -34,10 +34,11 @@ __all__ = [
     "IdempotencyKey",
     "Intervention",
     "InterventionAnomaly",
-    "InterventionHistory",
     "InterventionRule",
     "InterventionSite",
     "InterventionSiteRule",
+    "JournalEntry",
+    "JournalHead",
     "Notification",
     "Organization",
     "OutboxEmail",
