@@ -274,10 +274,10 @@ KEY_PARAMETER = {
 
 
 def document_key(operation: dict[str, Any]) -> None:
-    """The header, and its 409 and 422, on an operation that takes a key."""
+    """The header, and its 400, 409 and 422, on an operation that takes a key."""
     operation.setdefault("parameters", []).append(KEY_PARAMETER)
     responses = operation.setdefault("responses", {})
-    for status, response in errors_for(409, 422).items():
+    for status, response in errors_for(400, 409, 422).items():
         documented = responses.get(str(status), {}).get("content", {})
         if "application/problem+json" not in documented:  # absent, or FastAPI's default 422
             responses[str(status)] = response

@@ -1,0 +1,166 @@
+"""Conditional requests on one intervention (RFC 9110 §13): its ``ETag``, ``If-Match`` on
+the writes, ``If-None-Match`` on the read.
+
+An intervention's entity tag is strong and made of its id and its version (1 at creation,
+one more at every write, ``repository.write``): ``"<id>.<version>"``. Both headers are
+optional: a client that sends neither is served as before.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Header, Response
+
+from interventions.errors import BadRequest, PreconditionFailed
+from interventions.interventions.schemas import InterventionRead
+from interventions.wire import Envelope
+
+# One element of an entity-tag list (RFC 9110 §8.8.3, §5.6.1), and what follows it.
+_ELEMENT = re.compile(r'[ \t]*(W/)?("[\x21\x23-\x7E\x80-\xFF]*")[ \t]*(,|$)')
+# The same grammar for the OpenAPI document (printable ASCII only).
+TAG_LIST_PATTERN = r'^(\*|[ \t]*(W/)?"[!#-~]*"[ \t]*(,[ \t]*(W/)?"[!#-~]*"[ \t]*)*)$'
+
+
+def etag(intervention_id: int, version: int) -> str:
+    return f'"{intervention_id}.{version}"'
+
+
+def etag_of(intervention: Any) -> str:
+    """The entity tag of a row or of its wire form (both have ``id`` and ``version``)."""
+    return etag(intervention.id, intervention.version)
+
+
+@dataclass(frozen=True)
+class EntityTags:
+    """The value of ``If-Match`` or ``If-None-Match``: ``*``, or a list of entity tags."""
+
+    any: bool
+    strong: frozenset[str]
+    weak: frozenset[str]
+
+    def strongly_matches(self, current: str) -> bool:
+        """``If-Match``'s comparison: a weak tag never matches."""
+        return self.any or current in self.strong
+
+    def weakly_matches(self, current: str) -> bool:
+        """``If-None-Match``'s comparison: the opaque tags alone."""
+        return self.any or current in self.strong or current in self.weak
+
+
+def parse(value: str | None, header: str) -> EntityTags | None:
+    """The header's entity tags, ``None`` when it is absent; 400 naming it when malformed."""
+    if value is None:
+        return None
+    text = value.strip(" \t")
+    if text == "*":
+        return EntityTags(any=True, strong=frozenset(), weak=frozenset())
+    strong: set[str] = set()
+    weak: set[str] = set()
+    position = 0
+    while position < len(text):
+        found = _ELEMENT.match(text, position)
+        if found is None:
+            break
+        (weak if found.group(1) else strong).add(found.group(2))
+        position = found.end()
+        if not found.group(3):
+            break
+    if position != len(text) or not (strong or weak):
+        message = f'{header} must be "*" or a list of entity tags ("…", W/"…").'
+        raise BadRequest(f"{header} is malformed.", errors=[{"field": header, "message": message}])
+    return EntityTags(any=False, strong=frozenset(strong), weak=frozenset(weak))
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """What a read answers when ``If-None-Match`` names the current version: 304."""
+
+    etag: str
+
+
+def unchanged(row: Any, if_none_match: EntityTags | None) -> Unchanged | None:
+    """``Unchanged`` when ``If-None-Match`` (when given) names the row's current version."""
+    if if_none_match is not None:
+        current = etag_of(row)
+        if if_none_match.weakly_matches(current):
+            return Unchanged(current)
+    return None
+
+
+class StaleVersion(PreconditionFailed):
+    """``If-Match`` names another version than the intervention's current one."""
+
+    def __init__(self, current: str) -> None:
+        super().__init__(
+            "The intervention has changed since this version was read (its ETag is now "
+            f"{current}); read it again before writing.",
+            errors=[{"field": "If-Match", "message": f"The current ETag is {current}."}],
+            headers={"ETag": current},
+        )
+
+
+def require(row: Any, if_match: EntityTags | None) -> None:
+    """412 unless ``If-Match`` (when given) names the row's current version."""
+    if if_match is not None:
+        current = etag_of(row)
+        if not if_match.strongly_matches(current):
+            raise StaleVersion(current)
+
+
+# What the OpenAPI document says about them.
+ETAG_HEADER = {
+    "ETag": {
+        "description": 'The intervention\'s version, `"<id>.<version>"`: send it back in '
+        "`If-Match` to write only over this version, in `If-None-Match` to read only if it "
+        "changed.",
+        "schema": {"type": "string"},
+    }
+}
+
+
+def with_etag(status: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` entry of a success that carries an intervention's ``ETag``."""
+    return {status: {"headers": ETAG_HEADER}}
+
+
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {
+        "description": "Not modified: `If-None-Match` names the current version. No body.",
+        "headers": ETAG_HEADER,
+    }
+}
+IF_MATCH_DESCRIPTION = (
+    "Write only if the intervention is still at this version: its `ETag` (or `*`). "
+    "Another version is a 412 and changes nothing. Optional."
+)
+IF_NONE_MATCH_DESCRIPTION = (
+    "Answer 304 with no body if the intervention is still at this version (its `ETag`, "
+    "or `*`). Optional."
+)
+
+# The request headers, as endpoints take them (FastAPI documents them).
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description=IF_MATCH_DESCRIPTION,
+        pattern=TAG_LIST_PATTERN,
+    ),
+]
+IfNoneMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-None-Match",
+        description=IF_NONE_MATCH_DESCRIPTION,
+        pattern=TAG_LIST_PATTERN,
+    ),
+]
+
+
+def tagged(response: Response, read: InterventionRead) -> Envelope[InterventionRead]:
+    """The intervention in its envelope, its version in ``ETag``."""
+    response.headers["ETag"] = etag_of(read)
+    return Envelope(data=read)
