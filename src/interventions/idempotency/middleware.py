@@ -28,6 +28,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import logging
+import re
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -47,7 +48,9 @@ MAX_KEY_LENGTH = 255
 # The headers of an answer that describe its body: kept with it and replayed.
 KEPT_HEADERS = frozenset({b"content-type", b"etag", b"location"})
 REPLAYED_HEADER = (b"idempotent-replayed", b"true")
-DOCS = "see the README, 'Safe retries and conditional requests'"
+# Printable ASCII, no space at either end (an HTTP server strips them): the OpenAPI pattern.
+KEY_PATTERN = "^[!-~]([ -~]*[!-~])?$"
+_KEY = re.compile(KEY_PATTERN)
 
 
 class KeyReused(Unprocessable):
@@ -75,7 +78,7 @@ def parse_key(values: list[bytes]) -> str:
     key = values[0].decode("latin-1").strip(" \t")
     if not key or len(key) > MAX_KEY_LENGTH:
         raise _bad_key(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters long.")
-    if any(not 0x20 <= ord(c) <= 0x7E for c in key):
+    if _KEY.fullmatch(key) is None:
         raise _bad_key("Idempotency-Key must be printable ASCII characters.")
     return key
 
@@ -268,7 +271,7 @@ KEY_PARAMETER = {
         "type": "string",
         "minLength": 1,
         "maxLength": MAX_KEY_LENGTH,
-        "pattern": "^[!-~]([ -~]*[!-~])?$",
+        "pattern": KEY_PATTERN,
     },
 }
 

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Header, Response
+from fastapi import Request, Response
 
 from interventions.errors import BadRequest, PreconditionFailed
 from interventions.interventions.schemas import InterventionRead
 from interventions.wire import Envelope
 
-# One element of an entity-tag list (RFC 9110 §8.8.3, §5.6.1), and what follows it.
-_ELEMENT = re.compile(r'[ \t]*(W/)?("[\x21\x23-\x7E\x80-\xFF]*")[ \t]*(,|$)')
-# The same grammar for the OpenAPI document (printable ASCII only).
-TAG_LIST_PATTERN = r'^(\*|[ \t]*(W/)?"[!#-~]*"[ \t]*(,[ \t]*(W/)?"[!#-~]*"[ \t]*)*)$'
+# ``*``, or a list of entity tags (RFC 9110 §8.8.3, §5.6.1), printable ASCII: what the
+# service accepts and what the OpenAPI document says, one pattern.
+TAG_LIST_PATTERN = r'^[ \t]*(\*|(W/)?"[!#-~]*"([ \t]*,[ \t]*(W/)?"[!#-~]*")*)[ \t]*$'
+_TAG_LIST = re.compile(TAG_LIST_PATTERN)
+_TAG = re.compile(r'(W/)?("[!#-~]*")')
 
 
 def etag(intervention_id: int, version: int) -> str:
@@ -54,23 +55,15 @@ def parse(value: str | None, header: str) -> EntityTags | None:
     """The header's entity tags, ``None`` when it is absent; 400 naming it when malformed."""
     if value is None:
         return None
-    text = value.strip(" \t")
-    if text == "*":
+    if _TAG_LIST.fullmatch(value) is None:
+        message = f'{header} must be "*" or a list of entity tags ("…", W/"…").'
+        raise BadRequest(f"{header} is malformed.", errors=[{"field": header, "message": message}])
+    if value.strip(" \t") == "*":
         return EntityTags(any=True, strong=frozenset(), weak=frozenset())
     strong: set[str] = set()
     weak: set[str] = set()
-    position = 0
-    while position < len(text):
-        found = _ELEMENT.match(text, position)
-        if found is None:
-            break
-        (weak if found.group(1) else strong).add(found.group(2))
-        position = found.end()
-        if not found.group(3):
-            break
-    if position != len(text) or not (strong or weak):
-        message = f'{header} must be "*" or a list of entity tags ("…", W/"…").'
-        raise BadRequest(f"{header} is malformed.", errors=[{"field": header, "message": message}])
+    for weak_mark, tag in _TAG.findall(value):
+        (weak if weak_mark else strong).add(tag)
     return EntityTags(any=False, strong=frozenset(strong), weak=frozenset(weak))
 
 
@@ -141,23 +134,30 @@ IF_NONE_MATCH_DESCRIPTION = (
     "or `*`). Optional."
 )
 
-# The request headers, as endpoints take them (FastAPI documents them).
-IfMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-Match",
-        description=IF_MATCH_DESCRIPTION,
-        pattern=TAG_LIST_PATTERN,
-    ),
-]
-IfNoneMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-None-Match",
-        description=IF_NONE_MATCH_DESCRIPTION,
-        pattern=TAG_LIST_PATTERN,
-    ),
-]
+
+# The request headers as the OpenAPI document declares them (``openapi_extra`` of the
+# routes). Endpoints read them from the request: no FastAPI parameter to solve per request.
+def _header(name: str, description: str) -> dict[str, Any]:
+    schema = {"type": "string", "pattern": TAG_LIST_PATTERN}
+    return {
+        "name": name,
+        "in": "header",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+IF_MATCH = {"parameters": [_header("If-Match", IF_MATCH_DESCRIPTION)]}
+IF_NONE_MATCH = {"parameters": [_header("If-None-Match", IF_NONE_MATCH_DESCRIPTION)]}
+
+
+def if_match(request: Request) -> EntityTags | None:
+    return parse(request.headers.get("if-match"), "If-Match")
+
+
+def if_none_match(request: Request) -> EntityTags | None:
+    return parse(request.headers.get("if-none-match"), "If-None-Match")
 
 
 def tagged(response: Response, read: InterventionRead) -> Envelope[InterventionRead]:

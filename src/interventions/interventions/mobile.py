@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, Response
 from interventions.auth.dependencies import CurrentWriter
 from interventions.config import AppSettings, Settings
 from interventions.interventions import conditions, onsite, service
-from interventions.interventions.conditions import IfMatch, tagged, with_etag
+from interventions.interventions.conditions import IF_MATCH, if_match, tagged, with_etag
 from interventions.interventions.schemas import (
     CheckInRequest,
     ExecuteRequest,
@@ -59,6 +59,7 @@ async def create_unplanned(
 @router.patch(
     "/check-in",
     operation_id="checkIn",
+    openapi_extra=IF_MATCH,
     response_model=Envelope[InterventionRead],
     responses={**errors_for(400, 403, 404, 409, 412, 413, 415, 422, 429), **with_etag(200)},
     summary="Check in on site with the intervention's PIN",
@@ -69,12 +70,12 @@ async def create_unplanned(
     ),
 )
 async def check_in(
+    request: Request,
     body: CheckInRequest,
     caller: CurrentWriter,
     db: RequestDb,
     settings: AppSettings,
     response: Response,
-    if_match: IfMatch = None,
 ) -> Envelope[InterventionRead]:
     read = await onsite.check_in(
         await db.executor(),
@@ -82,7 +83,7 @@ async def check_in(
         caller,
         body.intervention_id,
         body.code_pin,
-        if_match=conditions.parse(if_match, "If-Match"),
+        if_match=if_match(request),
     )
     return tagged(response, read)
 
@@ -90,6 +91,7 @@ async def check_in(
 @router.patch(
     "/execute",
     operation_id="executeIntervention",
+    openapi_extra=IF_MATCH,
     response_model=SignedIntervention,
     responses={**errors_for(400, 403, 404, 409, 412, 413, 415, 422), **with_etag(200)},
     summary="Execute a checked-in intervention, with the provider's signature",
@@ -107,7 +109,6 @@ async def execute(
     settings: AppSettings,
     storage: CurrentStorage,
     response: Response,
-    if_match: IfMatch = None,
 ) -> SignedIntervention:
     read, url = await onsite.execute(
         await db.executor(),
@@ -116,7 +117,7 @@ async def execute(
         settings,
         public_base_url(settings, request),
         storage,
-        if_match=conditions.parse(if_match, "If-Match"),
+        if_match=if_match(request),
     )
     response.headers["ETag"] = conditions.etag_of(read)
     return SignedIntervention(data=read, presigned_url=url)

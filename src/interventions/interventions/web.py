@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import Field
 
 from interventions.auth.dependencies import CurrentCaller, CurrentWriter
 from interventions.config import AppSettings
 from interventions.interventions import conditions, replanning, search, service
 from interventions.interventions.conditions import (
-    IfMatch,
-    IfNoneMatch,
+    IF_MATCH,
+    IF_NONE_MATCH,
     Unchanged,
+    if_match,
+    if_none_match,
     tagged,
     with_etag,
 )
@@ -104,6 +106,7 @@ async def create_training(
 @router.patch(
     "/preventive/{interventionId}",
     operation_id="updatePreventive",
+    openapi_extra=IF_MATCH,
     response_model=Envelope[InterventionRead],
     responses={**errors_for(*WRITE_ERRORS, 404, 409, 412), **with_etag(200)},
     summary="Update preventive intervention scheduled",
@@ -114,14 +117,14 @@ async def update_preventive(
     caller: CurrentWriter,
     db: RequestDb,
     response: Response,
-    if_match: IfMatch = None,
+    request: Request,
 ) -> Envelope[InterventionRead]:
     read = await replanning.update_preventive(
         await db.executor(),
         caller,
         intervention_id,
         body,
-        if_match=conditions.parse(if_match, "If-Match"),
+        if_match=if_match(request),
     )
     return tagged(response, read)
 
@@ -129,6 +132,7 @@ async def update_preventive(
 @router.patch(
     "/training-exercise/{interventionId}",
     operation_id="updateTrainingExercise",
+    openapi_extra=IF_MATCH,
     response_model=Envelope[InterventionRead],
     responses={**errors_for(*WRITE_ERRORS, 404, 409, 412), **with_etag(200)},
     summary="Update training session intervention scheduled",
@@ -139,14 +143,14 @@ async def update_training(
     caller: CurrentWriter,
     db: RequestDb,
     response: Response,
-    if_match: IfMatch = None,
+    request: Request,
 ) -> Envelope[InterventionRead]:
     read = await replanning.update_training(
         await db.executor(),
         caller,
         intervention_id,
         body,
-        if_match=conditions.parse(if_match, "If-Match"),
+        if_match=if_match(request),
     )
     return tagged(response, read)
 
@@ -154,6 +158,7 @@ async def update_training(
 @router.patch(
     "/{interventionId}/verify",
     operation_id="verifyIntervention",
+    openapi_extra=IF_MATCH,
     response_model=Envelope[InterventionRead],
     responses={**errors_for(*WRITE_ERRORS, 404, 409, 412), **with_etag(200)},
     summary="Accept or reject intervention verification",
@@ -164,14 +169,14 @@ async def verify(
     caller: CurrentWriter,
     db: RequestDb,
     response: Response,
-    if_match: IfMatch = None,
+    request: Request,
 ) -> Envelope[InterventionRead]:
     read = await service.verify(
         await db.executor(),
         caller,
         intervention_id,
         body,
-        if_match=conditions.parse(if_match, "If-Match"),
+        if_match=if_match(request),
     )
     return tagged(response, read)
 
@@ -240,6 +245,7 @@ async def find_interventions(
 @router.get(
     "/{interventionId}",
     operation_id="getIntervention",
+    openapi_extra=IF_NONE_MATCH,
     response_model=Envelope[InterventionDetail],
     responses={**errors_for(400, 404), **with_etag(200), **conditions.NOT_MODIFIED},
     summary="Read one intervention, with its sites, rules, anomalies, history and actions",
@@ -249,13 +255,13 @@ async def get_intervention(
     caller: CurrentCaller,
     db: RequestDb,
     response: Response,
-    if_none_match: IfNoneMatch = None,
+    request: Request,
 ) -> Envelope[InterventionDetail] | Response:
     found = await search.detail(
         await db.executor(),
         caller,
         intervention_id,
-        if_none_match=conditions.parse(if_none_match, "If-None-Match"),
+        if_none_match=if_none_match(request),
     )
     if isinstance(found, Unchanged):
         return Response(status_code=304, headers={"ETag": found.etag})
@@ -266,6 +272,7 @@ async def get_intervention(
 @router.delete(
     "/{interventionId}",
     operation_id="cancelIntervention",
+    openapi_extra=IF_MATCH,
     status_code=204,
     responses=errors_for(*WRITE_ERRORS, 404, 409, 412),
     summary="Cancel an intervention",
@@ -281,15 +288,15 @@ async def cancel_intervention(
     intervention_id: InterventionId,
     caller: CurrentWriter,
     db: RequestDb,
+    request: Request,
     body: CancelRequest | None = None,
-    if_match: IfMatch = None,
 ) -> Response:
     await service.cancel(
         await db.executor(),
         caller,
         intervention_id,
         body,
-        if_match=conditions.parse(if_match, "If-Match"),
+        if_match=if_match(request),
     )
     return Response(status_code=204)
 
