@@ -204,8 +204,9 @@ class _Keyed:
             if found is None:
                 await _send(send, start, body)
                 return
-        # The key is the first request's: nothing of this one is kept.
-        await ctx.finish(commit=False)
+        # The key is the first request's: nothing of this one is kept, but what a refusal
+        # must keep (a wrong PIN counted by its rate limit, ``RecordedRefusal``).
+        await ctx.finish(commit=ctx.keep)
         path = self.scope["path"]
         if found is None:
             response = render(KeyInFlight(), path)
