@@ -25,6 +25,7 @@ import datetime as dt
 import itertools
 import statistics
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -99,6 +100,7 @@ class Run:
         self.etags = etags
         self.curatives: Iterator[dict[str, Any]] = iter(pool.items["curative"])
         self.keys = itertools.count(1)
+        self.run = uuid.uuid4().hex
         self.statements = 0
         self.transactions = 0
 
@@ -125,7 +127,8 @@ class Run:
             method, path, body = bodies.build(scenario, item, n)
             headers = auth_headers(self.pool.sessions[item["s"] - 1], body is not None)
             if "Idempotency-Key" in variant:
-                headers.append((b"idempotency-key", f"bench-{next(self.keys)}".encode()))
+                key = f"{self.run}-{next(self.keys)}"  # new in every run: keys last 24 h
+                headers.append((b"idempotency-key", key.encode()))
             if "If-Match" in variant:
                 headers.append((b"if-match", self.etags[item["id"]]))
             status, answered = await call(self.app, method, path, headers, bodies.encode(body))
