@@ -95,15 +95,16 @@ LINK_DELETE = {
 # returns the last seq with the hash to chain from; then the entries go in, one statement
 # (an executemany for several). The service's texts, rendered for PostgreSQL.
 MOVE_HEAD = (
-    "INSERT INTO journal_heads (organization_id, seq, hash) VALUES ($1, $2::BIGINT, $3::VARCHAR) "
+    "INSERT INTO journal_heads (organization_id, seq, hash) "
+    "VALUES ($1::BIGINT, $2::BIGINT, $3::VARCHAR) "
     "ON CONFLICT (organization_id) DO UPDATE SET seq = (journal_heads.seq + excluded.seq) "
     "RETURNING journal_heads.seq, journal_heads.hash"
 )
 INSERT_ENTRY = (
     "INSERT INTO journal_entries (organization_id, seq, recorded_at, actor, action, "
     "subject_type, subject_id, changes, prev_hash, hash) "
-    "VALUES ($1, $2::BIGINT, $3::TIMESTAMP WITH TIME ZONE, $4::JSON, $5::VARCHAR, $6::VARCHAR, "
-    "$7::VARCHAR, $8::JSON, $9::VARCHAR, $10::VARCHAR)"
+    "VALUES ($1::BIGINT, $2::BIGINT, $3::TIMESTAMP WITH TIME ZONE, $4::JSON, $5::VARCHAR, "
+    "$6::VARCHAR, $7::VARCHAR, $8::JSON, $9::VARCHAR, $10::VARCHAR)"
 )
 GENESIS = "0" * 64
 CONTACT_BY_ID = (
