@@ -22,6 +22,7 @@ from interventions.references.models import (
     Site,
     SiteRule,
 )
+from interventions.register.models import JournalCheckpoint, RegisterKey
 from interventions.storage.models import StoredFile
 
 __all__ = [
@@ -36,10 +37,12 @@ __all__ = [
     "InterventionRule",
     "InterventionSite",
     "InterventionSiteRule",
+    "JournalCheckpoint",
     "Notification",
     "Organization",
     "OutboxEmail",
     "Profile",
+    "RegisterKey",
     "RateLimitHit",
     "Routine",
     "RoutineSiteRule",

@@ -1,0 +1,1 @@
+"""The register: the hash-chained journal, its signed checkpoints, verification and export."""
