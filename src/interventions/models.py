@@ -5,7 +5,6 @@ from interventions.db import Base
 from interventions.interventions.models import (
     Intervention,
     InterventionAnomaly,
-    InterventionHistory,
     InterventionRule,
     InterventionSite,
     InterventionSiteRule,
@@ -22,7 +21,12 @@ from interventions.references.models import (
     Site,
     SiteRule,
 )
-from interventions.register.models import JournalCheckpoint, RegisterKey
+from interventions.register.models import (
+    JournalCheckpoint,
+    JournalEntry,
+    JournalHead,
+    RegisterKey,
+)
 from interventions.storage.models import StoredFile
 
 __all__ = [
@@ -33,17 +37,18 @@ __all__ = [
     "CompanyContact",
     "Intervention",
     "InterventionAnomaly",
-    "InterventionHistory",
     "InterventionRule",
     "InterventionSite",
     "InterventionSiteRule",
     "JournalCheckpoint",
+    "JournalEntry",
+    "JournalHead",
     "Notification",
     "Organization",
     "OutboxEmail",
     "Profile",
-    "RegisterKey",
     "RateLimitHit",
+    "RegisterKey",
     "Routine",
     "RoutineSiteRule",
     "Rule",

@@ -125,8 +125,6 @@ async def test_rotation_is_refused_when_the_key_comes_from_the_environment(
     settings: Settings,
 ) -> None:
     pem = _pem(Ed25519PrivateKey.generate())
-    result = await register_command(
-        settings, "rotate-key", INTERVENTIONS_REGISTER_SIGNING_KEY=pem
-    )
+    result = await register_command(settings, "rotate-key", INTERVENTIONS_REGISTER_SIGNING_KEY=pem)
     assert result.exit_code == 1
     assert "INTERVENTIONS_REGISTER_SIGNING_KEY" in result.output

@@ -1,1 +1,1 @@
-"""The register: the hash-chained journal, its signed checkpoints, verification and export."""
+"""The safety register: the hash-chained journal, its checkpoints, the printable register."""

@@ -117,9 +117,7 @@ async def checkpoint_round(db: Database, settings: Settings) -> int:
     made = 0
     for head in heads:
         async with db.transaction() as executor:
-            _, created = await make(
-                executor, store, head.organization_id, tsa_url=settings.tsa_url
-            )
+            _, created = await make(executor, store, head.organization_id, tsa_url=settings.tsa_url)
         made += created
     if settings.tsa_url:
         await stamp_pending(db, settings)
@@ -138,7 +136,7 @@ async def stamp_pending(db: Database, settings: Settings, *, limit: int = 100) -
         error: str | None = None
         try:
             token = await timestamps.fetch_token(
-                settings.tsa_url, signed_bytes(row), timeout=settings.tsa_timeout_seconds
+                settings.tsa_url, signed_bytes(row), seconds=settings.tsa_timeout_seconds
             )
         except timestamps.TimestampError as exc:
             error = str(exc)

@@ -26,7 +26,6 @@ import hashlib
 import os
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization

@@ -53,7 +53,9 @@ _RETIRE_KEYS_BUT = Sql(
 _ALL_KEYS = Sql(select(_KEYS).order_by(_KEYS.c.created_at, _KEYS.c.key_id))
 
 
-async def insert_key(db: Executor, *, key_id: str, public_key: str, created_at: dt.datetime) -> bool:
+async def insert_key(
+    db: Executor, *, key_id: str, public_key: str, created_at: dt.datetime
+) -> bool:
     """Record a public key; whether it was new."""
     inserted = await db.execute(
         _INSERT_KEY, key_id=key_id, public_key=public_key, created_at=created_at
@@ -222,9 +224,7 @@ _PAGE_OF_ENTRIES_UP_TO = Sql(
 )
 _HEAD = Sql(select(_HEADS).where(_HEADS.c.organization_id == bindparam("organization_id")))
 _JOURNALED_ORGANIZATIONS = Sql(
-    union(
-        select(_ENTRIES.c.organization_id).distinct(), select(_HEADS.c.organization_id)
-    ),
+    union(select(_ENTRIES.c.organization_id).distinct(), select(_HEADS.c.organization_id)),
     unscoped="verifying every organisation's journal (the operator's command) lists them",
 )
 

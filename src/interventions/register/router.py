@@ -208,7 +208,7 @@ async def export_register(
         )
     except BaseException:
         with contextlib.suppress(OSError):
-            path.unlink()
+            os.unlink(name)
         raise
     suffix = f"-site-{site_id}" if site_id is not None else ""
     return FileResponse(

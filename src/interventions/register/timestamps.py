@@ -40,7 +40,7 @@ class TimestampError(Exception):
 
 def request_for(signed: bytes, nonce: int) -> bytes:
     """The DER ``TimeStampReq`` over SHA-256 of ``signed``."""
-    return tsp.TimeStampReq(
+    request: bytes = tsp.TimeStampReq(
         {
             "version": "v1",
             "message_imprint": {
@@ -51,6 +51,7 @@ def request_for(signed: bytes, nonce: int) -> bytes:
             "cert_req": True,
         }
     ).dump()
+    return request
 
 
 def token_from_response(body: bytes, signed: bytes, nonce: int) -> str:
@@ -149,11 +150,12 @@ def _post(url: str, body: bytes, timeout: float) -> bytes:
         raise TimestampError(f"the authority cannot be reached ({reason})") from exc
 
 
-async def fetch_token(url: str, signed: bytes, *, timeout: float) -> str:
+async def fetch_token(url: str, signed: bytes, *, seconds: float) -> str:
     """A token over ``signed`` from the authority at ``url`` (base64 DER); ``TimestampError``
     when it cannot be had."""
     nonce = secrets.randbits(63)
-    body = await anyio.to_thread.run_sync(_post, url, request_for(signed, nonce), timeout)
+    # The socket's own timeout bounds the wait (a thread cannot be cancelled midway).
+    body = await anyio.to_thread.run_sync(_post, url, request_for(signed, nonce), seconds)
     if len(body) > MAX_RESPONSE_BYTES:
         raise TimestampError("the authority's answer is too large")
     return token_from_response(body, signed, nonce)

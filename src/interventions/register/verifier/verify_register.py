@@ -91,7 +91,9 @@ def _canonical(value: Any, out: list[str]) -> None:
                 raise ValueError(f"object key {key!r} is not a string")
         out.append("{")
         # Members sorted by their names' UTF-16 code units (big-endian bytes sort alike).
-        for index, key in enumerate(sorted(value, key=lambda k: k.encode("utf-16-be", "surrogatepass"))):
+        for index, key in enumerate(
+            sorted(value, key=lambda k: k.encode("utf-16-be", "surrogatepass"))
+        ):
             if index:
                 out.append(",")
             out.append(_string(key))
@@ -392,7 +394,9 @@ class ChainChecker:
         if token:
             why = self.check_timestamp(str(token), canonical(checkpoint_document(checkpoint)))
             if why is not None:
-                return Problem("checkpoint-timestamp", f"checkpoint {cid} timestamp {why}", seq, cid)
+                return Problem(
+                    "checkpoint-timestamp", f"checkpoint {cid} timestamp {why}", seq, cid
+                )
         return None
 
     def finish(self, head: dict[str, Any] | None) -> Problem | None:
