@@ -21,7 +21,7 @@ import urllib.request
 from typing import Any
 
 import anyio.to_thread
-from asn1crypto import cms, tsp
+from asn1crypto import cms, core, tsp
 from cryptography import x509
 
 from interventions.register.verifier.verify_register import (
@@ -32,6 +32,16 @@ from interventions.register.verifier.verify_register import (
 _DIGEST_OIDS = {"sha1": "1.3.14.3.2.26", "sha256": "2.16.840.1.101.3.4.2.1"}
 _DIGEST_OIDS |= {"sha384": "2.16.840.1.101.3.4.2.2", "sha512": "2.16.840.1.101.3.4.2.3"}
 MAX_RESPONSE_BYTES = 1024 * 1024
+
+
+class _TimeStampResp(core.Sequence):  # type: ignore[misc]
+    """RFC 3161's TimeStampResp. asn1crypto's own (``tsp.TimeStampResp``) requires the token,
+    which a refusal leaves out: it could not read why the authority refused."""
+
+    _fields = [
+        ("status", tsp.PKIStatusInfo),
+        ("time_stamp_token", cms.ContentInfo, {"optional": True}),
+    ]
 
 
 class TimestampError(Exception):
@@ -57,12 +67,12 @@ def request_for(signed: bytes, nonce: int) -> bytes:
 def token_from_response(body: bytes, signed: bytes, nonce: int) -> str:
     """The token (DER, base64) of a ``TimeStampResp`` answering ``request_for(signed, nonce)``."""
     try:
-        response: Any = tsp.TimeStampResp.load(body)
+        response: Any = _TimeStampResp.load(body)
         status = response["status"]["status"].native
-        token = response["time_stamp_token"]
         if status not in ("granted", "granted_with_mods"):
             texts = response["status"]["status_string"].native or []
             raise TimestampError(f"the authority refused: {status} {' '.join(texts)}".strip())
+        token = response["time_stamp_token"]
         if token.native is None:
             raise TimestampError("the authority granted no token")
         encoded = base64.b64encode(token.dump()).decode("ascii")
