@@ -530,3 +530,26 @@ async def record_entries(database: Any, organization_id: int, count: int, **chan
     ]
     async with database.transaction() as db:
         return await journal.append(db, organization_id, entries)
+
+
+def run_exported_verifier(archive: Any, directory: Any) -> tuple[int, str]:
+    """Unzip an export into ``directory`` and run its ``verify_register.py`` there, with the
+    venv's Python in isolated mode (nothing of the service's importable): its exit status
+    and first line."""
+    import subprocess
+    import sys
+    import zipfile
+
+    directory.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(archive) as opened:
+        opened.extractall(directory / "unzipped")
+    run = subprocess.run(
+        [sys.executable, "-I", str(directory / "unzipped" / "verify_register.py")],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert not run.stderr, run.stderr
+    return run.returncode, run.stdout.splitlines()[0]

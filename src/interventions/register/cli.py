@@ -144,8 +144,10 @@ def export_(
     from interventions.register import export
     from interventions.storage.service import make_storage
 
-    if out.exists() and out.is_dir():
-        _fail(f"{out} is a directory", 2)
+    if out.is_dir():
+        _fail(f"{out} is a directory: name the zip file to write", 2)
+    if not out.parent.is_dir():
+        _fail(f"{out.parent} is not a directory", 2)
     partial = out.with_name(out.name + ".partial")
 
     async def work(db: Database, settings: Settings) -> export.ExportSummary:
