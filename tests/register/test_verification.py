@@ -108,7 +108,7 @@ def _recomputed(entry: Any, changes: dict[str, Any]) -> tuple[str, str]:
     return journal.canonical(changes).decode(), journal.entry_hash(journal.document(forged))
 
 
-CASES = ["edit", "edit-and-rehash", "delete", "delete-last", "reorder"]
+CASES = ["edit", "edit-float", "edit-and-rehash", "delete", "delete-last", "reorder"]
 CASES += ["checkpoint-hash", "checkpoint-signature", "checkpoint-unknown-key"]
 
 
@@ -129,6 +129,9 @@ async def test_tampering_is_named_at_the_right_entry_by_all_three(
     if case == "edit":
         statements = (f"UPDATE journal_entries SET changes = '{{\"n\": 99}}' WHERE {at} 4",)
         expected = "entry 4 was altered (hash mismatch)"
+    elif case == "edit-float":
+        statements = (f"UPDATE journal_entries SET changes = '{{\"n\": 2.5}}' WHERE {at} 4",)
+        expected = "entry 4 cannot be hashed (float values have no place in the journal)"
     elif case == "edit-and-rehash":
         text, digest = _recomputed(j.entries[3], {"n": 99})
         statements = (

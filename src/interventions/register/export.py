@@ -41,7 +41,7 @@ class UnknownSite(Unprocessable):
     def __init__(self, site_id: int) -> None:
         super().__init__(
             f"Site {site_id} does not exist in this organisation.",
-            errors=[{"field": "siteId", "message": f"No site {site_id} in this organisation."}],
+            errors=[{"field": "siteId", "message": f"Unknown site: {site_id}."}],
         )
 
 

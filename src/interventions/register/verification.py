@@ -18,9 +18,16 @@ from interventions.db import Executor
 from interventions.register import journal, timestamps
 from interventions.register import repository as repo
 from interventions.register.checkpoints import as_json
-from interventions.register.verifier.verify_register import ChainChecker, Problem
+from interventions.register.verifier.verify_register import ChainChecker, Problem, refuse_floats
 
 PAGE_SIZE = 1000
+
+
+def entry_hash(document: dict[str, Any]) -> str:
+    """``journal.entry_hash``, refusing what the offline verifier refuses (a float, which no
+    entry the service writes holds), so that both name the same problem."""
+    refuse_floats(document)
+    return journal.entry_hash(document)
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,7 @@ async def verify(db: Executor, organization_id: int, *, page_size: int = PAGE_SI
         organization_id,
         keys,
         checkpoints,
-        hash_entry=journal.entry_hash,
+        hash_entry=entry_hash,
         check_timestamp=timestamps.token_problem,
     )
     after = 0

@@ -90,6 +90,21 @@ def test_reading_refuses_floats_and_duplicate_members(text: str) -> None:
         parse(text)
 
 
+def test_a_float_in_an_entry_is_named_at_its_entry() -> None:
+    entries = _chain(3)
+    checker = ChainChecker(7, {}, [])
+    document = {k: v for k, v in entries[0].items() if k != "hash"}
+    assert checker.add(document, entries[0]["hash"]) is None
+    line = canonical(entries[1]).decode().replace('"n":2', '"n":2.5')
+    document = parse(line, floats=True)
+    stored = document.pop("hash")
+    problem = checker.add(document, stored)
+    assert problem is not None
+    assert problem.message == (
+        "entry 2 cannot be hashed (float values have no place in the journal)"
+    )
+
+
 def _chain(count: int, organization_id: int = 7) -> list[dict[str, Any]]:
     entries, previous = [], GENESIS
     for seq in range(1, count + 1):
