@@ -209,7 +209,8 @@ def demo(
 
 @cli.command()
 def worker() -> None:
-    """Relay the e-mail outbox and plan routines until stopped (SIGINT/SIGTERM).
+    """Relay the e-mail outbox, plan routines and sign journal checkpoints until stopped
+    (SIGINT/SIGTERM).
 
     Run one or several next to `serve` when the database is PostgreSQL; the embedded
     SQLite default does this work inside `serve`.
