@@ -36,8 +36,8 @@ EXPORT = f"{REGISTER}/rs/export"
 async def _signed_intervention(
     client: httpx.AsyncClient, database: Database, org: Org, site_id: int, image: bytes
 ) -> tuple[int, str]:
-    """An executed intervention on ``site_id`` with its uploaded signature, and the upload
-    journaled with its SHA-256 (as an upload entry records it); (intervention, file id)."""
+    """An executed intervention on ``site_id`` with its uploaded signature (whose upload the
+    journal records with its SHA-256); (intervention, file id)."""
     r = await client.post(
         UNPLANNED,
         json={
@@ -54,15 +54,6 @@ async def _signed_intervention(
     file_id = url.split("?")[0].rsplit("/", 1)[1]
     put = await client.put(url, content=image, headers={"content-type": "image/png"})
     assert put.status_code == 200, put.text
-    entry = journal.Entry(
-        action="upload",
-        subject_type="file",
-        subject_id=file_id,
-        changes={"sha256": hashlib.sha256(image).hexdigest(), "mimeType": "image/png"},
-        actor=journal.system_actor("test"),
-    )
-    async with database.transaction() as db:
-        await journal.append(db, org.id, [entry])
     return int(r.json()["data"]["id"]), file_id
 
 
@@ -131,6 +122,8 @@ async def test_an_export_of_one_site_over_http(
         run_exported_verifier, tmp_path / "register.zip", tmp_path / "check"
     )
     assert (code, line) == (0, f"OK: {len(entries)} entries, 1 checkpoints")
+    uploads = [e for e in entries if e["subject"] == {"type": "file", "id": file_here}]
+    assert [e["changes"]["sha256"] for e in uploads] == [hashlib.sha256(image_here).hexdigest()]
 
 
 async def test_a_signature_file_that_does_not_match_the_journal_is_named(
