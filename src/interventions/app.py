@@ -38,6 +38,7 @@ from interventions.openapi import (
 )
 from interventions.organizations.router import routers as organization_routers
 from interventions.references.router import routers as reference_routers
+from interventions.register.router import router as register_router
 from interventions.routing import MethodGuard
 from interventions.storage.router import router as storage_router
 from interventions.storage.service import UPLOAD_PREFIX, make_storage
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         mobile_router,
         notifications_router,
         storage_router,
+        register_router,
         *reference_routers,
         *organization_routers,
     )

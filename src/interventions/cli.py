@@ -14,8 +14,10 @@ from rich.markup import escape
 from interventions.config import Settings, get_settings
 from interventions.db import create_database, create_database_from_settings
 from interventions.migrate import upgrade
+from interventions.register.cli import register_cli
 
 cli = typer.Typer(help="Interventions service for building-safety registers.", no_args_is_help=True)
+cli.add_typer(register_cli, name="register")
 # soft_wrap: a long line stays one line (the terminal wraps it on screen; a pipe, a log or
 # grep gets it whole) instead of being cut at 80 columns when the output is not a terminal.
 console = Console(soft_wrap=True)
@@ -35,10 +37,13 @@ def serve(
     """Serve the HTTP API (migrating the database first unless --no-migrate)."""
     import uvicorn
 
+    from interventions.register.keys import KeyStore
+
     settings = get_settings()
     if migrate:
         upgrade(settings.database_url)
     settings.resolved_secret()  # generate and keep it before workers start, so they share it
+    KeyStore(settings).current()  # likewise the register's signing key
     # X-Forwarded-For / -Proto only from the proxies the operator names: uvicorn's default
     # (trust 127.0.0.1) would let anyone on the machine, or any request when nothing fronts
     # the service, choose the client address that rate limits key on.
@@ -204,7 +209,8 @@ def demo(
 
 @cli.command()
 def worker() -> None:
-    """Relay the e-mail outbox and plan routines until stopped (SIGINT/SIGTERM).
+    """Relay the e-mail outbox, plan routines and sign journal checkpoints until stopped
+    (SIGINT/SIGTERM).
 
     Run one or several next to `serve` when the database is PostgreSQL; the embedded
     SQLite default does this work inside `serve`.

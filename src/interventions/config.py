@@ -129,6 +129,23 @@ class Settings(BaseSettings):
     def trusted_proxy_list(self) -> list[str]:
         return [item.strip() for item in self.trusted_proxies.split(",") if item.strip()]
 
+    # The register (issue 11): checkpoints sign journal heads with Ed25519 keys kept as
+    # PKCS#8 PEM files in ``register_keys_dir`` (default: ``.interventions-register-keys``
+    # beside ``secret_file``), generated on first use; or, for several servers without a
+    # shared disk, the current key itself in ``register_signing_key`` (PKCS#8 PEM text).
+    register_keys_dir: Path | None = None
+    register_signing_key: str = ""
+    # How often the worker signs the head of each journal that moved since its checkpoint.
+    checkpoint_interval_seconds: float = Field(default=3600, gt=0)
+    # An RFC 3161 time-stamping authority (optional): each checkpoint is time-stamped there.
+    tsa_url: str = ""
+    tsa_timeout_seconds: float = Field(default=10, gt=0)
+
+    def resolved_register_keys_dir(self) -> Path:
+        if self.register_keys_dir is not None:
+            return self.register_keys_dir
+        return self.secret_file.parent / ".interventions-register-keys"
+
     log_sql: bool = False
 
     def resolved_secret(self) -> str:

@@ -21,7 +21,12 @@ from interventions.references.models import (
     Site,
     SiteRule,
 )
-from interventions.register.models import JournalEntry, JournalHead
+from interventions.register.models import (
+    JournalCheckpoint,
+    JournalEntry,
+    JournalHead,
+    RegisterKey,
+)
 from interventions.storage.models import StoredFile
 
 __all__ = [
@@ -35,6 +40,7 @@ __all__ = [
     "InterventionRule",
     "InterventionSite",
     "InterventionSiteRule",
+    "JournalCheckpoint",
     "JournalEntry",
     "JournalHead",
     "Notification",
@@ -42,6 +48,7 @@ __all__ = [
     "OutboxEmail",
     "Profile",
     "RateLimitHit",
+    "RegisterKey",
     "Routine",
     "RoutineSiteRule",
     "Rule",

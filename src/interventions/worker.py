@@ -1,4 +1,4 @@
-"""Background work: relaying the e-mail outbox and planning routines.
+"""Background work: relaying the e-mail outbox, planning routines, signing journal heads.
 
 Run by ``interventions worker`` (as many as wanted: relays lease rows, the planner relies on
 a unique occurrence per routine), or inside the serving process for the embedded default.
@@ -16,6 +16,7 @@ from interventions.config import Settings
 from interventions.db import Database
 from interventions.interventions.planner import plan_forever
 from interventions.notifications.relay import default_relay_id, relay_forever
+from interventions.register.checkpoints import checkpoint_forever
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +25,8 @@ logger = logging.getLogger(__name__)
 async def background_work(
     db: Database, settings: Settings, *, enabled: bool = True
 ) -> AsyncIterator[asyncio.Event]:
-    """Relay and planner tasks for the duration of the block; stopped cleanly at its end."""
+    """Relay, planner and checkpoint tasks for the duration of the block; stopped cleanly at
+    its end."""
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
     if enabled:
@@ -35,6 +37,7 @@ async def background_work(
             asyncio.create_task(
                 plan_forever(db, settings.planner_interval_seconds, stop), name="planner"
             ),
+            asyncio.create_task(checkpoint_forever(db, settings, stop), name="checkpoints"),
         ]
     try:
         yield stop
