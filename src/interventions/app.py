@@ -38,6 +38,7 @@ from interventions.openapi import (
 )
 from interventions.organizations.router import routers as organization_routers
 from interventions.references.router import routers as reference_routers
+from interventions.register.printing.router import router as register_printing_router
 from interventions.routing import MethodGuard
 from interventions.storage.router import router as storage_router
 from interventions.storage.service import UPLOAD_PREFIX, make_storage
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         storage_router,
         *reference_routers,
         *organization_routers,
+        register_printing_router,
     )
     for router in routers:
         # The routes themselves, not ``include_router``: FastAPI matches an included router

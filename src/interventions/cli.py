@@ -133,11 +133,13 @@ def import_(
 
 async def _demo(settings: Settings) -> tuple[Any, list[int]]:
     from interventions.demo import load_demo
+    from interventions.storage.service import make_storage
 
     db = create_database(settings.database_url, pool=False)
+    storage = make_storage(settings, settings.resolved_secret())
     try:
         async with db.transaction() as executor:
-            return await load_demo(executor)
+            return await load_demo(executor, storage)
     finally:
         await db.dispose()
 
@@ -220,6 +222,13 @@ def worker() -> None:
     upgrade(settings.database_url)
     # The worker bounds its waits on the database like the serving processes.
     asyncio.run(run_worker(create_database_from_settings(settings), settings))
+
+
+# The printable register's commands (``interventions register print|commission-pack``).
+from interventions.register.printing.cli import printing_cli  # noqa: E402
+
+if not any(group.name == "register" for group in cli.registered_groups):
+    cli.add_typer(printing_cli, name="register")
 
 
 def main() -> None:
