@@ -206,6 +206,7 @@ async def register(source: Source, cover: Cover) -> AsyncIterator[Block]:
                 yield TableStart(CHECK_COLUMNS)
                 started = True
             raised = await repository.raised_by(db, org, [row.id for row in batch])
+            signatures = await source.signatures.read(batch)
             for row in batch:
                 yield Row(
                     (
@@ -213,7 +214,7 @@ async def register(source: Source, cover: Cover) -> AsyncIterator[Block]:
                         _provider(row),
                         _outcome(row),
                         _observations(raised.get(row.id, ())),
-                        await source.signatures.read(row),
+                        signatures[row.id],
                     )
                 )
         if started:
@@ -236,6 +237,7 @@ async def register(source: Source, cover: Cover) -> AsyncIterator[Block]:
             )
             started = True
         lifted = await repository.lifted_by(db, org, [row.id for row in batch])
+        signatures = await source.signatures.read(batch)
         for row in batch:
             yield Row(
                 (
@@ -243,7 +245,7 @@ async def register(source: Source, cover: Cover) -> AsyncIterator[Block]:
                     Lines(_text(row.description or "(no description)", _outcome(row).lines[0])),
                     _provider(row),
                     _observations(lifted.get(row.id, ())),
-                    await source.signatures.read(row),
+                    signatures[row.id],
                 )
             )
     if started:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,20 +57,26 @@ class SignatureReader:
     def __init__(self, storage: Storage | None) -> None:
         self.storage = storage
 
-    async def read(self, row: Any) -> Signature:
-        """The signature of a check row (``file_id``, ``storage_key``, ``uploaded_at``…)."""
+    async def read(self, rows: Sequence[Any]) -> dict[int, Signature]:
+        """The signatures of a batch of check rows (``id``, ``file_id``, ``storage_key``,
+        ``uploaded_at``…) by intervention id, read and shrunk in one worker thread."""
+        return await anyio.to_thread.run_sync(self._read_all, rows)
+
+    def _read_all(self, rows: Sequence[Any]) -> dict[int, Signature]:
+        return {row.id: self._read(row) for row in rows}
+
+    def _read(self, row: Any) -> Signature:
         key = f"sig-{row.id}"
         if row.file_id is None or row.uploaded_at is None or self.storage is None:
             return Signature(key, None)
         if row.size > MAX_SOURCE_BYTES:
             return Signature(key, None, UNREADABLE)
         try:
-            data = await anyio.to_thread.run_sync(self._bytes, row)
+            data = self._bytes(row)
         except Exception:  # a file gone from the store must not stop the whole register
             logger.warning("signature %s of intervention %s cannot be read", row.file_id, row.id)
             return Signature(key, None)
-        png = await anyio.to_thread.run_sync(shrink, data)
-        return Signature(key, png, UNREADABLE)
+        return Signature(key, shrink(data), UNREADABLE)
 
     def _bytes(self, row: Any) -> bytes:
         storage = self.storage
