@@ -32,9 +32,11 @@ from interventions.storage.service import LocalStorage
 START = dt.datetime(2026, 1, 1, 8, tzinfo=dt.UTC)
 
 
-def _signature() -> bytes:
-    image = Image.new("RGB", (360, 120), "white")
-    ImageDraw.Draw(image).line([(10, 90), (120, 20), (240, 80), (350, 30)], fill="navy", width=3)
+def _signature(n: int) -> bytes:
+    """A different signature for every check: no two images are the same bytes."""
+    image = Image.new("RGB", (600, 200), "white")
+    points = [(10 + 20 * i, 100 + ((n * 7 + i * 37) % 90) - 45) for i in range(30)]
+    ImageDraw.Draw(image).line(points, fill="navy", width=4)
     out = io.BytesIO()
     image.save(out, format="PNG")
     return out.getvalue()
@@ -43,7 +45,6 @@ def _signature() -> bytes:
 def build(path: Path, storage_dir: Path, checks: int) -> None:
     """Organisation 1, site 1 with one rule, and ``checks`` executed, signed checks."""
     upgrade(f"sqlite:///{path}")
-    png = _signature()
     now = "2026-12-01 00:00:00.000000"
     con = sqlite3.connect(path)
     with con:
@@ -71,6 +72,7 @@ def build(path: Path, storage_dir: Path, checks: int) -> None:
             file_id = f"{n:032x}"
             key = f"1/{file_id}"
             (storage_dir / "1").mkdir(parents=True, exist_ok=True)
+            png = _signature(n)
             (storage_dir / key).write_bytes(png)
             con.execute(
                 "INSERT INTO stored_files (id, organization_id, name, mime_type, size, storage_key, uploaded_at, created_at)"
