@@ -10,7 +10,9 @@ are dated when they are written, today: that is when the demo recorded them. The
 record happened earlier, so each check is recorded "after the fact" (``creationStatus`` 2,
 whose actual dates are its planned dates, in the past) and then one statement per
 intervention writes what no service sets on such a record (the provider who signed, the
-signature, the attendees) and dates the decision and the observations when they were made.
+signature, the attendees) and dates the decision and the observations when they were made;
+each of those writes is a journal entry of its own (action ``demo-backdate``, actor the
+system "demo"), so the journal says what the demo set by hand.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from interventions.interventions.schemas import (
 from interventions.references.anomalies.schemas import AnomalyCreate
 from interventions.references.anomalies.service import anomalies
 from interventions.references.models import Anomaly
-from interventions.storage import repository as files
+from interventions.register import journal
 from interventions.storage import service as storage_service
 from interventions.storage.service import LocalStorage, Storage
 
@@ -160,14 +162,11 @@ class History:
             name=f"signature-{provider.name}.png",
             mime_type="image/png",
             size=len(data),
+            actor=journal.user_actor(self.admin.user_id, self.admin.profile_id),
         )
-        await self.storage.store(stored, _chunks(data), max_bytes=len(data))
-        await files.mark_uploaded(
-            self.db,
-            organization_id=self.admin.organization_id,
-            file_id=stored.id,
-            uploaded_at=self.now,
-        )
+        digest = await self.storage.store(stored, _chunks(data), max_bytes=len(data))
+        # As the upload route marks it: uploaded, with the journal's entry of its SHA-256.
+        await storage_service._mark_uploaded(self.db, stored, self.now, digest)
         return str(stored.id)
 
     async def signed(
@@ -194,17 +193,35 @@ class History:
                 }
             ),
         )
+        values = {
+            "provider_name": provider.name,
+            "provider_email": provider.email,
+            "action": action,
+            "comment": comment,
+            "signature_file_id": await self.signature(provider),
+            "attendee_count": attendees,
+            "verified_at": verified_at,
+        }
         await self.db.execute(
             _AS_SIGNED,
             organization_id=self.admin.organization_id,
             intervention_id=intervention_id,
-            provider_name=provider.name,
-            provider_email=provider.email,
-            action=action,
-            comment=comment,
-            signature_file_id=await self.signature(provider),
-            attendee_count=attendees,
-            verified_at=verified_at,
+            **values,
+        )
+        self.journal(journal.Subject.INTERVENTION, intervention_id, values)
+
+    def journal(self, subject_type: str, subject_id: int, values: dict[str, Any]) -> None:
+        """What the demo wrote by hand, in the journal."""
+        journal.record(
+            self.db,
+            self.admin.organization_id,
+            journal.Entry(
+                action="demo-backdate",
+                subject_type=subject_type,
+                subject_id=subject_id,
+                changes=journal.payload(values),
+                actor=journal.system_actor("demo"),
+            ),
         )
 
     async def check(
@@ -257,13 +274,11 @@ class History:
     async def found_at(
         self, anomaly_id: int, created_at: dt.datetime, resolved_at: dt.datetime | None
     ) -> None:
+        values = {"created_at": created_at, "resolved_at": resolved_at}
         await self.db.execute(
-            _FOUND_AT,
-            organization_id=self.admin.organization_id,
-            anomaly_id=anomaly_id,
-            created_at=created_at,
-            resolved_at=resolved_at,
+            _FOUND_AT, organization_id=self.admin.organization_id, anomaly_id=anomaly_id, **values
         )
+        self.journal(journal.Subject.ANOMALY, anomaly_id, values)
 
     async def work(
         self,

@@ -7,8 +7,8 @@ import datetime as dt
 from dataclasses import dataclass
 
 from interventions.db import Executor
-
-GENESIS = "0" * 64
+from interventions.register import journal
+from interventions.register.journal import GENESIS
 
 
 @dataclass(frozen=True)
@@ -22,14 +22,17 @@ class Coverage:
 
 
 async def coverage(db: Executor, organization_id: int) -> Coverage:
-    """The organisation's journal head and its covering checkpoint.
+    """The organisation's journal head (entry 0 and GENESIS before its first entry) and the
+    checkpoint covering it.
 
-    TODO(lead): checkpoints — read ``journal_heads`` (seq, hash) and the latest
-    ``journal_checkpoints`` row covering that seq once the journal and checkpoints are
-    merged; until then the register is printed as "not yet covered by a checkpoint".
+    TODO(lead): checkpoints — read the ``journal_checkpoints`` row that covers ``head.seq``
+    (its public id and signing time) once checkpoints are merged; until then every register
+    prints "not yet covered by a checkpoint".
     """
-    del db, organization_id
-    return Coverage(0, GENESIS, None, None)
+    head = await journal.head(db, organization_id)
+    if head is None:
+        return Coverage(0, GENESIS, None, None)
+    return Coverage(head.seq, head.hash, None, None)
 
 
 def verification_url(base_url: str, checkpoint_id: str | None) -> str | None:
