@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,7 @@ logger = logging.getLogger(__name__)
 MAX_PIXELS = (330, 140)
 # Larger uploads are not decoded for a printout (the limit on uploads is 10 MiB by default).
 MAX_SOURCE_BYTES = 12 * 1024 * 1024
+SHRINKERS = min(4, os.cpu_count() or 1)
 NOT_UPLOADED = "signature not uploaded"
 UNREADABLE = "signature image unreadable"
 
@@ -70,7 +73,10 @@ class SignatureReader:
         return await anyio.to_thread.run_sync(self._read_all, rows)
 
     def _read_all(self, rows: Sequence[Any]) -> dict[int, Signature]:
-        return {row.id: self._read(row) for row in rows}
+        # Pillow lets go of the GIL while it decodes, resizes and encodes: on several cores
+        # the batch's images shrink side by side.
+        with ThreadPoolExecutor(max_workers=SHRINKERS) as pool:
+            return dict(zip([row.id for row in rows], pool.map(self._read, rows), strict=True))
 
     def _read(self, row: Any) -> Signature:
         key = f"sig-{row.id}"
