@@ -268,6 +268,10 @@ async def test_refusals(client: httpx.AsyncClient, factory: Factory) -> None:
     for bad in ("2026-02-30", "yesterday", "2026-13-01"):
         assert_problem(await client.get(site, params={"from": bad}, headers=h), 400)
     assert_problem(await client.get(site, params={"format": "docx"}, headers=h), 400)
+    assert_problem(await client.get(site, params={"to": "9999-12-31"}, headers=h), 400, "to")
+    # The first day of the calendar has no year before it: the period starts there.
+    edge = await client.get(site, params={"to": "0001-01-01", "format": "html"}, headers=h)
+    assert edge.status_code == 200, edge.text
     assert_problem(await client.get(site), 401)
 
 

@@ -38,6 +38,8 @@ class Printed:
 
 def default_period(today: dt.date) -> tuple[dt.date, dt.date]:
     """The last twelve months: from the same day a year ago, the day after, to today."""
+    if today.year == 1:
+        return dt.date.min, today
     try:
         year_ago = today.replace(year=today.year - 1)
     except ValueError:  # 29 February
