@@ -74,9 +74,13 @@ def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:
     assert '"presignedUrl":"http://127.0.0.1:' in out.replace(" ", "")
     # What the walk-through did is in the database it used, and nowhere else.
     with sqlite3.connect(database) as db:
-        statuses = dict(db.execute("SELECT id, status FROM interventions WHERE id <= 4"))
+        statuses = dict(db.execute("SELECT id, status FROM interventions WHERE id <= 2"))
         assert statuses[2] == 5  # the drill, validated (003)
-        assert statuses[4] == 6  # the unplanned check, rejected (004)
+        # The unplanned check (001), rejected (004); the demo's history took the next ids.
+        unplanned = db.execute(
+            "SELECT status FROM interventions WHERE provider_name = 'Provider name Provider name'"
+        )
+        assert [s for (s,) in unplanned] == [6]
         by_routine = [
             s
             for (s,) in db.execute(
@@ -84,7 +88,13 @@ def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:
             )
         ]
         assert by_routine[:2] == [5, 7]  # accepted, then the cancelled next occurrence
-        stored = db.execute("SELECT count(*) FROM stored_files WHERE uploaded_at IS NOT NULL")
+        stored = db.execute(
+            "SELECT count(*) FROM stored_files WHERE uploaded_at IS NOT NULL"
+            " AND name IN ('example.jpg', 'tom.jpg')"  # the walk-through's, not the demo's
+        )
         assert stored.fetchone()[0] == 2
+    # The printable register's block printed site 1's register and commission pack.
+    for printed in ("register-site-1.pdf", "commission-pack-site-1.pdf", "register-cli.pdf"):
+        assert Path("/tmp", printed).read_bytes().startswith(b"%PDF-"), printed
     emails = list((tmp_path / "outbox").glob("*.eml"))
     assert emails, "no e-mail relayed"

@@ -38,6 +38,7 @@ from interventions.openapi import (
 )
 from interventions.organizations.router import routers as organization_routers
 from interventions.references.router import routers as reference_routers
+from interventions.register.printing.router import router as register_printing_router
 from interventions.register.router import router as register_router
 from interventions.routing import MethodGuard
 from interventions.storage.router import router as storage_router
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         register_router,
         *reference_routers,
         *organization_routers,
+        register_printing_router,
     )
     for router in routers:
         # The routes themselves, not ``include_router``: FastAPI matches an included router

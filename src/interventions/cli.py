@@ -138,11 +138,13 @@ def import_(
 
 async def _demo(settings: Settings) -> tuple[Any, list[int]]:
     from interventions.demo import load_demo
+    from interventions.storage.service import make_storage
 
     db = create_database(settings.database_url, pool=False)
+    storage = make_storage(settings, settings.resolved_secret())
     try:
         async with db.transaction() as executor:
-            return await load_demo(executor)
+            return await load_demo(executor, storage)
     finally:
         await db.dispose()
 
@@ -226,6 +228,11 @@ def worker() -> None:
     upgrade(settings.database_url)
     # The worker bounds its waits on the database like the serving processes.
     asyncio.run(run_worker(create_database_from_settings(settings), settings))
+
+
+# The printable register's commands join the register's group (``interventions register
+# print|commission-pack``) when their module is imported.
+import interventions.register.printing.cli  # noqa: E402, F401
 
 
 def main() -> None:

@@ -17,7 +17,8 @@ from interventions.errors import AppError
 from interventions.migrate import upgrade
 
 register_cli = typer.Typer(
-    help="The register: sign, verify and export the journal; rotate the signing key.",
+    help="The register: sign, verify and export the journal; print a site's register and "
+    "its commission pack; rotate the signing key.",
     no_args_is_help=True,
 )
 console = Console(soft_wrap=True, highlight=False)
