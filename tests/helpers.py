@@ -19,13 +19,13 @@ from sqlalchemy import func, select
 from interventions.interventions.models import (
     Intervention,
     InterventionAnomaly,
-    InterventionHistory,
     InterventionRule,
     InterventionSite,
     InterventionSiteRule,
 )
 from interventions.notifications.models import Notification, OutboxEmail
 from interventions.references.models import Anomaly
+from interventions.register.models import JournalEntry
 from interventions.storage.models import StoredFile
 from tests.factories import Org
 
@@ -353,7 +353,7 @@ ORG_TABLES = {
     "intervention_rules": InterventionRule,
     "intervention_site_rules": InterventionSiteRule,
     "intervention_anomalies": InterventionAnomaly,
-    "intervention_history": InterventionHistory,
+    "journal_entries": JournalEntry,
     "notifications": Notification,
     "email_outbox": OutboxEmail,
     "stored_files": StoredFile,
@@ -401,3 +401,33 @@ async def org_state(factory: Any, org: Org) -> dict[str, Any]:
             )
         ).scalar_one()
     return state
+
+
+# --- the journal's entries about one intervention (its history) ------------------------------
+
+
+class HistoryEntry:
+    """A journal entry about an intervention, as the history read it before the journal."""
+
+    def __init__(self, entry: JournalEntry) -> None:
+        self.seq = entry.seq
+        self.organization_id = entry.organization_id
+        self.action = entry.action
+        self.actor = entry.actor
+        self.user_id = entry.actor.get("userId")
+        self.changes = entry.changes
+        self.created_at = entry.recorded_at
+
+
+async def intervention_history(db: Any, intervention_id: int) -> list[HistoryEntry]:
+    """The journal's entries about the intervention, in order."""
+    async with db.reader() as s:
+        rows = await s.execute(
+            select(JournalEntry)
+            .where(
+                JournalEntry.subject_type == "intervention",
+                JournalEntry.subject_id == str(intervention_id),
+            )
+            .order_by(JournalEntry.organization_id, JournalEntry.seq)
+        )
+        return [HistoryEntry(e) for e in rows.scalars()]

@@ -11,12 +11,13 @@ from sqlalchemy import bindparam, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from interventions.db import Database, Sql, any_of, table_of
-from interventions.interventions.models import Intervention, InterventionHistory
+from interventions.interventions.models import Intervention
 from interventions.references.models import Site
+from interventions.register.models import JournalEntry
 from tests.factories import Factory
 
 INTERVENTIONS = table_of(Intervention)
-HISTORY = table_of(InterventionHistory)
+HISTORY = table_of(JournalEntry)
 SITES = table_of(Site)
 
 SITES_AMONG = Sql(
@@ -27,17 +28,24 @@ SITES_AMONG = Sql(
 INSERT_HISTORY = Sql(
     insert(HISTORY).values(
         organization_id=bindparam("organization_id"),
-        intervention_id=bindparam("intervention_id"),
-        user_id=bindparam("user_id"),
+        seq=bindparam("seq"),
+        subject_type="intervention",
+        subject_id=bindparam("intervention_id"),
+        actor=bindparam("actor"),
         action=bindparam("action"),
         changes=bindparam("changes"),
-        created_at=bindparam("created_at"),
+        recorded_at=bindparam("created_at"),
+        prev_hash="0" * 64,
+        hash="1" * 64,
     )
 )
 HISTORY_OF = Sql(
-    select(HISTORY.c.id, HISTORY.c.action, HISTORY.c.changes, HISTORY.c.created_at)
-    .where(HISTORY.c.intervention_id == bindparam("intervention_id"))
-    .order_by(HISTORY.c.id)
+    select(HISTORY.c.seq, HISTORY.c.action, HISTORY.c.changes, HISTORY.c.recorded_at)
+    .where(
+        HISTORY.c.subject_type == "intervention",
+        HISTORY.c.subject_id == bindparam("intervention_id"),
+    )
+    .order_by(HISTORY.c.seq)
 )
 INTERVENTION = Sql(
     select(
@@ -84,8 +92,9 @@ async def test_rows_come_back_with_the_columns_types(database: Database, factory
         touched = await db.execute(
             INSERT_HISTORY,
             organization_id=org.id,
-            intervention_id=iid,
-            user_id=org.admin.user_id,
+            seq=1,
+            intervention_id=str(iid),
+            actor={"type": "user", "userId": org.admin.user_id},
             action="update",
             changes={"scheduledStart": {"from": None, "to": "x"}, "siteIds": [1, 2]},
             created_at=at,
@@ -93,7 +102,7 @@ async def test_rows_come_back_with_the_columns_types(database: Database, factory
         assert touched == 1
     async with database.transaction(write=False) as db:
         row = await db.first(INTERVENTION, id=iid)
-        (entry,) = await db.all(HISTORY_OF, intervention_id=iid)
+        (entry,) = await db.all(HISTORY_OF, intervention_id=str(iid))
     assert row.id == iid
     assert row.auto_created is True
     assert row.scheduled_start == dt.datetime(2025, 1, 10, 8, 0, 0, 123000, tzinfo=dt.UTC)
@@ -101,8 +110,8 @@ async def test_rows_come_back_with_the_columns_types(database: Database, factory
     assert row.deleted_at is None
     assert entry.action == "update"
     assert entry.changes == {"scheduledStart": {"from": None, "to": "x"}, "siteIds": [1, 2]}
-    assert entry.created_at == at  # the same instant, read back in UTC
-    assert entry.created_at.utcoffset() == dt.timedelta(0)
+    assert entry.recorded_at == at  # the same instant, read back in UTC
+    assert entry.recorded_at.utcoffset() == dt.timedelta(0)
 
 
 @pytest.mark.parametrize("count", [0, 1, 3, 1500])

@@ -9,7 +9,7 @@ import functools
 import json
 import sys
 from collections import namedtuple
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar
@@ -491,9 +491,14 @@ class Executor:
     # Called with each statement's SQL before it runs (bench/measure.py counts them); empty in
     # the service, where it costs one test per statement.
     observers: ClassVar[list[Callable[[str], None]]] = []
+    # Appends the journal entries a transaction recorded, just before it commits: set by
+    # ``register.journal``, the module that records them (so never missing when there are).
+    before_commit: ClassVar[Callable[[Executor], Awaitable[None]] | None] = None
 
     def __init__(self, dialect: Dialect, driver: Any, adapter: Any) -> None:
         self.dialect = dialect
+        # organisation → journal entries recorded in this transaction (``register.journal``)
+        self.journal: dict[int, list[Any]] = {}
         self.postgresql = dialect.name == "postgresql"
         self._driver = driver
         self._adapter = adapter  # SQLAlchemy's DB-API adapter: its error translation
@@ -527,7 +532,16 @@ class Executor:
             await self._driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     async def end(self, *, commit: bool) -> None:
-        """Commit or roll back what ``start`` began (nothing if nothing is open)."""
+        """Commit or roll back what ``start`` began (nothing if nothing is open); before a
+        commit, the journal entries the transaction recorded are appended (``journal``)."""
+        if commit and self.journal:
+            try:
+                assert Executor.before_commit is not None, "journal entries with no journal"
+                await Executor.before_commit(self)
+            except BaseException:
+                await self.end(commit=False)
+                raise
+        self.journal = {}
         if drivers.in_transaction(self._driver):
             await self._driver_sql("COMMIT" if commit else "ROLLBACK")
 

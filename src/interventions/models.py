@@ -5,7 +5,6 @@ from interventions.db import Base
 from interventions.interventions.models import (
     Intervention,
     InterventionAnomaly,
-    InterventionHistory,
     InterventionRule,
     InterventionSite,
     InterventionSiteRule,
@@ -22,6 +21,7 @@ from interventions.references.models import (
     Site,
     SiteRule,
 )
+from interventions.register.models import JournalEntry, JournalHead
 from interventions.storage.models import StoredFile
 
 __all__ = [
@@ -32,10 +32,11 @@ __all__ = [
     "CompanyContact",
     "Intervention",
     "InterventionAnomaly",
-    "InterventionHistory",
     "InterventionRule",
     "InterventionSite",
     "InterventionSiteRule",
+    "JournalEntry",
+    "JournalHead",
     "Notification",
     "Organization",
     "OutboxEmail",

@@ -35,11 +35,19 @@ from interventions.errors import (
 )
 from interventions.interventions import lifecycle
 from interventions.interventions.lifecycle import STATUS_NAMES, Action, AnomalyStatus, Kind, Status
-from interventions.interventions.models import InterventionHistory
 from interventions.notifications.models import OutboxEmail
 from interventions.references.models import Anomaly, CompanyContact
 from tests.factories import Org
-from tests.helpers import END, MB, RS, SIGNATURE, START, check_resource
+from tests.helpers import (
+    END,
+    MB,
+    RS,
+    SIGNATURE,
+    START,
+    HistoryEntry,
+    check_resource,
+    intervention_history,
+)
 
 KINDS = ["preventive", "curative", "training"]
 
@@ -493,14 +501,8 @@ async def anomaly_status(factory: Any, anomaly_id: int) -> Anomaly:
         return row
 
 
-async def history(factory: Any, intervention_id: int) -> list[InterventionHistory]:
-    async with factory.db.reader() as s:
-        rows = await s.execute(
-            select(InterventionHistory)
-            .where(InterventionHistory.intervention_id == intervention_id)
-            .order_by(InterventionHistory.id)
-        )
-        return list(rows.scalars())
+async def history(factory: Any, intervention_id: int) -> list[HistoryEntry]:
+    return await intervention_history(factory.db, intervention_id)
 
 
 async def outbox(factory: Any, intervention_id: int) -> list[OutboxEmail]:

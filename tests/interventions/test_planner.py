@@ -98,16 +98,16 @@ async def test_a_failure_in_the_middle_plans_nothing_then_everything(
 ) -> None:
     org: Org = await factory.org()
     await _enable(factory, org)
-    real = planner.repo.record_histories
+    real = planner.repo.record_history
 
     async def boom(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("worker killed")
 
     # The last write of a routine's planning fails: its interventions and links are written.
-    monkeypatch.setattr(planner.repo, "record_histories", boom)
+    monkeypatch.setattr(planner.repo, "record_history", boom)
     await planner.plan_once(factory.db, NOW)  # logs the failure, does not raise
     assert await _planned(factory, org) == []  # the routine's transaction rolled back
-    monkeypatch.setattr(planner.repo, "record_histories", real)
+    monkeypatch.setattr(planner.repo, "record_history", real)
     await planner.plan_once(factory.db, NOW)
     assert len(await _planned(factory, org)) == 4
 

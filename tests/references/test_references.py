@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import event, func, select
 
 from interventions.db import Database, Executor
-from interventions.interventions.models import InterventionHistory
 from interventions.notifications.models import OutboxEmail
+from interventions.register.models import JournalEntry
 from tests.factories import PASSWORD, Factory, Org
 from tests.helpers import (
     ACCEPT,
@@ -1443,8 +1443,11 @@ async def test_reference_writes_record_no_intervention_history(
     async with database.reader() as s:
         count = await s.scalar(
             select(func.count())
-            .select_from(InterventionHistory)
-            .where(InterventionHistory.organization_id == org.id)
+            .select_from(JournalEntry)
+            .where(
+                JournalEntry.organization_id == org.id,
+                JournalEntry.subject_type == "intervention",
+            )
         )
     assert count == 0
 

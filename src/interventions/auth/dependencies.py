@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import and_, bindparam, select
@@ -13,6 +13,7 @@ from interventions.auth.models import AuthSession, Profile, User
 from interventions.auth.roles import WRITERS
 from interventions.db import Executor, Sql, utcnow
 from interventions.errors import Forbidden, Unauthorized
+from interventions.register.journal import user_actor
 from interventions.transactions import request_database
 
 
@@ -29,6 +30,11 @@ class Caller:
     @property
     def can_write(self) -> bool:
         return self.role in WRITERS
+
+    @property
+    def actor(self) -> dict[str, Any]:
+        """Who the journal names for what this caller does."""
+        return user_actor(self.user_id, self.profile_id)
 
 
 def _bearer(value: str | None) -> str:

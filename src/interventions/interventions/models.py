@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from sqlalchemy import (
-    JSON,
     Boolean,
     CheckConstraint,
     ForeignKey,
@@ -77,6 +75,9 @@ class Intervention(Base):
     deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # 1 when created, one more at every write (``repository.write``): what ETags and calendar
+    # feeds' SEQUENCE are made of.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class InterventionSite(Base):
@@ -121,17 +122,3 @@ class InterventionAnomaly(Base):
         ForeignKey("anomalies.id"), primary_key=True, index=True
     )
     organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
-
-
-class InterventionHistory(Base):
-    """Append-only: who changed what, when. Never updated, never deleted."""
-
-    __tablename__ = "intervention_history"
-
-    id: Mapped[int] = mapped_column(ID, primary_key=True)
-    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
-    intervention_id: Mapped[int] = mapped_column(ForeignKey("interventions.id"), index=True)
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    action: Mapped[str] = mapped_column(String(40))
-    changes: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -18,6 +18,7 @@ from interventions.interventions.schemas import (
     SignatureMeta,
 )
 from interventions.notifications import service as notifications
+from interventions.register.journal import provider_actor
 from interventions.storage import service as storage
 from interventions.transactions import RecordedRefusal
 
@@ -92,7 +93,7 @@ async def check_in(
     await repo.record_history(
         db,
         row,
-        user_id=caller.user_id,
+        actor=caller.actor,
         action=Action.CHECK_IN,
         changes={"status": (before, status), "actualStart": (None, now)},
     )
@@ -119,10 +120,11 @@ async def execute(
     )
     signature = await new_signature(db, caller, body.signature)
     now = utcnow()
+    provider = f"{body.first_name} {body.last_name}"
     changes = {
         "status": status,
         "actual_end": now,
-        "provider_name": f"{body.first_name} {body.last_name}",
+        "provider_name": provider,
         "provider_email": body.email,
         "provider_action_comment": body.provider_action_comment,
         "provider_general_comment": body.comment,
@@ -134,9 +136,9 @@ async def execute(
     )
     if not written:
         raise ChangedMeanwhile()
-    await repo.record_history(
-        db, row, user_id=caller.user_id, action=Action.EXECUTE, changes=history
-    )
+    # The provider named by the body acted, through the caller's account.
+    actor = provider_actor(provider, caller.user_id, caller.profile_id)
+    await repo.record_history(db, row, actor=actor, action=Action.EXECUTE, changes=history)
     await notify_executed(db, row)
     read = await presenter.read_one(db, row)
     return read, storage_backend.presign_put(signature, base_url)

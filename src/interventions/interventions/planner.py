@@ -29,6 +29,7 @@ from interventions.interventions.lifecycle import (
 )
 from interventions.references import repository as refs
 from interventions.references.recurrence import InvalidRecurrence, occurrences
+from interventions.register.journal import system_actor
 
 logger = logging.getLogger(__name__)
 
@@ -107,19 +108,14 @@ async def plan_routine(
         await repo.add_links(db, row, "site_rule_ids", [sr.id for sr in site_rules])
         await repo.add_links(db, row, "site_ids", site_ids)
         await repo.add_links(db, row, "rule_ids", rule_ids)
-    await repo.record_histories(
-        db,
-        [
-            {
-                "organization_id": organization_id,
-                "intervention_id": row.id,
-                "user_id": None,
-                "action": Action.AUTO_CREATE,
-                "changes": repo.history_payload({"routineId": routine.id}),
-            }
-            for row in created
-        ],
-    )
+    for row in created:
+        await repo.record_history(
+            db,
+            row,
+            actor=system_actor("planner"),
+            action=Action.AUTO_CREATE,
+            changes={"routineId": routine.id},
+        )
     return len(created)
 
 

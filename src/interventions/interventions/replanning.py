@@ -123,7 +123,7 @@ async def _finish_update(
         if not written:
             raise ChangedMeanwhile()
         await repo.record_history(
-            db, row, user_id=caller.user_id, action=action, changes=changes.changes
+            db, row, actor=caller.actor, action=action, changes=changes.changes
         )
     else:
         row = row._replace(**changes.values)

@@ -22,7 +22,6 @@ from interventions.interventions.lifecycle import Kind
 from interventions.interventions.models import (
     Intervention,
     InterventionAnomaly,
-    InterventionHistory,
     InterventionRule,
     InterventionSite,
     InterventionSiteRule,
@@ -34,6 +33,8 @@ from interventions.references.models import (
     Site,
     SiteRule,
 )
+from interventions.register import journal
+from interventions.register.journal import Entry, Subject
 from interventions.wire import format_datetime
 
 INTERVENTIONS = table_of(Intervention)
@@ -132,14 +133,15 @@ async def insert_intervention(db: Executor, values: dict[str, Any]) -> Any:
     """Insert a new intervention from every column's value; the row as ``get`` reads it
     (``assigned_user_id`` given by the caller, who resolved the assignee)."""
     params = {key: values.get(key) for key in COLUMNS}
+    params["version"] = 1
     new_id = await db.scalar(_INSERT, **params)
     return row_of(id=new_id, assigned_user_id=values.get("assigned_user_id"), **params)
 
 
 async def write(db: Executor, row: Any, changes: dict[str, Any]) -> tuple[Any, bool]:
-    """Write ``changes`` over ``row``; the row as it now is, and whether it was still in the
-    status it was read in (``False``: nothing was written)."""
-    new = row._replace(**changes)
+    """Write ``changes`` over ``row`` (and the next version); the row as it now is, and
+    whether it was still in the status it was read in (``False``: nothing was written)."""
+    new = row._replace(**changes, version=row.version + 1)
     values = {key: getattr(new, key) for key in COLUMNS if key not in _FIXED}
     count = await db.execute(
         _UPDATE, organization_id=row.organization_id, id=row.id, was=row.status, **values
@@ -265,19 +267,6 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-_HISTORY = table_of(InterventionHistory)
-_INSERT_HISTORY = Sql(
-    insert(_HISTORY).values(
-        organization_id=bindparam("organization_id"),
-        intervention_id=bindparam("intervention_id"),
-        user_id=bindparam("user_id"),
-        action=bindparam("action"),
-        changes=bindparam("changes"),
-        created_at=bindparam("created_at"),
-    )
-)
-
-
 def history_payload(changes: dict[str, tuple[Any, Any]] | dict[str, Any]) -> dict[str, Any]:
     """``changes`` maps a member to ``(before, after)`` or to a value; members are recorded by
     their wire names (SPEC §4.3), whichever spelling the caller used: the alias generator the
@@ -296,27 +285,36 @@ async def record_history(
     db: Executor,
     row: Any,
     *,
-    user_id: int | None,
+    actor: dict[str, Any],
     action: str,
     changes: dict[str, tuple[Any, Any]] | dict[str, Any],
 ) -> None:
-    """Append one history entry (see ``history_payload``)."""
-    await db.execute(
-        _INSERT_HISTORY,
-        organization_id=row.organization_id,
-        intervention_id=row.id,
-        user_id=user_id,
-        action=action,
-        changes=history_payload(changes),
-        created_at=utcnow(),
+    """Record the change in the organisation's journal (``register.journal``: appended when
+    the transaction commits); see ``history_payload`` for ``changes``."""
+    journal.record(
+        db,
+        row.organization_id,
+        Entry(action, Subject.INTERVENTION, row.id, history_payload(changes), actor),
     )
 
 
-async def record_histories(db: Executor, entries: Sequence[dict[str, Any]]) -> None:
-    """Several history entries at once (``organization_id``, ``intervention_id``,
-    ``user_id``, ``action``, ``changes`` already as ``history_payload`` gives them)."""
-    now = utcnow()
-    await db.many(_INSERT_HISTORY, [{"created_at": now, **entry} for entry in entries])
+def record_anomaly_moves(
+    db: Executor,
+    organization_id: int,
+    anomaly_ids: Iterable[int],
+    *,
+    intervention_id: int,
+    action: str,
+    source: int,
+    target: int,
+    actor: dict[str, Any],
+) -> None:
+    """One journal entry per anomaly the intervention moved."""
+    changes = {"status": {"from": source, "to": target}, "interventionId": intervention_id}
+    for anomaly_id in sorted(anomaly_ids):
+        journal.record(
+            db, organization_id, Entry(action, Subject.ANOMALY, anomaly_id, changes, actor)
+        )
 
 
 # --- what the e-mails about an intervention say ------------------------------------------------
@@ -372,6 +370,7 @@ _TAKE_ANOMALIES = Sql(
         _A.status == bindparam("source"),
     )
     .values(status=bindparam("target"), updated_at=bindparam("now"))
+    .returning(_A.id)
 )
 _LINKED = (
     select(_LINKED_ANOMALIES.c.anomaly_id)
@@ -389,6 +388,7 @@ _MOVE_LINKED = Sql(
         _A.status == bindparam("source"),
     )
     .values(status=bindparam("target"), updated_at=bindparam("now"))
+    .returning(_A.id)
 )
 _RESOLVE_LINKED = Sql(
     update(_ANOMALIES)
@@ -403,15 +403,16 @@ _RESOLVE_LINKED = Sql(
         resolved_at=bindparam("now"),
         resolved_by_user_id=bindparam("user_id"),
     )
+    .returning(_A.id)
 )
 
 
 async def take_anomalies(
     db: Executor, organization_id: int, anomaly_ids: Sequence[int], *, source: int, target: int
-) -> int:
-    """Move the anomalies still in ``source`` to ``target``; how many moved (a concurrent
-    curative may have taken one since it was read)."""
-    return await db.execute(
+) -> list[int]:
+    """Move the anomalies still in ``source`` to ``target``; the ids of those that moved (a
+    concurrent curative may have taken one since it was read)."""
+    rows = await db.all(
         _TAKE_ANOMALIES,
         organization_id=organization_id,
         ids=list(anomaly_ids),
@@ -419,6 +420,7 @@ async def take_anomalies(
         target=target,
         now=utcnow(),
     )
+    return [r.id for r in rows]
 
 
 async def move_linked_anomalies(
@@ -429,9 +431,9 @@ async def move_linked_anomalies(
     target: int,
     now: dt.datetime,
     resolved_by_user_id: int | None = None,
-) -> None:
+) -> list[int]:
     """Move the intervention's anomalies in ``source`` to ``target``; ``resolved_by_user_id``
-    also records who resolved them, and when."""
+    also records who resolved them, and when. The ids of those that moved."""
     params = {
         "organization_id": row.organization_id,
         "intervention_id": row.id,
@@ -440,9 +442,10 @@ async def move_linked_anomalies(
         "now": now,
     }
     if resolved_by_user_id is None:
-        await db.execute(_MOVE_LINKED, **params)
+        rows = await db.all(_MOVE_LINKED, **params)
     else:
-        await db.execute(_RESOLVE_LINKED, user_id=resolved_by_user_id, **params)
+        rows = await db.all(_RESOLVE_LINKED, user_id=resolved_by_user_id, **params)
+    return [r.id for r in rows]
 
 
 # --- planning routines' occurrences (the worker, for every organisation) ----------------------
@@ -515,4 +518,6 @@ async def planned_occurrences(
 async def insert_occurrence(db: Executor, values: dict[str, Any]) -> Any | None:
     """The new intervention's (``id``, ``organization_id``), or ``None`` if the occurrence
     was planned meanwhile."""
-    return await db.first(_INSERT_OCCURRENCE, **{key: values.get(key) for key in COLUMNS})
+    params = {key: values.get(key) for key in COLUMNS}
+    params["version"] = 1
+    return await db.first(_INSERT_OCCURRENCE, **params)

@@ -259,9 +259,13 @@ class AnomalySummary(ReadModel):
 
 
 class HistoryEntryRead(ReadModel):
-    id: int
+    id: int = Field(description="The entry's position in the organisation's journal.")
     action: str
     user_id: int | None
+    actor: dict[str, Any] = Field(
+        description="Who acted: {type: user, userId, profileId}, {type: provider, name, …} "
+        "for an execution on site, or {type: system, name}."
+    )
     changes: dict[str, Any] = Field(description="Member → value, or {from, to} for a change.")
     created_at: DateTimeOut
 

@@ -10,7 +10,6 @@ from enum import StrEnum
 from operator import attrgetter
 from typing import Any
 
-from pydantic.alias_generators import to_camel
 from sqlalchemy import (
     ColumnElement,
     Integer,
@@ -34,7 +33,6 @@ from interventions.interventions.lifecycle import Status, flags
 from interventions.interventions.models import (
     Intervention,
     InterventionAnomaly,
-    InterventionHistory,
     InterventionRule,
     InterventionSite,
     InterventionSiteRule,
@@ -50,6 +48,8 @@ from interventions.interventions.schemas import (
     SiteSummary,
 )
 from interventions.references.models import Anomaly, Rule, Site, SiteRule
+from interventions.register import journal
+from interventions.register.journal import Subject
 
 
 class SortKey(StrEnum):
@@ -266,18 +266,6 @@ _LINKED = Sql(
     )
 )
 
-_HISTORY = Sql(
-    select(
-        InterventionHistory.id,
-        InterventionHistory.action,
-        InterventionHistory.user_id,
-        InterventionHistory.changes,
-        InterventionHistory.created_at,
-    )
-    .where(InterventionHistory.intervention_id == bindparam("id"), _ours(InterventionHistory))
-    .order_by(InterventionHistory.id)
-)
-
 
 async def detail(db: Executor, caller: Caller, intervention_id: int) -> InterventionDetail:
     """One intervention with its sites, site rules, rules, anomalies, history and actions."""
@@ -301,7 +289,7 @@ async def detail(db: Executor, caller: Caller, intervention_id: int) -> Interven
             if member == "rule":
                 rule_ids.append(id_)
             rules[id_] = RuleSummary(id=id_, name=label, type=a)
-    history = await db.all(_HISTORY, id=intervention_id, organization_id=org)
+    history = await journal.entries_about(db, org, Subject.INTERVENTION, intervention_id)
     by_id = attrgetter("id")
     sites.sort(key=by_id)
     site_rules.sort(key=by_id)
@@ -322,12 +310,12 @@ async def detail(db: Executor, caller: Caller, intervention_id: int) -> Interven
         signature_url=fields["img_signature"],
         history=[
             HistoryEntryRead(
-                id=h.id,
+                id=h.seq,
                 action=h.action,
-                user_id=h.user_id,
-                # Entries written before the wire names were used are read with them too.
-                changes={to_camel(k): v for k, v in h.changes.items()},
-                created_at=h.created_at,
+                user_id=h.actor.get("userId"),
+                actor=h.actor,
+                changes=h.changes,
+                created_at=h.recorded_at,
             )
             for h in history
         ],

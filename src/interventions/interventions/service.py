@@ -114,7 +114,7 @@ async def _create(
     await repo.record_history(
         db,
         row,
-        user_id=caller.user_id,
+        actor=caller.actor,
         action=Action.CREATE,
         changes={"status": row.status, "type": row.type},
     )
@@ -150,8 +150,18 @@ async def create_curative(db: Executor, caller: Caller, body: CurativeCreate) ->
     )
     # Guarded by status so that two curatives racing for one anomaly cannot both take it.
     taken = await repo.take_anomalies(db, org, list(anomalies), source=takes, target=into)
-    if taken != len(anomalies):
+    if len(taken) != len(anomalies):
         raise AnomalyTaken()
+    repo.record_anomaly_moves(
+        db,
+        org,
+        taken,
+        intervention_id=row.id,
+        action=Action.CREATE,
+        source=takes,
+        target=into,
+        actor=caller.actor,
+    )
     return presenter.to_read(row, link_sets)
 
 
@@ -305,13 +315,18 @@ async def verify(
     if not written:
         raise VerifiedMeanwhile()
     await _move_anomalies(
-        db, caller, row, anomaly_move(Action.VERIFY, row.type, decision=body.decision), now
+        db,
+        caller,
+        row,
+        Action.VERIFY,
+        anomaly_move(Action.VERIFY, row.type, decision=body.decision),
+        now,
     )
     await messaging.queue_decision_email(db, row, accepted=body.decision == int(Decision.ACCEPT))
     await repo.record_history(
         db,
         row,
-        user_id=caller.user_id,
+        actor=caller.actor,
         action=Action.VERIFY,
         changes={
             "status": (before, new_status),
@@ -326,21 +341,33 @@ async def _move_anomalies(
     db: Executor,
     caller: Caller,
     row: Any,
+    action: Action,
     move: tuple[AnomalyStatus, AnomalyStatus] | None,
     now: dt.datetime,
 ) -> None:
-    """Move the intervention's anomalies as the lifecycle says (``anomaly_move``)."""
+    """Move the intervention's anomalies as the lifecycle says (``anomaly_move``), each
+    move in the journal."""
     if move is None:
         return
     source, target = move
     resolved = target == AnomalyStatus.RESOLVED
-    await repo.move_linked_anomalies(
+    moved = await repo.move_linked_anomalies(
         db,
         row,
         source=source,
         target=target,
         now=now,
         resolved_by_user_id=caller.user_id if resolved else None,
+    )
+    repo.record_anomaly_moves(
+        db,
+        row.organization_id,
+        moved,
+        intervention_id=row.id,
+        action=action,
+        source=source,
+        target=target,
+        actor=caller.actor,
     )
 
 
@@ -357,10 +384,10 @@ async def cancel(
     row, written = await repo.write(db, row, {**values, "updated_at": now})
     if not written:
         raise ChangedMeanwhile()
-    await _move_anomalies(db, caller, row, anomaly_move(Action.CANCEL, row.type), now)
-    await repo.record_history(
-        db, row, user_id=caller.user_id, action=Action.CANCEL, changes=changes
+    await _move_anomalies(
+        db, caller, row, Action.CANCEL, anomaly_move(Action.CANCEL, row.type), now
     )
+    await repo.record_history(db, row, actor=caller.actor, action=Action.CANCEL, changes=changes)
 
 
 async def send_information(
@@ -388,7 +415,7 @@ async def send_information(
     await repo.record_history(
         db,
         row,
-        user_id=caller.user_id,
+        actor=caller.actor,
         action=Action.SEND_INFORMATION,
         changes={"recipient": str(body.email)},
     )

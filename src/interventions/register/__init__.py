@@ -1,0 +1,1 @@
+"""The safety register: the hash-chained journal, its checkpoints, the printable register."""
