@@ -365,18 +365,22 @@ async def test_another_organisations_or_unknown_ids_are_422(
     assert ok(await client.get(FEEDS, headers=org.admin.headers)) == []
 
 
-async def test_bad_bodies_are_400(client: httpx.AsyncClient, factory: Factory) -> None:
+async def test_bad_bodies_are_400_naming_their_fields(
+    client: httpx.AsyncClient, factory: Factory
+) -> None:
     org = await factory.org()
     h = org.admin.headers
-    for body in (
-        {},
-        {"scope": "site"},
-        {"scope": "planet", "siteId": 1},
-        {"scope": "site", "siteId": "1"},
-        {"scope": "site", "siteId": 1, "userId": 1},
-        {"scope": "site", "siteId": 1, "name": ""},
+    for body, fields in (
+        ({}, {"scope"}),
+        ({"scope": "site"}, {"siteId"}),
+        ({"scope": "planet", "siteId": 1}, {"scope"}),
+        ({"scope": "site", "siteId": "1"}, {"siteId"}),
+        ({"scope": "contact", "companyContactId": 1.5}, {"companyContactId"}),
+        ({"scope": "site", "siteId": 1, "userId": 1}, {"userId"}),
+        ({"scope": "user", "userId": 1, "name": ""}, {"name"}),
     ):
-        assert_problem(await client.post(FEEDS, json=body, headers=h), 400)
+        problem = assert_problem(await client.post(FEEDS, json=body, headers=h), 400)
+        assert {e["field"] for e in problem["errors"]} == fields, body
     assert_problem(await client.post(FEEDS, json={"scope": "site", "siteId": 1}), 401)
     assert ok(await client.get(FEEDS, headers=h)) == []
 

@@ -114,13 +114,14 @@ async def create(
 ) -> CalendarFeedWithUrl:
     """A new feed of the organisation, with its URL (the only time but a rotation that the
     token is shown)."""
-    subject, subject_name = await _subject(db, caller, body)
+    request = body.root
+    subject, subject_name = await _subject(db, caller, request)
     token = secrets.token_urlsafe(TOKEN_BYTES)
     feed_id = await repo.insert_feed(
         db,
         caller.organization_id,
-        scope=body.scope,
-        name=body.name or f"Interventions: {subject_name}"[:250],
+        scope=request.scope,
+        name=request.name or f"Interventions: {subject_name}"[:250],
         token_hash=token_hash(token),
         created_by_profile_id=caller.profile_id,
         created_at=utcnow(),

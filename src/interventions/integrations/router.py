@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from interventions.auth.dependencies import CurrentCaller
 from interventions.config import AppSettings
@@ -59,7 +59,7 @@ def _base_url(settings: AppSettings, request: Request) -> str:
     ),
 )
 async def create_calendar_feed(
-    body: Annotated[CalendarFeedCreate, Body()],
+    body: CalendarFeedCreate,
     caller: CurrentCaller,
     db: RequestDb,
     settings: AppSettings,

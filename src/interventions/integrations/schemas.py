@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import (
+    Field,
+    ModelWrapValidatorHandler,
+    RootModel,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from interventions.wire import DateTimeOut, Id, Name, ReadModel, WireModel
 
@@ -40,9 +47,40 @@ class ContactFeedCreate(WireModel):
     name: Name | None = Field(default=None, description=FEED_NAME_DESCRIPTION)
 
 
-CalendarFeedCreate = Annotated[
-    UserFeedCreate | SiteFeedCreate | ContactFeedCreate, Field(discriminator="scope")
-]
+_SCOPES = frozenset({"user", "site", "contact"})
+
+
+class CalendarFeedCreate(
+    RootModel[
+        Annotated[UserFeedCreate | SiteFeedCreate | ContactFeedCreate, Field(discriminator="scope")]
+    ]
+):
+    """A feed of one subject, which `scope` names."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _wire_paths(cls, value: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        """The union's errors at their JSON paths: pydantic puts the tag first
+        (``site.siteId``), and a bad tag at the union itself, where a client looks for
+        ``scope``."""
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            details: list[InitErrorDetails] = []
+            for error in exc.errors():
+                loc = tuple(error["loc"])
+                if loc[:1] and loc[0] in _SCOPES:
+                    loc = loc[1:]
+                elif error["type"].startswith("union_tag_"):
+                    loc = ("scope",)
+                details.append(
+                    {
+                        "type": PydanticCustomError(error["type"], error["msg"]),
+                        "loc": loc,
+                        "input": error["input"],
+                    }
+                )
+            raise ValidationError.from_exception_data(exc.title, details) from None
 
 
 class CalendarFeedRead(ReadModel):
