@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from bench.config import Scale
 console = Console(stderr=True)
 VENV_BIN = Path(sys.executable).parent
 ABBA = (config.REFERENCE, config.PAIRED, config.PAIRED, config.REFERENCE)
+OPEN_LOOP_SCENARIOS = ("get", "curative")  # issue 10: p99 at half the floor's maximum rate
 
 
 @dataclass
@@ -56,6 +57,7 @@ class Options:
     skip_measure: bool
     quiet_budget: int
     small_reference: bool = True
+    open_loop: bool = True
 
 
 # Servers --------------------------------------------------------------------------------------
@@ -110,6 +112,15 @@ class Server:
             return [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
             return []
+
+    def worker_pids(self) -> set[int]:
+        """The processes that serve requests: the workers under a supervisor (several
+        workers), or the server process itself (one worker)."""
+        processes = self.processes()
+        if not processes:
+            return set()
+        children = {p.pid for p in processes[1:]}
+        return children or {processes[0].pid}
 
     def stop(self) -> None:
         self.pid_file.unlink(missing_ok=True)
@@ -193,6 +204,8 @@ class Sampler(threading.Thread):
         self.server = server
         self.database = database
         self.peak_rss = 0
+        # Peak RSS of each process of the server (uvicorn's supervisor and its workers).
+        self.peak_rss_by_pid: dict[int, int] = {}
         self.cpu: dict[str, float] = {"server": 0.0, "postgres": 0.0, "wrk": 0.0, "other": 0.0}
         self._seen: dict[int, float] = {}
         self._halt = threading.Event()
@@ -221,7 +234,9 @@ class Sampler(threading.Thread):
         rss = 0
         for proc in server:
             with contextlib.suppress(psutil.Error):
-                rss += proc.memory_info().rss
+                one = proc.memory_info().rss
+                rss += one
+                self.peak_rss_by_pid[proc.pid] = max(self.peak_rss_by_pid.get(proc.pid, 0), one)
         self.peak_rss = max(self.peak_rss, rss)
         for proc in psutil.process_iter(["name", "cmdline", "cpu_times"]):
             kind = self._kind(proc, pids)
@@ -244,8 +259,12 @@ class Sampler(threading.Thread):
         self._halt.set()
         self.join()
         elapsed = max(1e-6, time.monotonic() - self._began)
+        workers = self.server.worker_pids()
+        per_worker = [v for pid, v in self.peak_rss_by_pid.items() if pid in workers]
         return {
             "peak_rss_mib": round(self.peak_rss / 2**20, 1),
+            # The largest of the worker processes (the process itself when it has none).
+            "peak_worker_rss_mib": round(max(per_worker, default=self.peak_rss) / 2**20, 1),
             # Cores used on average (1.0 = one core busy for the whole run).
             "cpu_cores": {k: round(v / elapsed, 2) for k, v in self.cpu.items()},
         }
@@ -412,7 +431,10 @@ class Bench:
         self.options = options
         self.scale = options.scale
         self.data_file = config.RAW_DIR / f"data-{self.scale.name}.lua"
+        # The same pools and sessions as JSON, for the open-loop client (bench/openloop.py).
+        self.json_file = config.RAW_DIR / f"data-{self.scale.name}.json"
         self.runs: list[dict[str, Any]] = []
+        self.open_loop_runs: list[dict[str, Any]] = []
         self.loop = asyncio.new_event_loop()
         self.conn: asyncpg.Connection | None = None
         self.pools: pools.Pools | None = None
@@ -432,6 +454,10 @@ class Bench:
             sessions = login(server.url, self.scale)
         self.pools = self.sync(pools.build(self.conn, sessions))
         pools.write_lua(self.pools, self.data_file)
+        self.json_file.write_text(
+            json.dumps({"sessions": [asdict(s) for s in sessions], "items": self.pools.items}),
+            encoding="utf-8",
+        )
         return sessions
 
     def scenario(self, server: Server, target: str, workers: int, name: str) -> dict[str, Any]:
@@ -526,6 +552,70 @@ class Bench:
                 for name in self.options.scenarios:
                     self.runs.append(self.scenario(service, "service", workers, name))
                     self.runs.append(self.scenario(floor, "floor", workers, name))
+                if self.options.open_loop and self.reference is None:
+                    self.open_loops(service, floor, workers)
+
+    def open_loops(self, service: Server, floor: Server, workers: int) -> None:
+        """Get and curative offered at half the rate the floor just sustained (closed loop),
+        open loop, to the service and then to the floor (bench/openloop.py)."""
+        measured = {
+            r["scenario"]: r["rps"]
+            for r in self.runs
+            if r["target"] == "floor" and r["workers"] == workers
+        }
+        for name in OPEN_LOOP_SCENARIOS:
+            if name not in measured or measured[name] <= 0:
+                continue
+            rate = round(measured[name] / 2, 1)
+            for server, target in ((service, "service"), (floor, "floor")):
+                self.open_loop_runs.append(self.open_loop(server, target, workers, name, rate))
+
+    def open_loop(
+        self, server: Server, target: str, workers: int, name: str, rate: float
+    ) -> dict[str, Any]:
+        assert self.conn is not None
+        assert self.pools is not None
+        self.quiet.wait()
+        marks = self.sync(state.snapshot(self.conn, self.pools))
+        try:
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.openloop",
+                    "--url",
+                    server.url,
+                    "--scenario",
+                    name,
+                    "--rate",
+                    str(rate),
+                    "--duration",
+                    str(self.options.duration),
+                    "--data",
+                    str(self.json_file),
+                ],
+                cwd=config.REPO_DIR,
+                capture_output=True,
+                text=True,
+                timeout=self.options.duration + 120,
+                check=False,
+            )
+        finally:
+            self.settle()
+            self.sync(state.restore(self.conn, marks))
+        label = f"{self.scale.name}-{target}-w{workers}-{name}-open-loop"
+        (config.RAW_DIR / f"{label}.txt").write_text(done.stdout + done.stderr, encoding="utf-8")
+        if done.returncode != 0 or not done.stdout.strip():
+            raise RuntimeError(f"the open-loop client failed for {label}:\n{done.stderr}")
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        result.update(target=target, workers=workers, scenario=name)
+        console.print(
+            f"  {target:7} w{workers} {name:10} open loop at {rate:7.1f} req/s: "
+            f"p50 {result['p50_ms']} ms  p99 {result['p99_ms']} ms  "
+            f"answered {result['answered']}/{result['requests']}  "
+            f"codes {result['status_codes']}  socket errors {result['socket_errors']}"
+        )
+        return result
 
     def prepare_reference(self) -> None:
         """The small register beside a large run: generated if missing, logged in, pooled."""
@@ -604,6 +694,7 @@ class Bench:
             "pools": sizes,
             "statements": statements,
             "runs": self.runs,
+            "open_loop": self.open_loop_runs,
         }
 
     async def _counts(self) -> dict[str, int]:
@@ -665,6 +756,12 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         help="seconds, in all, to wait for other processes to leave the CPUs before runs",
     )
     parser.add_argument(
+        "--no-open-loop",
+        dest="open_loop",
+        action="store_false",
+        help="skip the open-loop latency runs (get and curative at half the floor's rate)",
+    )
+    parser.add_argument(
         "--no-small-reference",
         dest="small_reference",
         action="store_false",
@@ -691,6 +788,7 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         skip_measure=args.skip_measure,
         quiet_budget=args.quiet_budget,
         small_reference=args.small_reference,
+        open_loop=args.open_loop,
     )
 
 

@@ -25,7 +25,8 @@ from interventions.interventions.models import (
 )
 from interventions.notifications.models import Notification, OutboxEmail
 from interventions.references.models import Anomaly
-from interventions.register.models import JournalEntry
+from interventions.register import journal
+from interventions.register.models import JournalEntry, JournalHead
 from interventions.storage.models import StoredFile
 from tests.factories import Org
 
@@ -431,3 +432,33 @@ async def intervention_history(db: Any, intervention_id: int) -> list[HistoryEnt
             .order_by(JournalEntry.organization_id, JournalEntry.seq)
         )
         return [HistoryEntry(e) for e in rows.scalars()]
+
+
+async def journal_of(db: Any, organization_id: int) -> list[JournalEntry]:
+    """The organisation's journal entries, in order."""
+    async with db.reader() as s:
+        rows = await s.execute(
+            select(JournalEntry)
+            .where(JournalEntry.organization_id == organization_id)
+            .order_by(JournalEntry.seq)
+        )
+        return list(rows.scalars())
+
+
+async def assert_chained(db: Any, organization_id: int) -> list[JournalEntry]:
+    """The organisation's journal, checked entry by entry: seq 1, 2, 3…, each hash the
+    SHA-256 of the entry's canonical document, each chained to the one before, and the head
+    at the last. Its entries."""
+    entries = await journal_of(db, organization_id)
+    previous = journal.GENESIS
+    for n, entry in enumerate(entries, start=1):
+        assert entry.seq == n
+        assert entry.prev_hash == previous, f"entry {n} is not chained"
+        assert entry.hash == journal.entry_hash(journal.document(entry)), f"entry {n} altered"
+        previous = entry.hash
+    async with db.reader() as s:
+        head = await s.get(JournalHead, organization_id)
+    if entries:
+        assert head is not None
+        assert (head.seq, head.hash) == (entries[-1].seq, entries[-1].hash)
+    return entries

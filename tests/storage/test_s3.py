@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -43,6 +44,7 @@ from tests.helpers import (
     UNPLANNED,
     WEBP,
     assert_storage_problem,
+    journal_of,
 )
 from tests.smtp_server import free_port
 
@@ -527,6 +529,9 @@ class GatedStorage:
         finally:
             self.running -= 1
 
+    async def digest(self, stored: StoredFile) -> str:
+        return await self.inner.digest(stored)
+
     async def download_response(self, stored: StoredFile) -> Response:
         return await self.inner.download_response(stored)
 
@@ -560,3 +565,8 @@ async def test_first_downloads_link_one_at_a_time(
     assert gated.calls == 1
     assert gated.most_running == 1
     assert s3.objects(org) == {f"{org.id}/{up.file_id}": PNG}
+    # Linked once, and the journal has the bytes' SHA-256, read back from the object store.
+    uploads = [e for e in await journal_of(database, org.id) if e.action == "upload"]
+    assert [(e.subject_id, e.changes["sha256"]) for e in uploads] == [
+        (up.file_id, hashlib.sha256(PNG).hexdigest())
+    ]

@@ -37,6 +37,7 @@ async def new_signature(db: Executor, caller: Caller, meta: SignatureMeta) -> An
         name=meta.name,
         mime_type=meta.mime_type,
         size=meta.size,
+        actor=caller.actor,
     )
 
 

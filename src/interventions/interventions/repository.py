@@ -11,7 +11,6 @@ from collections import defaultdict, namedtuple
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pydantic.alias_generators import to_camel
 from sqlalchemy import and_, bindparam, delete, insert, literal, select, union_all, update
 from sqlalchemy.dialects import postgresql
 
@@ -35,7 +34,6 @@ from interventions.references.models import (
 )
 from interventions.register import journal
 from interventions.register.journal import Entry, Subject
-from interventions.wire import format_datetime
 
 INTERVENTIONS = table_of(Intervention)
 _I = INTERVENTIONS.c
@@ -259,28 +257,6 @@ async def profile_users(
     return {pid: uid for pid, uid in rows}
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return format_datetime(value)
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def history_payload(changes: dict[str, tuple[Any, Any]] | dict[str, Any]) -> dict[str, Any]:
-    """``changes`` maps a member to ``(before, after)`` or to a value; members are recorded by
-    their wire names (SPEC §4.3), whichever spelling the caller used: the alias generator the
-    schemas use, so that history and bodies name a member alike."""
-    return {
-        to_camel(key): (
-            {"from": _jsonable(v[0]), "to": _jsonable(v[1])}
-            if isinstance(v, tuple)
-            else _jsonable(v)
-        )
-        for key, v in changes.items()
-    }
-
-
 async def record_history(
     db: Executor,
     row: Any,
@@ -290,11 +266,11 @@ async def record_history(
     changes: dict[str, tuple[Any, Any]] | dict[str, Any],
 ) -> None:
     """Record the change in the organisation's journal (``register.journal``: appended when
-    the transaction commits); see ``history_payload`` for ``changes``."""
+    the transaction commits); see ``journal.payload`` for ``changes``."""
     journal.record(
         db,
         row.organization_id,
-        Entry(action, Subject.INTERVENTION, row.id, history_payload(changes), actor),
+        Entry(action, Subject.INTERVENTION, row.id, journal.payload(changes), actor),
     )
 
 

@@ -13,6 +13,8 @@ from interventions.errors import Conflict, Forbidden, NotFound
 from interventions.organizations import repository as repo
 from interventions.organizations.schemas import ProfileRead, ProfileUpdate
 from interventions.references.paging import Page
+from interventions.register import journal
+from interventions.register.journal import Entry, Subject
 
 
 def profile_read(profile: Any, user: Any) -> ProfileRead:
@@ -93,6 +95,9 @@ async def update_profile(
                 errors=[{"field": "role", "message": "Cannot demote yourself."}],
             )
         await repo.set_role(db, caller.organization_id, profile.id, body.role)
+        changes = journal.payload({"role": (profile.role, body.role)})
+        entry = Entry("update", Subject.PROFILE, profile.id, changes, caller.actor)
+        journal.record(db, caller.organization_id, entry)
         read = read.model_copy(update={"role": body.role})
     return read
 
@@ -102,4 +107,8 @@ async def archive_profile(db: Executor, caller: Caller, profile_id: int) -> None
     profile = await _lock_for_admin(db, caller, profile_id)
     if profile.id == caller.profile_id:
         raise Conflict("An admin cannot archive their own profile; ask another admin.")
-    await repo.archive_profile(db, caller.organization_id, profile.id, utcnow())
+    now = utcnow()
+    await repo.archive_profile(db, caller.organization_id, profile.id, now)
+    changes = journal.payload({"archivedAt": now})
+    entry = Entry("archive", Subject.PROFILE, profile.id, changes, caller.actor)
+    journal.record(db, caller.organization_id, entry)

@@ -35,6 +35,8 @@ from interventions.organizations.schemas import (
     InvitationStatus,
     ProfileRead,
 )
+from interventions.register import journal
+from interventions.register.journal import Entry, Subject, user_actor
 
 # 32 random bytes: unguessable, so acceptance needs no rate limit of its own.
 TOKEN_BYTES = 32
@@ -214,6 +216,9 @@ async def _join(db: Executor, invitation: Any, user: Any, now: dt.datetime) -> P
         except IntegrityError as exc:
             raise Conflict(f"{user.email} was made a member meanwhile.") from exc
     await repo.accept(db, org, invitation.id, profile.id, now)
+    changes = {"userId": user.id, "role": invitation.role, "invitationId": invitation.id}
+    entry = Entry("join", Subject.PROFILE, profile.id, changes, user_actor(user.id, profile.id))
+    journal.record(db, org, entry)
     return profile_read(profile, user)
 
 

@@ -24,6 +24,8 @@ from interventions.db import Executor, Sql, table_of, utcnow
 from interventions.errors import Conflict, NotFound
 from interventions.references import repository as refs
 from interventions.references.paging import Page
+from interventions.register import journal
+from interventions.register.journal import Entry
 
 ReadT = TypeVar("ReadT", bound=BaseModel)
 CreateT = TypeVar("CreateT", bound=BaseModel)
@@ -31,6 +33,8 @@ UpdateT = TypeVar("UpdateT", bound=BaseModel)
 
 # Columns no update writes.
 _FIXED = frozenset({"id", "organization_id", "created_at"})
+# What a journal entry about a new row leaves out (the entry has its own time).
+_UNRECORDED = frozenset({"created_at", "updated_at"})
 
 
 def new_row(caller: Caller, body: BaseModel) -> dict[str, Any]:
@@ -125,6 +129,8 @@ class Resource(Generic[ReadT, CreateT, UpdateT]):
     reads: Callable[[Executor, Sequence[Any]], Awaitable[list[ReadT]]] | None = None
     cascade: Callable[[Executor, Any, dt.datetime], Awaitable[None]] | None = None
     unique: Callable[[Mapping[str, Any]], str] | None = None
+    # The journal's subject for this resource's rows: every create and change is an entry.
+    journal: str | None = None
     sql: Statements = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -183,9 +189,16 @@ class Resource(Generic[ReadT, CreateT, UpdateT]):
             raise NotFound(f"No {self.label} {row_id}.")
         return (await self._read(db, [row]))[0]
 
+    def _record(self, db: Executor, caller: Caller, action: str, row: Any, changes: Any) -> None:
+        if self.journal is not None:
+            entry = Entry(action, self.journal, row.id, journal.payload(changes), caller.actor)
+            journal.record(db, caller.organization_id, entry)
+
     async def create(self, db: Executor, caller: Caller, body: CreateT) -> ReadT:
         made = new_row(caller, body) if self.insert is None else await self.insert(db, caller, body)
         row = await self.add(db, made) if isinstance(made, Mapping) else made
+        written = {k: getattr(row, k) for k in self.sql.written if k not in _UNRECORDED}
+        self._record(db, caller, "create", row, written)
         return (await self._read(db, [row]))[0]
 
     async def update(self, db: Executor, caller: Caller, row_id: int, body: UpdateT) -> ReadT:
@@ -202,7 +215,12 @@ class Resource(Generic[ReadT, CreateT, UpdateT]):
             # executor refreshes (``updated_at``) when not given.
             current = {k: getattr(row, k) for k in self.sql.written}
             params = {**current, **changes, "organization_id": row.organization_id, "id": row.id}
+            before = row
             row = await self._write(db, self.sql.update, params)
+            recorded = {
+                k: (getattr(before, k), v) for k, v in changes.items() if k not in _UNRECORDED
+            }
+            self._record(db, caller, "update", row, recorded)
         return (await self._read(db, [row]))[0]
 
     async def archive(self, db: Executor, caller: Caller, row_id: int) -> None:
@@ -215,5 +233,6 @@ class Resource(Generic[ReadT, CreateT, UpdateT]):
         )
         if row is None:
             raise NotFound(f"No {self.label} {row_id}.")
+        self._record(db, caller, "archive", row, {"archivedAt": now})
         if self.cascade is not None:
             await self.cascade(db, row, now)

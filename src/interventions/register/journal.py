@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import rfc8785
+from pydantic.alias_generators import to_camel
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.dialects import postgresql
 
@@ -97,6 +98,29 @@ def document(row: Any) -> dict[str, Any]:
         "subject": {"type": row.subject_type, "id": row.subject_id},
         "changes": row.changes,
         "prevHash": row.prev_hash,
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return format_datetime(value)
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def payload(changes: dict[str, tuple[Any, Any]] | dict[str, Any]) -> dict[str, Any]:
+    """An entry's ``changes``: each member maps to ``(before, after)`` (recorded as
+    ``{"from", "to"}``) or to a value; members are recorded by their wire names (SPEC §4.3),
+    whichever spelling the caller used: the alias generator the schemas use, so that the
+    journal and bodies name a member alike."""
+    return {
+        to_camel(key): (
+            {"from": _jsonable(v[0]), "to": _jsonable(v[1])}
+            if isinstance(v, tuple)
+            else _jsonable(v)
+        )
+        for key, v in changes.items()
     }
 
 

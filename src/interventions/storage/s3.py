@@ -24,6 +24,7 @@ boto3 is synchronous: every call that may touch the network runs in a worker thr
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import threading
 from functools import lru_cache
@@ -149,6 +150,13 @@ class S3Storage:
             logger.warning("object storage error verifying %s", stored.id, exc_info=True)
             raise StorageUnavailable("The object storage cannot be reached.") from exc
 
+    async def digest(self, stored: FileRecord) -> str:
+        try:
+            return await anyio.to_thread.run_sync(self._digest, stored)
+        except (BotoCoreError, ClientError) as exc:
+            logger.warning("object storage error reading %s", stored.id, exc_info=True)
+            raise StorageUnavailable("The object storage cannot be reached.") from exc
+
     async def download_response(self, stored: FileRecord) -> Response:
         try:
             url = await anyio.to_thread.run_sync(self.presign_get, stored)
@@ -199,6 +207,16 @@ class S3Storage:
         finally:
             body.close()
         return data
+
+    def _digest(self, stored: FileRecord) -> str:
+        body = self.client.get_object(Bucket=self.bucket, Key=stored.storage_key)["Body"]
+        sha = hashlib.sha256()
+        try:
+            for chunk in iter(lambda: body.read(64 * 1024), b""):
+                sha.update(chunk)
+        finally:
+            body.close()
+        return sha.hexdigest()
 
     def _linked(self, stored: FileRecord) -> bool:
         return self._head(stored.storage_key) is not None

@@ -29,7 +29,10 @@ from interventions.config import Settings
 from interventions.db import Database, Executor, utcnow
 from interventions.errors import AppError, BadRequest, Conflict, NotFound
 from interventions.http import declared_length, too_large
+from interventions.register import journal
+from interventions.register.journal import Entry, Subject, system_actor
 from interventions.storage import repository as repo
+from interventions.wire import format_datetime
 
 UPLOAD_PREFIX = "/storage/v1/uploads/"
 # Where local uploads are streamed before being linked under their final name (same file
@@ -111,6 +114,10 @@ class Storage(Protocol):
         """
         ...
 
+    async def digest(self, stored: FileRecord) -> str:
+        """The SHA-256 (hex) of a verified file's bytes, which the journal records."""
+        ...
+
     async def download_response(self, stored: FileRecord) -> Response:
         """The answer to an authorised download of a verified file."""
         ...
@@ -156,18 +163,19 @@ class LocalStorage:
 
     async def store(
         self, stored: FileRecord, chunks: AsyncIterable[bytes], *, max_bytes: int
-    ) -> None:
+    ) -> str:
         """Stream ``chunks`` to a partial file, check them, and link them as the file's bytes.
 
         Reading stops at the first byte past ``max_bytes`` (413) or past the announced size
         (400); bytes that are not the announced image are a 400; a file already stored is a
-        409 and is left as it was. The partial file is removed whatever happens.
+        409 and is left as it was. The partial file is removed whatever happens. The bytes'
+        SHA-256 (hex).
         """
         partial = self.partial_dir / f"{stored.id}.{uuid.uuid4().hex}"
         handle = await anyio.to_thread.run_sync(_create_partial, partial)
         try:
             try:
-                size, head = await _stream_to(handle, chunks, stored, max_bytes)
+                size, head, digest = await _stream_to(handle, chunks, stored, max_bytes)
                 _check_received(stored, size, head)
                 await anyio.to_thread.run_sync(_sync, handle)
             finally:
@@ -176,6 +184,7 @@ class LocalStorage:
         finally:
             # Also on cancellation (client gone): no await here, a plain unlink.
             partial.unlink(missing_ok=True)
+        return digest
 
     def _link(self, partial: Path, stored: FileRecord) -> None:
         path = self._path(stored)
@@ -188,6 +197,10 @@ class LocalStorage:
 
     def read(self, stored: FileRecord) -> bytes:
         return self._path(stored).read_bytes()
+
+    async def digest(self, stored: FileRecord) -> str:
+        data = await anyio.to_thread.run_sync(self.read, stored)
+        return hashlib.sha256(data).hexdigest()
 
     def _valid_on_disk(self, stored: FileRecord) -> bool:
         path = self._path(stored)
@@ -230,10 +243,13 @@ async def create_file(
     name: str,
     mime_type: str,
     size: int,
+    actor: dict[str, Any],
 ) -> Any:
     """A stored file awaiting its bytes: its row (a record with the columns of
-    ``StoredFile``), for ``presign_put`` to sign an upload of."""
+    ``StoredFile``), for ``presign_put`` to sign an upload of; announced in the journal."""
     file_id = uuid.uuid4().hex
+    changes = {"name": name, "mimeType": mime_type, "size": size}
+    journal.record(db, organization_id, Entry("announce", Subject.FILE, file_id, changes, actor))
     return await repo.insert_file(
         db,
         id=file_id,
@@ -271,15 +287,25 @@ async def upload(
         raise AlreadyUploaded(file_id)
     check_announced(stored, content_type, content_length)
     # Exclusive: of two uploads to the same URL, one is stored, the other is a 409.
-    await storage.store(stored, chunks, max_bytes=max_bytes)
+    digest = await storage.store(stored, chunks, max_bytes=max_bytes)
     # The file is the record (never replaced once linked); a lost write here is repaired by
     # the first download, as for any file found on disk but not marked.
     now = utcnow()
     async with database.transaction() as db:
-        await repo.mark_uploaded(
-            db, organization_id=stored.organization_id, file_id=file_id, uploaded_at=now
-        )
+        await _mark_uploaded(db, stored, now, digest)
     return stored._replace(uploaded_at=now)
+
+
+async def _mark_uploaded(db: Executor, stored: FileRecord, now: dt.datetime, digest: str) -> None:
+    """Mark the file's bytes stored, and the journal's entry with their SHA-256, unless it
+    was already (a concurrent linker)."""
+    marked = await repo.mark_uploaded(
+        db, organization_id=stored.organization_id, file_id=stored.id, uploaded_at=now
+    )
+    if marked:
+        changes = {"sha256": digest, "size": stored.size, "uploadedAt": format_datetime(now)}
+        entry = Entry("upload", Subject.FILE, stored.id, changes, system_actor("storage"))
+        journal.record(db, stored.organization_id, entry)
 
 
 async def downloadable(
@@ -316,9 +342,7 @@ async def link(database: Database, storage: Storage, *, organization_id: int, fi
             return True
         if not await storage.verify(stored):
             return False
-        await repo.mark_uploaded(
-            db, organization_id=organization_id, file_id=file_id, uploaded_at=utcnow()
-        )
+        await _mark_uploaded(db, stored, utcnow(), await storage.digest(stored))
     return True
 
 
@@ -357,13 +381,15 @@ def _mismatch(message: str) -> BadRequest:
 
 async def _stream_to(
     handle: BinaryIO, chunks: AsyncIterable[bytes], stored: FileRecord, max_bytes: int
-) -> tuple[int, bytes]:
-    """Write ``chunks`` to ``handle`` as they arrive; the size received and its first bytes.
+) -> tuple[int, bytes, str]:
+    """Write ``chunks`` to ``handle`` as they arrive; the size received, its first bytes and
+    the SHA-256 (hex) of them all.
 
     Stops reading at the first chunk past the limit or past the announced size.
     """
     size = 0
     head = b""
+    sha = hashlib.sha256()
     pending: list[bytes] = []
     pending_size = 0
     async for chunk in chunks:
@@ -376,6 +402,7 @@ async def _stream_to(
             raise _mismatch(f"Announced {stored.size} bytes, received more.")
         if len(head) < HEAD_BYTES:
             head += chunk[: HEAD_BYTES - len(head)]
+        sha.update(chunk)
         pending.append(chunk)
         pending_size += len(chunk)
         if pending_size >= WRITE_BATCH_BYTES:
@@ -383,7 +410,7 @@ async def _stream_to(
             pending, pending_size = [], 0
     if pending:
         await anyio.to_thread.run_sync(handle.write, b"".join(pending))
-    return size, head
+    return size, head, sha.hexdigest()
 
 
 def _check_received(stored: FileRecord, size: int, head: bytes) -> None:

@@ -13,6 +13,7 @@ from interventions.references.anomalies import repository
 from interventions.references.anomalies.schemas import AnomalyCreate, AnomalyRead, AnomalyUpdate
 from interventions.references.models import Anomaly, Site
 from interventions.references.resource import Resource, given_fields
+from interventions.register.journal import Subject
 
 
 async def _record(db: Executor, caller: Caller, body: AnomalyCreate) -> dict[str, Any]:
@@ -44,4 +45,5 @@ anomalies: Resource[AnomalyRead, AnomalyCreate, AnomalyUpdate] = Resource(
     filters=repository.FILTERS,
     insert=_record,
     change=_change,
+    journal=Subject.ANOMALY,
 )

@@ -24,6 +24,8 @@ from interventions.references.importer.file import (
     parse,
 )
 from interventions.references.models import Company, Site
+from interventions.register import journal
+from interventions.register.journal import Subject, system_actor
 
 __all__ = ["ImportError_", "ImportReport", "ReferenceFile", "import_reference_data", "parse"]
 
@@ -36,6 +38,10 @@ def _same_password(stored: str, password: str) -> bool:
         return _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+# The sections whose rows the journal keeps, with their subject.
+JOURNALED = {"anomalies": Subject.ANOMALY, "profiles": Subject.PROFILE}
 
 
 class _Importer:
@@ -73,9 +79,36 @@ class _Importer:
             else:
                 unchanged += 1
         await repo.write(self.db, section, inserted, updated)
+        self._record(label, inserted, updated, existing)
         self.report.created[label] = len(inserted)
         self.report.updated[label] = len(updated)
         self.report.unchanged[label] = unchanged
+
+    def _record(
+        self,
+        label: str,
+        inserted: Sequence[dict[str, Any]],
+        updated: Sequence[dict[str, Any]],
+        existing: dict[int, Any],
+    ) -> None:
+        """The journal's entries for the rows it keeps (anomalies, memberships)."""
+        subject = JOURNALED.get(label)
+        if subject is None:
+            return
+        actor = system_actor("import")
+        for values in inserted:
+            changes = {k: v for k, v in values.items() if k not in ("id", "password_hash")}
+            entry = journal.Entry("import", subject, values["id"], journal.payload(changes), actor)
+            journal.record(self.db, values["organization_id"], entry)
+        for values in updated:
+            row = existing[values["id"]]
+            changes = {
+                k: (getattr(row, k), v)
+                for k, v in values.items()
+                if k != "id" and getattr(row, k) != v
+            }
+            entry = journal.Entry("import", subject, values["id"], journal.payload(changes), actor)
+            journal.record(self.db, values["organization_id"], entry)
 
     async def run(self) -> ImportReport:
         await check(self.db, self.data)
