@@ -394,6 +394,7 @@ async def test_authenticated_operations_require_both_headers(client: httpx.Async
         ("POST", "/invitations/v1/rs/accept/credentials"),  # the e-mailed token authenticates
         ("GET", "/health"),
         ("PUT", "/storage/v1/uploads/{file_id}"),
+        ("GET", "/integrations/v1/calendar/{token}.ics"),  # the token in the path is the key
     }
     for method, path, operation in _operations(document):
         if (method, path) in public:

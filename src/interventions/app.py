@@ -27,6 +27,7 @@ from interventions.errors import (
     unavailable_summary,
 )
 from interventions.http import BodyGuard
+from interventions.integrations.router import router as integrations_router
 from interventions.interventions.mobile import router as mobile_router
 from interventions.interventions.web import router as interventions_router
 from interventions.notifications.router import router as notifications_router
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         *reference_routers,
         *organization_routers,
         register_printing_router,
+        integrations_router,
     )
     for router in routers:
         # The routes themselves, not ``include_router``: FastAPI matches an included router

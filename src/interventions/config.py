@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     # Routine planning by the worker.
     planner_interval_seconds: float = Field(default=60, gt=0)
 
+    # Calendar feeds (``/integrations/v1/calendar/{token}.ics``): the interventions scheduled
+    # from this many days ago to this many days ahead, at most this many (the earliest first).
+    calendar_feed_past_days: int = Field(default=90, ge=0, le=36500)
+    calendar_feed_future_days: int = Field(default=365, ge=0, le=36500)
+    calendar_feed_max_events: int = Field(default=1000, gt=0, le=100_000)
+
     # PIN check-in attempts per intervention and per caller in the window.
     pin_max_failures: int = Field(default=5, gt=0)
     pin_window_seconds: int = Field(default=15 * 60, gt=0)

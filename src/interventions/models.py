@@ -2,6 +2,7 @@
 
 from interventions.auth.models import AuthSession, Profile, RateLimitHit, User
 from interventions.db import Base
+from interventions.integrations.models import CalendarFeed
 from interventions.interventions.models import (
     Intervention,
     InterventionAnomaly,
@@ -33,6 +34,7 @@ __all__ = [
     "Anomaly",
     "AuthSession",
     "Base",
+    "CalendarFeed",
     "Company",
     "CompanyContact",
     "Intervention",

@@ -29,7 +29,7 @@ from interventions.auth.dependencies import Caller
 from interventions.db import Executor, Sql, UTCDateTime, any_of
 from interventions.interventions import presenter
 from interventions.interventions import repository as repo
-from interventions.interventions.lifecycle import Action, Status, allows
+from interventions.interventions.lifecycle import Status, flags
 from interventions.interventions.models import (
     Intervention,
     InterventionAnomaly,
@@ -204,15 +204,7 @@ async def find(
 
 def actions_for(status: int, kind: int, caller: Caller) -> ActionsRead:
     """What the caller may do now: the lifecycle table and the caller's role, nothing else."""
-    writer = caller.can_write
-    return ActionsRead(
-        can_be_updated=writer and allows(Action.UPDATE, status, kind),
-        can_be_deleted=writer and allows(Action.CANCEL, status, kind),
-        can_be_executed=writer
-        and (allows(Action.CHECK_IN, status, kind) or allows(Action.EXECUTE, status, kind)),
-        can_be_verified=writer
-        and (allows(Action.VERIFY, status, kind) or allows(Action.VALIDATE_TRAINING, status, kind)),
-    )
+    return ActionsRead(**flags(status, kind, writer=caller.can_write))
 
 
 # The detailed read is three statements after authentication, each built once: the

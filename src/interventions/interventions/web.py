@@ -9,13 +9,14 @@ from pydantic import Field
 
 from interventions.auth.dependencies import CurrentCaller, CurrentWriter
 from interventions.config import AppSettings
-from interventions.interventions import replanning, search, service
+from interventions.interventions import presenter, replanning, search, service
 from interventions.interventions.schemas import (
     CancelRequest,
     CurativeCreate,
     InformationEmailRequest,
     InterventionDetail,
     InterventionRead,
+    LifecycleRead,
     PreventiveUpdate,
     RoutineInterventionCreate,
     TrainingCreate,
@@ -205,6 +206,27 @@ async def find_interventions(
     return ListEnvelope(
         data=rows, total_count=total, pagination=Pagination(page=page, page_size=page_size)
     )
+
+
+# Before ``/{interventionId}``, which would take ``lifecycle`` for a (bad) id.
+@router.get(
+    "/lifecycle",
+    operation_id="getLifecycle",
+    response_model=Envelope[LifecycleRead],
+    responses=errors_for(),
+    summary="The lifecycle as data: statuses, kinds, transitions, their targets and guards",
+    description=(
+        "Generated from the table the service obeys: every transition (its `action`, as the "
+        "history records it) with the statuses it starts from (`creates`: from no "
+        "intervention), its target — a fixed `status`, or a `rule` reading a member of the "
+        "request (`values`: each value → status; `keeps`: otherwise the status is kept) — "
+        "the types it applies to, its guards (with their refusal) and what it does to a "
+        "curative intervention's anomalies. `actionFlags` says which transitions each flag "
+        "of an intervention's `actions` stands for. Any role may read it."
+    ),
+)
+async def get_lifecycle(caller: CurrentCaller) -> Envelope[LifecycleRead]:
+    return Envelope(data=presenter.lifecycle_read())
 
 
 @router.get(

@@ -1,0 +1,3 @@
+"""What other systems plug into: calendar feeds (``feeds``) — calendar apps subscribe to a
+secret URL and read the interventions of a user, a site or a company contact as RFC 5545
+events."""
