@@ -909,14 +909,15 @@ def chunks(sequence: Sequence[int], size: int) -> Iterator[tuple[int, Sequence[i
         yield start + 1, sequence[start : start + size]
 
 
-async def generate(scale: Scale) -> dict[str, Any]:
-    """Create, migrate and fill the scale's database; returns row counts and timings."""
+async def generate(scale: Scale, revision: str = "head") -> dict[str, Any]:
+    """Create, migrate (to ``revision``) and fill the scale's database; returns row counts
+    and timings."""
     from interventions.migrate import upgrade
 
     timings: dict[str, float] = {}
     began = time.perf_counter()
     await create_database(scale)
-    await asyncio.to_thread(upgrade, config.database_url(scale))
+    await asyncio.to_thread(upgrade, config.database_url(scale), revision)
     timings["create_and_migrate_s"] = time.perf_counter() - began
 
     gen = Generator(scale)

@@ -194,6 +194,14 @@ class Factory:
             member.headers = await self._login(s, member, org_id)
         return member
 
+    async def join(self, member: Member, org_id: int, role: str = "admin") -> Member:
+        """``member``'s user in another organisation too, with a live session there."""
+        async with self.db.writer() as s, s.begin():
+            pid = await self._profile(s, member.user_id, org_id, role)
+            there = Member(user_id=member.user_id, profile_id=pid, email=member.email, role=role)
+            there.headers = await self._login(s, there, org_id)
+        return there
+
     async def _profile(self, s: Any, user_id: int, org_id: int, role: str) -> int:
         """A profile whose id is the next above the largest so far and above
         ``PROFILE_ID_OFFSET``. The profiles the service creates then come after it: SQLite

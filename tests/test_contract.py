@@ -92,10 +92,24 @@ def _exempt_rejection(response: Any, case: Any) -> bool:
       an otherwise valid body; the document types ids, it cannot know which exist;
     - 404 for the resource the operation acts on, named in its path or, on site
       (``/interventions/v2/mb/check-in``, ``/execute``), by ``interventionId`` in its body;
+    - 412 to a request with ``If-Match``: a precondition on the intervention's current version,
+      which no document can know;
+    - 422 whose every error is on ``Idempotency-Key``: the key was used before with another
+      request (fuzzing reuses keys; a key names one request);
     - 400 whose every error is an integer spelled with a fraction (``1.0``): SPEC §2 refuses it,
       and JSON Schema 2020-12 (OpenAPI 3.1) cannot say so, ``1.0`` being an integer there.
     """
     status, errors = response.status_code, _errors(response)
+    headers = {name.lower() for name in case.headers or {}}
+    if status == 412:
+        return "if-match" in headers
+    if (
+        status == 422
+        and "idempotency-key" in headers
+        and errors
+        and all(e.get("field") == "Idempotency-Key" for e in errors)
+    ):
+        return True
     if status == 422:
         return bool(errors) and all(str(e.get("message")).startswith("Unknown ") for e in errors)
     if status == 404:

@@ -35,7 +35,8 @@ def test_the_readme_starts_with_the_two_commands() -> None:
 
 def test_walkthrough_json_bodies_have_no_raw_newline_inside_a_string() -> None:
     """A raw newline inside a JSON string is a 400 (it once was in step 004)."""
-    for block in _blocks("## Trying it") + _blocks("## The whole path, with curl"):
+    sections = ("## Trying it", "## Safe retries and conditional requests", "## The whole path")
+    for block in [b for section in sections for b in _blocks(section)]:
         for body in re.findall(r"-d '(\{.*?\})'", block, re.S):
             in_string = False
             for char in body.replace('\\"', ""):

@@ -27,6 +27,8 @@ from interventions.errors import (
     unavailable_summary,
 )
 from interventions.http import BodyGuard
+from interventions.idempotency.middleware import METHODS as IDEMPOTENT_METHODS
+from interventions.idempotency.middleware import IdempotencyKeys, document_key
 from interventions.integrations.router import router as integrations_router
 from interventions.interventions.mobile import router as mobile_router
 from interventions.interventions.web import router as interventions_router
@@ -70,7 +72,8 @@ def _depends_on(dependant: Dependant, call: Callable[..., Any]) -> bool:
 
 
 def document_security(schema: dict[str, Any], routers: Sequence[APIRouter]) -> None:
-    """Both headers, as one requirement, on every operation that authenticates its caller."""
+    """Both headers, as one requirement, on every operation that authenticates its caller;
+    ``Idempotency-Key`` on those that take one."""
     schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
     requirement: list[dict[str, list[str]]] = [{name: [] for name in SECURITY_SCHEMES}]
     for router in routers:
@@ -79,6 +82,8 @@ def document_security(schema: dict[str, Any], routers: Sequence[APIRouter]) -> N
                 operations = schema["paths"][route.path_format]
                 for method in route.methods or ():
                     operations[method.lower()]["security"] = requirement
+                    if method in IDEMPOTENT_METHODS:
+                        document_key(operations[method.lower()])
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -168,7 +173,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     def raw_body_limit(path: str) -> int | None:
         return settings.signature_max_bytes if path.startswith(UPLOAD_PREFIX) else None
 
-    # Innermost: the request's transaction ends before its answer starts (transactions.py).
+    # Innermost: a keyed request's answer is stored in its transaction (idempotency/), which
+    # ends before its answer starts (transactions.py).
+    app.add_middleware(IdempotencyKeys)
     install_transactions(app)
     app.add_middleware(
         BodyGuard, max_body_bytes=settings.max_body_bytes, raw_body_limit=raw_body_limit

@@ -152,6 +152,9 @@ class Settings(BaseSettings):
             return self.register_keys_dir
         return self.secret_file.parent / ".interventions-register-keys"
 
+    # How long an Idempotency-Key holds its first answer (per organisation and caller).
+    idempotency_ttl_hours: int = Field(default=24, gt=0)
+
     log_sql: bool = False
 
     def resolved_secret(self) -> str:

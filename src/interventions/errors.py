@@ -77,6 +77,12 @@ class Conflict(AppError):
     title = "Conflict with the current state"
 
 
+class PreconditionFailed(AppError):
+    status = 412
+    slug = "precondition-failed"
+    title = "Precondition failed"
+
+
 class PayloadTooLarge(AppError):
     status = 413
     slug = "payload-too-large"
@@ -336,6 +342,7 @@ _BY_STATUS: dict[int, type[AppError]] = {
         NotFound,
         MethodNotAllowed,
         Conflict,
+        PreconditionFailed,
         PayloadTooLarge,
         UnsupportedMediaType,
         Unprocessable,

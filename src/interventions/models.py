@@ -2,6 +2,7 @@
 
 from interventions.auth.models import AuthSession, Profile, RateLimitHit, User
 from interventions.db import Base
+from interventions.idempotency.models import IdempotencyKey
 from interventions.integrations.models import CalendarFeed
 from interventions.interventions.models import (
     Intervention,
@@ -37,6 +38,7 @@ __all__ = [
     "CalendarFeed",
     "Company",
     "CompanyContact",
+    "IdempotencyKey",
     "Intervention",
     "InterventionAnomaly",
     "InterventionRule",

@@ -13,6 +13,7 @@ PROBLEM_DESCRIPTIONS = {
     403: "The caller's role may not perform this action.",
     404: "The resource does not exist, is deleted, or belongs to another organisation.",
     409: "The current state does not allow the action, or a concurrent change won.",
+    412: "If-Match names another version than the current one (see ETag): nothing changed.",
     413: "The body is larger than the configured limit.",
     415: "The body is not declared as application/json.",
     422: "Well-formed but meaningless: inconsistent dates, unknown referenced ids.",

@@ -1,4 +1,5 @@
-"""Background work: relaying the e-mail outbox, planning routines, signing journal heads.
+"""Background work: relaying the e-mail outbox, planning routines, signing journal heads,
+purging expired idempotency keys.
 
 Run by ``interventions worker`` (as many as wanted: relays lease rows, the planner relies on
 a unique occurrence per routine), or inside the serving process for the embedded default.
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator
 
 from interventions.config import Settings
 from interventions.db import Database
+from interventions.idempotency.middleware import purge_forever
 from interventions.interventions.planner import plan_forever
 from interventions.notifications.relay import default_relay_id, relay_forever
 from interventions.register.checkpoints import checkpoint_forever
@@ -38,6 +40,7 @@ async def background_work(
                 plan_forever(db, settings.planner_interval_seconds, stop), name="planner"
             ),
             asyncio.create_task(checkpoint_forever(db, settings, stop), name="checkpoints"),
+            asyncio.create_task(purge_forever(db, stop), name="idempotency-purge"),
         ]
     try:
         yield stop

@@ -122,13 +122,18 @@ SECURITY_SCHEMES = {
 }
 
 
+# Where ``current_caller`` leaves the caller in the request's scope, for what runs around the
+# endpoint and must know whose request it is (idempotency keys are per caller).
+CALLER_KEY = "interventions.caller"
+
+
 async def current_caller(request: Request) -> Caller:
     """The caller, looked up in the request's own transaction (one per request). The
     request's database is taken from the request, not as a sub-dependency: FastAPI solves a
     dependency tree on every request, and a flat one costs less."""
     db = await request_database(request)
     try:
-        return await resolve_caller(
+        caller = await resolve_caller(
             await db.executor(),
             request.app.state.secret,
             request.headers.get("authorization"),
@@ -136,6 +141,8 @@ async def current_caller(request: Request) -> Caller:
         )
     except tokens.InvalidToken as exc:
         raise Unauthorized(str(exc)) from exc
+    request.scope[CALLER_KEY] = caller
+    return caller
 
 
 async def current_writer(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from interventions.auth.dependencies import CurrentWriter
 from interventions.config import AppSettings, Settings
-from interventions.interventions import onsite, service
+from interventions.interventions import conditions, onsite, service
+from interventions.interventions.conditions import IF_MATCH, if_match, tagged, with_etag
 from interventions.interventions.schemas import (
     CheckInRequest,
     ExecuteRequest,
@@ -31,7 +32,7 @@ def public_base_url(settings: Settings, request: Request) -> str:
     operation_id="createUnplannedPreventive",
     status_code=201,
     response_model=SignedIntervention,
-    responses=errors_for(400, 403, 413, 415, 422),
+    responses={**errors_for(400, 403, 413, 415, 422), **with_etag(201)},
     summary="Create unplanned preventive intervention",
 )
 async def create_unplanned(
@@ -41,6 +42,7 @@ async def create_unplanned(
     db: RequestDb,
     settings: AppSettings,
     storage: CurrentStorage,
+    response: Response,
 ) -> SignedIntervention:
     read, url = await service.create_unplanned(
         await db.executor(),
@@ -50,14 +52,16 @@ async def create_unplanned(
         public_base_url(settings, request),
         storage,
     )
+    response.headers["ETag"] = conditions.etag_of(read)
     return SignedIntervention(data=read, presigned_url=url)
 
 
 @router.patch(
     "/check-in",
     operation_id="checkIn",
+    openapi_extra=IF_MATCH,
     response_model=Envelope[InterventionRead],
-    responses=errors_for(400, 403, 404, 409, 413, 415, 422, 429),
+    responses={**errors_for(400, 403, 404, 409, 412, 413, 415, 422, 429), **with_etag(200)},
     summary="Check in on site with the intervention's PIN",
     description=(
         "Moves a planned intervention (status 1 or 2) to in progress (3) and sets "
@@ -66,20 +70,30 @@ async def create_unplanned(
     ),
 )
 async def check_in(
-    body: CheckInRequest, caller: CurrentWriter, db: RequestDb, settings: AppSettings
+    request: Request,
+    body: CheckInRequest,
+    caller: CurrentWriter,
+    db: RequestDb,
+    settings: AppSettings,
+    response: Response,
 ) -> Envelope[InterventionRead]:
-    return Envelope(
-        data=await onsite.check_in(
-            await db.executor(), settings, caller, body.intervention_id, body.code_pin
-        )
+    read = await onsite.check_in(
+        await db.executor(),
+        settings,
+        caller,
+        body.intervention_id,
+        body.code_pin,
+        if_match=if_match(request),
     )
+    return tagged(response, read)
 
 
 @router.patch(
     "/execute",
     operation_id="executeIntervention",
+    openapi_extra=IF_MATCH,
     response_model=SignedIntervention,
-    responses=errors_for(400, 403, 404, 409, 413, 415, 422),
+    responses={**errors_for(400, 403, 404, 409, 412, 413, 415, 422), **with_etag(200)},
     summary="Execute a checked-in intervention, with the provider's signature",
     description=(
         "From in progress (3) to to verify (4): sets `actualEnd` and the provider's members, "
@@ -94,6 +108,7 @@ async def execute(
     db: RequestDb,
     settings: AppSettings,
     storage: CurrentStorage,
+    response: Response,
 ) -> SignedIntervention:
     read, url = await onsite.execute(
         await db.executor(),
@@ -102,5 +117,7 @@ async def execute(
         settings,
         public_base_url(settings, request),
         storage,
+        if_match=if_match(request),
     )
+    response.headers["ETag"] = conditions.etag_of(read)
     return SignedIntervention(data=read, presigned_url=url)

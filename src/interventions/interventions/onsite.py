@@ -11,6 +11,7 @@ from interventions.db import Executor, utcnow
 from interventions.errors import ChangedMeanwhile, SignatureTooLarge, WrongPin
 from interventions.interventions import presenter
 from interventions.interventions import repository as repo
+from interventions.interventions.conditions import EntityTags, require
 from interventions.interventions.lifecycle import Action, apply
 from interventions.interventions.schemas import (
     ExecuteRequest,
@@ -64,7 +65,13 @@ def _pin_limits(settings: Settings, caller: Caller, intervention_id: int) -> lis
 
 
 async def check_in(
-    db: Executor, settings: Settings, caller: Caller, intervention_id: int, code_pin: int
+    db: Executor,
+    settings: Settings,
+    caller: Caller,
+    intervention_id: int,
+    code_pin: int,
+    *,
+    if_match: EntityTags | None = None,
 ) -> InterventionRead:
     """The provider is on site: the PIN matches → in progress, ``actualStart`` = now.
 
@@ -77,6 +84,7 @@ async def check_in(
     """
     # Locked: concurrent attempts on one intervention are counted one after the other.
     row = await repo.get_for_update(db, caller.organization_id, intervention_id)
+    require(row, if_match)
     charged = await rate_limit.charge(db, _pin_limits(settings, caller, row.id))
     before = row.status
     try:
@@ -108,10 +116,13 @@ async def execute(
     settings: Settings,
     base_url: str,
     storage_backend: storage.Storage,
+    *,
+    if_match: EntityTags | None = None,
 ) -> tuple[InterventionRead, str]:
     """Executed and signed → to verify; returns the signature's upload URL."""
     check_signature_size(settings, body.signature.size, "signature.size")
     row = await repo.get_for_update(db, caller.organization_id, body.intervention_id)
+    require(row, if_match)
     status = apply(
         Action.EXECUTE,
         row.status,

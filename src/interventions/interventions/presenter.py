@@ -70,6 +70,7 @@ def read_fields(row: Any, link_sets: dict[str, list[int]]) -> dict[str, Any]:
         cancellation_reason=i.cancellation_reason,
         updated_at=i.updated_at,
         created_at=i.created_at,
+        version=i.version,
         **link_sets,
     )
 

@@ -18,6 +18,7 @@ from interventions.interventions.assignment import (
     current_assignment,
     resolve_assignment,
 )
+from interventions.interventions.conditions import EntityTags, require
 from interventions.interventions.lifecycle import Action, Kind, Status, apply, ensure
 from interventions.interventions.schemas import (
     InterventionRead,
@@ -131,11 +132,17 @@ async def _finish_update(
 
 
 async def update_preventive(
-    db: Executor, caller: Caller, intervention_id: int, body: PreventiveUpdate
+    db: Executor,
+    caller: Caller,
+    intervention_id: int,
+    body: PreventiveUpdate,
+    *,
+    if_match: EntityTags | None = None,
 ) -> InterventionRead:
     """Seed 002: re-plan, change site rules or assignee, with optional e-mails."""
     org = caller.organization_id
     row = await repo.get_for_update(db, org, intervention_id, Kind.PREVENTIVE)
+    require(row, if_match)
     ensure(Action.UPDATE, row.status, row.type)
     changes = ChangeSet(row)
     link_sets: dict[str, list[int]] | None = None
@@ -165,11 +172,17 @@ async def update_preventive(
 
 
 async def update_training(
-    db: Executor, caller: Caller, intervention_id: int, body: TrainingUpdate
+    db: Executor,
+    caller: Caller,
+    intervention_id: int,
+    body: TrainingUpdate,
+    *,
+    if_match: EntityTags | None = None,
 ) -> InterventionRead:
     """Seed 003: re-plan a drill, or validate it (``validateIntervention``)."""
     org = caller.organization_id
     row = await repo.get_for_update(db, org, intervention_id, Kind.TRAINING)
+    require(row, if_match)
     edits = body.model_fields_set - {"validate_intervention"}
     if edits or not body.validate_intervention:
         ensure(Action.UPDATE, row.status, row.type)

@@ -86,10 +86,16 @@ _INSERT = Sql(
     insert(INTERVENTIONS).values({key: bindparam(key) for key in COLUMNS}).returning(_I.id)
 )
 # Every changeable column at once: one statement text whatever changed. Conditional on the
-# status read, so that of two writers racing past a lock that is not there (SQLite), one wins.
+# status and the version read, so that of two writers racing past a lock that is not there
+# (SQLite), one wins, and that a write checked against a version (If-Match) lands on it.
 _UPDATE = Sql(
     update(INTERVENTIONS)
-    .where(ours(), _I.id == bindparam("id"), _I.status == bindparam("was"))
+    .where(
+        ours(),
+        _I.id == bindparam("id"),
+        _I.status == bindparam("was"),
+        _I.version == bindparam("was_version"),
+    )
     .values({key: bindparam(key) for key in COLUMNS if key not in _FIXED})
 )
 
@@ -138,11 +144,17 @@ async def insert_intervention(db: Executor, values: dict[str, Any]) -> Any:
 
 async def write(db: Executor, row: Any, changes: dict[str, Any]) -> tuple[Any, bool]:
     """Write ``changes`` over ``row`` (and the next version); the row as it now is, and
-    whether it was still in the status it was read in (``False``: nothing was written)."""
+    whether it was still in the status and at the version it was read in (``False``:
+    nothing was written)."""
     new = row._replace(**changes, version=row.version + 1)
     values = {key: getattr(new, key) for key in COLUMNS if key not in _FIXED}
     count = await db.execute(
-        _UPDATE, organization_id=row.organization_id, id=row.id, was=row.status, **values
+        _UPDATE,
+        organization_id=row.organization_id,
+        id=row.id,
+        was=row.status,
+        was_version=row.version,
+        **values,
     )
     return new, count == 1
 

@@ -220,6 +220,10 @@ class InterventionRead(ReadModel):
     )
     updated_at: DateTimeOut
     created_at: DateTimeOut
+    version: int = Field(
+        description='1 at creation, one more at every change: the `ETag` is `"<id>.<version>"`.',
+        ge=1,
+    )
     site_ids: list[int]
     site_rule_ids: list[int]
     rule_ids: list[int]

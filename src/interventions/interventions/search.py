@@ -29,6 +29,7 @@ from interventions.auth.dependencies import Caller
 from interventions.db import Executor, Sql, UTCDateTime, any_of
 from interventions.interventions import presenter
 from interventions.interventions import repository as repo
+from interventions.interventions.conditions import EntityTags, Unchanged, unchanged
 from interventions.interventions.lifecycle import Status, flags
 from interventions.interventions.models import (
     Intervention,
@@ -267,9 +268,19 @@ _LINKED = Sql(
 )
 
 
-async def detail(db: Executor, caller: Caller, intervention_id: int) -> InterventionDetail:
-    """One intervention with its sites, site rules, rules, anomalies, history and actions."""
+async def detail(
+    db: Executor,
+    caller: Caller,
+    intervention_id: int,
+    *,
+    if_none_match: EntityTags | None = None,
+) -> InterventionDetail | Unchanged:
+    """One intervention with its sites, site rules, rules, anomalies, history and actions;
+    ``Unchanged`` (and nothing more read) when ``If-None-Match`` names its version."""
     row = await repo.get(db, caller.organization_id, intervention_id)
+    same = unchanged(row, if_none_match)
+    if same is not None:
+        return same
     sites: list[SiteSummary] = []
     site_rules: list[SiteRuleSummary] = []
     rules: dict[int, RuleSummary] = {}

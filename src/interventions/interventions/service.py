@@ -29,6 +29,7 @@ from interventions.interventions.assignment import (
     current_assignment,
     resolve_assignment,
 )
+from interventions.interventions.conditions import EntityTags, require
 from interventions.interventions.lifecycle import (
     Action,
     AnomalyStatus,
@@ -284,10 +285,16 @@ async def create_training(db: Executor, caller: Caller, body: TrainingCreate) ->
 
 
 async def verify(
-    db: Executor, caller: Caller, intervention_id: int, body: VerifyRequest
+    db: Executor,
+    caller: Caller,
+    intervention_id: int,
+    body: VerifyRequest,
+    *,
+    if_match: EntityTags | None = None,
 ) -> InterventionRead:
     """Seed 004: accept or reject an executed intervention; exactly one concurrent call wins."""
     row = await repo.get_for_update(db, caller.organization_id, intervention_id)
+    require(row, if_match)
     before = row.status
     new_status = apply(Action.VERIFY, before, row.type, decision=body.decision)
     if body.notification_id is not None:
@@ -372,10 +379,16 @@ async def _move_anomalies(
 
 
 async def cancel(
-    db: Executor, caller: Caller, intervention_id: int, body: CancelRequest | None
+    db: Executor,
+    caller: Caller,
+    intervention_id: int,
+    body: CancelRequest | None,
+    *,
+    if_match: EntityTags | None = None,
 ) -> None:
     """Cancel: status 7 with ``deletedAt``, never a physical delete; anomalies reopen."""
     row = await repo.get_for_update(db, caller.organization_id, intervention_id)
+    require(row, if_match)
     status = apply(Action.CANCEL, row.status, row.type)
     now = utcnow()
     reason = body.cancellation_reason if body is not None else None

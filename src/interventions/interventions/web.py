@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import Field
 
 from interventions.auth.dependencies import CurrentCaller, CurrentWriter
 from interventions.config import AppSettings
-from interventions.interventions import presenter, replanning, search, service
+from interventions.interventions import conditions, presenter, replanning, search, service
+from interventions.interventions.conditions import (
+    IF_MATCH,
+    IF_NONE_MATCH,
+    Unchanged,
+    if_match,
+    if_none_match,
+    tagged,
+    with_etag,
+)
 from interventions.interventions.schemas import (
     CancelRequest,
     CurativeCreate,
@@ -48,7 +57,7 @@ InterventionId = Annotated[
         description="Unique identifier of the intervention.",
     ),
 ]
-# The request's database: one transaction, shared with the caller's authentication.
+
 
 WRITE_ERRORS = (400, 403, 413, 415, 422)
 
@@ -58,13 +67,13 @@ WRITE_ERRORS = (400, 403, 413, 415, 422)
     operation_id="createCurative",
     status_code=201,
     response_model=Envelope[InterventionRead],
-    responses=errors_for(*WRITE_ERRORS, 409),
+    responses={**errors_for(*WRITE_ERRORS, 409), **with_etag(201)},
     summary="Create curative intervention with anomalies",
 )
 async def create_curative(
-    body: CurativeCreate, caller: CurrentWriter, db: RequestDb
+    body: CurativeCreate, caller: CurrentWriter, db: RequestDb, response: Response
 ) -> Envelope[InterventionRead]:
-    return Envelope(data=await service.create_curative(await db.executor(), caller, body))
+    return tagged(response, await service.create_curative(await db.executor(), caller, body))
 
 
 @router.post(
@@ -72,13 +81,13 @@ async def create_curative(
     operation_id="createPreventiveFromRoutine",
     status_code=201,
     response_model=Envelope[InterventionRead],
-    responses=errors_for(*WRITE_ERRORS),
+    responses={**errors_for(*WRITE_ERRORS), **with_etag(201)},
     summary="Create a preventive intervention from a routine",
 )
 async def create_from_routine(
-    body: RoutineInterventionCreate, caller: CurrentWriter, db: RequestDb
+    body: RoutineInterventionCreate, caller: CurrentWriter, db: RequestDb, response: Response
 ) -> Envelope[InterventionRead]:
-    return Envelope(data=await service.create_from_routine(await db.executor(), caller, body))
+    return tagged(response, await service.create_from_routine(await db.executor(), caller, body))
 
 
 @router.post(
@@ -86,20 +95,21 @@ async def create_from_routine(
     operation_id="createTrainingExercise",
     status_code=201,
     response_model=Envelope[InterventionRead],
-    responses=errors_for(*WRITE_ERRORS),
+    responses={**errors_for(*WRITE_ERRORS), **with_etag(201)},
     summary="Create a training exercise",
 )
 async def create_training(
-    body: TrainingCreate, caller: CurrentWriter, db: RequestDb
+    body: TrainingCreate, caller: CurrentWriter, db: RequestDb, response: Response
 ) -> Envelope[InterventionRead]:
-    return Envelope(data=await service.create_training(await db.executor(), caller, body))
+    return tagged(response, await service.create_training(await db.executor(), caller, body))
 
 
 @router.patch(
     "/preventive/{interventionId}",
     operation_id="updatePreventive",
+    openapi_extra=IF_MATCH,
     response_model=Envelope[InterventionRead],
-    responses=errors_for(*WRITE_ERRORS, 404, 409),
+    responses={**errors_for(*WRITE_ERRORS, 404, 409, 412), **with_etag(200)},
     summary="Update preventive intervention scheduled",
 )
 async def update_preventive(
@@ -107,17 +117,25 @@ async def update_preventive(
     body: PreventiveUpdate,
     caller: CurrentWriter,
     db: RequestDb,
+    response: Response,
+    request: Request,
 ) -> Envelope[InterventionRead]:
-    return Envelope(
-        data=await replanning.update_preventive(await db.executor(), caller, intervention_id, body)
+    read = await replanning.update_preventive(
+        await db.executor(),
+        caller,
+        intervention_id,
+        body,
+        if_match=if_match(request),
     )
+    return tagged(response, read)
 
 
 @router.patch(
     "/training-exercise/{interventionId}",
     operation_id="updateTrainingExercise",
+    openapi_extra=IF_MATCH,
     response_model=Envelope[InterventionRead],
-    responses=errors_for(*WRITE_ERRORS, 404, 409),
+    responses={**errors_for(*WRITE_ERRORS, 404, 409, 412), **with_etag(200)},
     summary="Update training session intervention scheduled",
 )
 async def update_training(
@@ -125,17 +143,25 @@ async def update_training(
     body: TrainingUpdate,
     caller: CurrentWriter,
     db: RequestDb,
+    response: Response,
+    request: Request,
 ) -> Envelope[InterventionRead]:
-    return Envelope(
-        data=await replanning.update_training(await db.executor(), caller, intervention_id, body)
+    read = await replanning.update_training(
+        await db.executor(),
+        caller,
+        intervention_id,
+        body,
+        if_match=if_match(request),
     )
+    return tagged(response, read)
 
 
 @router.patch(
     "/{interventionId}/verify",
     operation_id="verifyIntervention",
+    openapi_extra=IF_MATCH,
     response_model=Envelope[InterventionRead],
-    responses=errors_for(*WRITE_ERRORS, 404, 409),
+    responses={**errors_for(*WRITE_ERRORS, 404, 409, 412), **with_etag(200)},
     summary="Accept or reject intervention verification",
 )
 async def verify(
@@ -143,8 +169,17 @@ async def verify(
     body: VerifyRequest,
     caller: CurrentWriter,
     db: RequestDb,
+    response: Response,
+    request: Request,
 ) -> Envelope[InterventionRead]:
-    return Envelope(data=await service.verify(await db.executor(), caller, intervention_id, body))
+    read = await service.verify(
+        await db.executor(),
+        caller,
+        intervention_id,
+        body,
+        if_match=if_match(request),
+    )
+    return tagged(response, read)
 
 
 @router.get(
@@ -232,21 +267,36 @@ async def get_lifecycle(caller: CurrentCaller) -> Envelope[LifecycleRead]:
 @router.get(
     "/{interventionId}",
     operation_id="getIntervention",
+    openapi_extra=IF_NONE_MATCH,
     response_model=Envelope[InterventionDetail],
-    responses=errors_for(400, 404),
+    responses={**errors_for(400, 404), **with_etag(200), **conditions.NOT_MODIFIED},
     summary="Read one intervention, with its sites, rules, anomalies, history and actions",
 )
 async def get_intervention(
-    intervention_id: InterventionId, caller: CurrentCaller, db: RequestDb
-) -> Envelope[InterventionDetail]:
-    return Envelope(data=await search.detail(await db.executor(), caller, intervention_id))
+    intervention_id: InterventionId,
+    caller: CurrentCaller,
+    db: RequestDb,
+    response: Response,
+    request: Request,
+) -> Envelope[InterventionDetail] | Response:
+    found = await search.detail(
+        await db.executor(),
+        caller,
+        intervention_id,
+        if_none_match=if_none_match(request),
+    )
+    if isinstance(found, Unchanged):
+        return Response(status_code=304, headers={"ETag": found.etag})
+    response.headers["ETag"] = conditions.etag_of(found)
+    return Envelope(data=found)
 
 
 @router.delete(
     "/{interventionId}",
     operation_id="cancelIntervention",
+    openapi_extra=IF_MATCH,
     status_code=204,
-    responses=errors_for(*WRITE_ERRORS, 404, 409),
+    responses=errors_for(*WRITE_ERRORS, 404, 409, 412),
     summary="Cancel an intervention",
     description=(
         "Status 7 (cancelled) with `deletedAt` and `cancellationReason`, never a physical "
@@ -260,9 +310,16 @@ async def cancel_intervention(
     intervention_id: InterventionId,
     caller: CurrentWriter,
     db: RequestDb,
+    request: Request,
     body: CancelRequest | None = None,
 ) -> Response:
-    await service.cancel(await db.executor(), caller, intervention_id, body)
+    await service.cancel(
+        await db.executor(),
+        caller,
+        intervention_id,
+        body,
+        if_match=if_match(request),
+    )
     return Response(status_code=204)
 
 
