@@ -31,7 +31,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import asyncpg
-import rfc8785
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -202,6 +201,13 @@ def iso(value: dt.datetime | None) -> str | None:
         return None
     value = value.astimezone(dt.UTC)
     return f"{value:%Y-%m-%dT%H:%M:%S}.{value.microsecond // 1000:03d}Z"
+
+
+def canonical(document: dict[str, Any]) -> bytes:
+    """RFC 8785 of an entry's document, as the service writes it for such values (its
+    ``journal.canonical``: the C JSON encoder, sorted keys, for documents without floats and
+    with ASCII keys, which the floor's are by construction; no check)."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def jsonable(value: Any) -> Any:
@@ -507,7 +513,7 @@ class Floor:
                 "changes": changes,
                 "prevHash": previous,
             }
-            digest = hashlib.sha256(rfc8785.dumps(document)).hexdigest()
+            digest = hashlib.sha256(canonical(document)).hexdigest()
             rows.append(
                 (
                     org,
