@@ -2,6 +2,7 @@
 
 from interventions.auth.models import AuthSession, Profile, RateLimitHit, User
 from interventions.db import Base
+from interventions.integrations.webhooks.models import WebhookDelivery, WebhookEndpoint
 from interventions.interventions.models import (
     Intervention,
     InterventionAnomaly,
@@ -49,4 +50,6 @@ __all__ = [
     "SiteRule",
     "StoredFile",
     "User",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -1,4 +1,4 @@
-"""Background work: relaying the e-mail outbox and planning routines.
+"""Background work: relaying the e-mail outbox, sending webhooks and planning routines.
 
 Run by ``interventions worker`` (as many as wanted: relays lease rows, the planner relies on
 a unique occurrence per routine), or inside the serving process for the embedded default.
@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 
 from interventions.config import Settings
 from interventions.db import Database
+from interventions.integrations.webhooks.relay import relay_forever as webhook_relay_forever
 from interventions.interventions.planner import plan_forever
 from interventions.notifications.relay import default_relay_id, relay_forever
 
@@ -31,6 +32,10 @@ async def background_work(
         tasks = [
             asyncio.create_task(
                 relay_forever(db, settings, stop, relay_id=default_relay_id()), name="relay"
+            ),
+            asyncio.create_task(
+                webhook_relay_forever(db, settings, stop, relay_id=default_relay_id()),
+                name="webhooks",
             ),
             asyncio.create_task(
                 plan_forever(db, settings.planner_interval_seconds, stop), name="planner"

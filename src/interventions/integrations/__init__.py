@@ -1,0 +1,1 @@
+"""Integrations with other systems: webhooks, calendar feeds, provider links."""
