@@ -92,10 +92,16 @@ def _exempt_rejection(response: Any, case: Any) -> bool:
       an otherwise valid body; the document types ids, it cannot know which exist;
     - 404 for the resource the operation acts on, named in its path or, on site
       (``/interventions/v2/mb/check-in``, ``/execute``), by ``interventionId`` in its body;
+    - 422 on a webhook's ``url`` alone: a host that does not resolve, or resolves to a
+      loopback or private address; the document cannot know what DNS answers;
     - 400 whose every error is an integer spelled with a fraction (``1.0``): SPEC §2 refuses it,
       and JSON Schema 2020-12 (OpenAPI 3.1) cannot say so, ``1.0`` being an integer there.
     """
     status, errors = response.status_code, _errors(response)
+    if status == 422 and "/webhooks" in case.operation.path:
+        # A receiver's URL that does not resolve, or resolves to a refused address: the
+        # document cannot know what DNS answers.
+        return bool(errors) and all(e.get("field") == "url" for e in errors)
     if status == 422:
         return bool(errors) and all(str(e.get("message")).startswith("Unknown ") for e in errors)
     if status == 404:

@@ -122,7 +122,7 @@ async def resolve(url: str, *, allow_private: bool) -> Target:
             reason = refusal(address)
             if reason is not None:
                 raise AddressRefused(
-                    f"Address not allowed: {host} resolves to {address}, a {reason} address "
-                    "(INTERVENTIONS_WEBHOOKS_ALLOW_PRIVATE_NETWORKS)."
+                    f"Address not allowed: {host} resolves to {address} ({reason}); see "
+                    "INTERVENTIONS_WEBHOOKS_ALLOW_PRIVATE_NETWORKS."
                 )
     return Target(url=url, host=host, address=str(addresses[0]))
