@@ -108,8 +108,11 @@ class Settings(BaseSettings):
     webhook_fanout_batch_size: int = Field(default=1000, gt=0)
     webhook_interval_seconds: float = Field(default=1, gt=0)
     webhook_lease_seconds: int = Field(default=120, gt=0)
-    # Endpoints sent to at once by one relay (each endpoint's deliveries go one after another).
+    # Endpoints sent to at once by one relay, and requests in flight to one endpoint (1: one
+    # after another, in journal order; more: no order, which Standard Webhooks does not
+    # promise anyway, and far more throughput when each round trip waits).
     webhook_concurrency: int = Field(default=8, gt=0)
+    webhook_endpoint_concurrency: int = Field(default=10, gt=0)
 
     # Routine planning by the worker.
     planner_interval_seconds: float = Field(default=60, gt=0)

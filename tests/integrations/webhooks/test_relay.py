@@ -54,6 +54,9 @@ def settings(settings: Settings) -> Settings:
             "webhooks_allow_private_networks": True,  # the receiver is on 127.0.0.1
             "webhook_retry_scale": 0.0001,  # 5 s → 0.5 ms … 10 h → 3.6 s
             "webhook_timeout_seconds": 5.0,
+            # One request at a time per endpoint: journal order is observable (more at once
+            # is the default, and below).
+            "webhook_endpoint_concurrency": 1,
         }
     )
 
@@ -452,7 +455,13 @@ async def test_two_relays_send_each_delivery_once(
 ) -> None:
     hooks = [await create_hook(client, org, receiver.url) for _ in range(2)]
     seqs = await journal_entries(database, org, 40)
-    small = settings.model_copy(update={"webhook_batch_size": 7, "webhook_fanout_batch_size": 9})
+    small = settings.model_copy(
+        update={
+            "webhook_batch_size": 7,
+            "webhook_fanout_batch_size": 9,
+            "webhook_endpoint_concurrency": 3,
+        }
+    )
     want = 2 * len(seqs)
     await asyncio.gather(
         *(

@@ -9,9 +9,10 @@ cursor only moves from the value read). A relay that dies mid-fan-out rolls back
 written, the cursor where it was.
 
 **Sending**, after commit: due deliveries are claimed under a lease (as the e-mail relay's),
-so two relays never send one at once; each endpoint's deliveries go one after another in
-journal order, endpoints side by side. At least once: a delivery is marked delivered only
-after a 2xx, so a relay that dies in between leaves it to be sent again (same ``webhook-id``)
+so two relays never send one at once; each endpoint's deliveries go in journal order, a few
+at a time (``webhook_endpoint_concurrency``; receivers get no order guarantee, ``journalSeq``
+orders), endpoints side by side. At least once: a delivery is marked delivered only after a
+2xx, so a relay that dies in between leaves it to be sent again (same ``webhook-id``)
 when its lease expires. Failures follow the Standard Webhooks schedule with jitter; 410
 disables the endpoint; 429 and 503 ``Retry-After`` are honoured; an endpoint failing for
 ``webhook_disable_after_hours`` is disabled and its admins are e-mailed (through the outbox,
@@ -44,6 +45,9 @@ from interventions.notifications.relay import default_relay_id
 from interventions.notifications.service import enqueue_email
 
 logger = logging.getLogger(__name__)
+# httpx logs every request at INFO: one line per delivery would drown the worker's log (the
+# delivery log is in the database).
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 # The Standard Webhooks schedule: the first attempt at once, then after each failure these
 # many seconds (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h); after the eighth, failed.
@@ -207,7 +211,9 @@ def open_client(settings: Settings) -> httpx.AsyncClient:
         follow_redirects=False,
         trust_env=False,
         timeout=httpx.Timeout(settings.webhook_timeout_seconds),
-        limits=httpx.Limits(max_connections=settings.webhook_concurrency * 2),
+        limits=httpx.Limits(
+            max_connections=settings.webhook_concurrency * settings.webhook_endpoint_concurrency
+        ),
         headers={"user-agent": f"interventions-webhooks/{__version__}"},
     )
 
@@ -267,8 +273,9 @@ async def _send_group(
     rows: list[Claimed],
     deadline: dt.datetime,
 ) -> None:
-    """One endpoint's deliveries, in order; once it is unreachable, throttling or gone, the
-    rest share that outcome without being sent."""
+    """One endpoint's deliveries in journal order, ``webhook_endpoint_concurrency`` at a
+    time (1: strictly one after another). Once the endpoint is unreachable or throttling,
+    the rest share that outcome without being sent; once it is gone (410), they go back."""
     try:
         target = await resolve(endpoint.url, allow_private=settings.webhooks_allow_private_networks)
     except AddressRefused as exc:
@@ -276,24 +283,38 @@ async def _send_group(
             endpoint.outcomes.append(_failure(row, settings, str(exc), None, None))
         return
     signer = Webhook(endpoint.secret)
-    for index, row in enumerate(rows):
+    size = settings.webhook_endpoint_concurrency
+    for start in range(0, len(rows), size):
         if utcnow() >= deadline:
-            endpoint.released.extend(r.id for r in rows[index:])
+            endpoint.released.extend(r.id for r in rows[start:])
             logger.warning("webhook relay: lease running out, released the rest")
             return
-        try:
-            outcome = await _post(client, settings, target, signer, row)
-        except _Stop as stop:
-            for rest in rows[index:]:
-                error = stop.error if rest is row else f"Not sent: {stop.error}"
-                endpoint.outcomes.append(
-                    _failure(rest, settings, error, stop.status_code, stop.retry_after)
+        window = rows[start : start + size]
+        results = await asyncio.gather(
+            *(_post(client, settings, target, signer, row) for row in window),
+            return_exceptions=True,
+        )
+        stop: _Stop | None = None
+        for row, result in zip(window, results, strict=True):
+            if isinstance(result, _Stop):
+                stop = stop or result
+                result = _failure(
+                    row, settings, result.error, result.status_code, result.retry_after
                 )
+            elif isinstance(result, BaseException):
+                raise result
+            endpoint.outcomes.append(result)
+            endpoint.gone = endpoint.gone or result.status_code == 410
+        rest = rows[start + size :]
+        if endpoint.gone:
+            endpoint.released.extend(r.id for r in rest)
             return
-        endpoint.outcomes.append(outcome)
-        if outcome.status_code == 410:
-            endpoint.gone = True
-            endpoint.released.extend(r.id for r in rows[index + 1 :])
+        if stop is not None:
+            for row in rest:
+                error = f"Not sent: {stop.error}"
+                endpoint.outcomes.append(
+                    _failure(row, settings, error, stop.status_code, stop.retry_after)
+                )
             return
 
 

@@ -309,23 +309,25 @@ _CLAIMABLE = (
     D.next_attempt_at <= _now(),
     or_(D.claimed_until.is_(None), D.claimed_until <= _now()),
 )
+# Two statements, not ``UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)``: in
+# one, PostgreSQL may run the sub-select again as the update goes, skip the rows the update
+# itself just changed, and so claim far more than ``n`` rows (measured: all 1 000 of 1 000).
+_DUE = Sql(
+    select(D.id)
+    .select_from(
+        _DELIVERIES.join(
+            _ENDPOINTS, and_(E.id == D.endpoint_id, E.organization_id == D.organization_id)
+        )
+    )
+    .where(*_CLAIMABLE, E.enabled.is_(True), E.deleted_at.is_(None))
+    .order_by(D.next_attempt_at, D.id)
+    .limit(bindparam("batch_size"))
+    .with_for_update(of=_DELIVERIES, skip_locked=True),
+    unscoped=_RELAY,
+)
 _CLAIM = Sql(
     update(_DELIVERIES)
-    .where(
-        D.id.in_(
-            select(D.id)
-            .select_from(
-                _DELIVERIES.join(
-                    _ENDPOINTS, and_(E.id == D.endpoint_id, E.organization_id == D.organization_id)
-                )
-            )
-            .where(*_CLAIMABLE, E.enabled.is_(True), E.deleted_at.is_(None))
-            .order_by(D.next_attempt_at, D.id)
-            .limit(bindparam("batch_size"))
-            .with_for_update(of=_DELIVERIES, skip_locked=True)
-        ),
-        *_CLAIMABLE,
-    )
+    .where(any_of(D.id, "ids"), *_CLAIMABLE)
     .values(claimed_by=bindparam("relay_id"), claimed_until=bindparam("until"))
     .returning(
         D.id,
@@ -406,7 +408,13 @@ _DISABLE = Sql(
 async def claim_due(
     db: Executor, *, relay_id: str, now: dt.datetime, until: dt.datetime, batch_size: int
 ) -> list[Any]:
-    return await db.all(_CLAIM, relay_id=relay_id, now=now, until=until, batch_size=batch_size)
+    """Lease up to ``batch_size`` due deliveries (locked, ``SKIP LOCKED``, on PostgreSQL;
+    under SQLite's write lock), in the caller's transaction; the rows claimed."""
+    due = await db.all(_DUE, now=now, batch_size=batch_size)
+    if not due:
+        return []
+    ids = [row.id for row in due]
+    return await db.all(_CLAIM, ids=ids, relay_id=relay_id, now=now, until=until)
 
 
 async def endpoints_by_id(db: Executor, ids: Sequence[int]) -> list[Any]:
