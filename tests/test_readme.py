@@ -35,7 +35,8 @@ def test_the_readme_starts_with_the_two_commands() -> None:
 
 def test_walkthrough_json_bodies_have_no_raw_newline_inside_a_string() -> None:
     """A raw newline inside a JSON string is a 400 (it once was in step 004)."""
-    for block in _blocks("## Trying it") + _blocks("## The whole path, with curl"):
+    blocks = _blocks("## Trying it") + _blocks("## The whole path, with curl")
+    for block in blocks + _blocks("## Webhooks"):
         for body in re.findall(r"-d '(\{.*?\})'", block, re.S):
             in_string = False
             for char in body.replace('\\"', ""):
@@ -56,6 +57,7 @@ def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:
         "INTERVENTIONS_OUTBOX_DIR": str(tmp_path / "outbox"),
         # The README waits for the planner; here it need not wait a minute.
         "INTERVENTIONS_PLANNER_INTERVAL_SECONDS": "1",
+        "HOOK_PORT": str(free_port()),  # the webhook receiver's
     }
     for name in ("INTERVENTIONS_SMTP_HOST", "INTERVENTIONS_PUBLIC_URL", "INTERVENTIONS_SECRET_KEY"):
         env.pop(name, None)
@@ -86,5 +88,15 @@ def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:
         assert by_routine[:2] == [5, 7]  # accepted, then the cancelled next occurrence
         stored = db.execute("SELECT count(*) FROM stored_files WHERE uploaded_at IS NOT NULL")
         assert stored.fetchone()[0] == 2
+        # Webhooks: the drill's two events delivered, one of them replayed.
+        hooks = db.execute(
+            "SELECT event_type, status, replays FROM webhook_deliveries ORDER BY journal_seq"
+        )
+        delivered = hooks.fetchall()
+        assert [(t, s) for t, s, _ in delivered] == [
+            ("intervention.created", "delivered"),
+            ("intervention.cancelled", "delivered"),
+        ]
+        assert sum(r for _, _, r in delivered) == 1
     emails = list((tmp_path / "outbox").glob("*.eml"))
     assert emails, "no e-mail relayed"
