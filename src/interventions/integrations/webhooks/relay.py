@@ -346,7 +346,7 @@ async def _post(
     row: Claimed,
 ) -> Outcome:
     """One attempt. Raises ``_Stop`` when the endpoint cannot take more now (no connection,
-    a timeout, 429 or 503)."""
+    429 or 503)."""
     body = row.payload.encode("utf-8")
     sent_at = utcnow()
     headers = {
@@ -367,8 +367,12 @@ async def _post(
                     received += chunk
                     if len(received) >= _MAX_RESPONSE_BYTES:
                         break
-    except (httpx.TransportError, TimeoutError, OSError) as exc:
+    except (httpx.ConnectError, httpx.ConnectTimeout, ConnectionRefusedError) as exc:
+        # No connection at all: the endpoint is unreachable for the rest of the batch too.
         raise _Stop(_describe(exc), None, None) from exc
+    except (httpx.TransportError, TimeoutError, OSError) as exc:
+        # This request timed out or broke: its own failure, the next one may go through.
+        return _failure(row, settings, _describe(exc), None, None)
     except httpx.InvalidURL as exc:
         return _failure(row, settings, _describe(exc), None, None)
     code = response.status_code
