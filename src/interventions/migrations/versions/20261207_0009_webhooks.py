@@ -90,7 +90,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
         sa.UniqueConstraint(
-            "endpoint_id", "journal_seq", name=op.f("uq_webhook_deliveries_endpoint_id")
+            "endpoint_id",
+            "journal_seq",
+            name=op.f("uq_webhook_deliveries_endpoint_id_journal_seq"),
         ),
     )
     op.create_index(
