@@ -30,6 +30,7 @@ from interventions.http import BodyGuard
 from interventions.idempotency.middleware import METHODS as IDEMPOTENT_METHODS
 from interventions.idempotency.middleware import IdempotencyKeys, document_key
 from interventions.integrations.router import router as integrations_router
+from interventions.integrations.webhooks.router import router as webhooks_router
 from interventions.interventions.mobile import router as mobile_router
 from interventions.interventions.web import router as interventions_router
 from interventions.notifications.router import router as notifications_router
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         *organization_routers,
         register_printing_router,
         integrations_router,
+        webhooks_router,
     )
     for router in routers:
         # The routes themselves, not ``include_router``: FastAPI matches an included router

@@ -92,6 +92,28 @@ class Settings(BaseSettings):
     # `interventions worker` instead (or as well: relays never send a row twice at once).
     relay_in_process: bool | None = None
 
+    # Webhooks (issue 12, item 4). Receivers on loopback, private, link-local… addresses are
+    # refused (at creation and at every send) unless the operator allows them.
+    webhooks_allow_private_networks: bool = False
+    webhook_timeout_seconds: float = Field(default=10, gt=0)
+    # The Standard Webhooks retry schedule is multiplied by this (tests make it small).
+    webhook_retry_scale: float = Field(default=1.0, gt=0)
+    # A receiver's Retry-After is honoured up to this many seconds.
+    webhook_retry_after_max_seconds: int = Field(default=36_000, gt=0)
+    # An endpoint every attempt of which has failed for this long is disabled, its admins
+    # e-mailed.
+    webhook_disable_after_hours: float = Field(default=120, gt=0)
+    webhook_batch_size: int = Field(default=100, gt=0)
+    # Journal entries read per endpoint and fan-out transaction.
+    webhook_fanout_batch_size: int = Field(default=1000, gt=0)
+    webhook_interval_seconds: float = Field(default=1, gt=0)
+    webhook_lease_seconds: int = Field(default=120, gt=0)
+    # Endpoints sent to at once by one relay, and requests in flight to one endpoint (1: one
+    # after another, in journal order; more: no order, which Standard Webhooks does not
+    # promise anyway, and far more throughput when each round trip waits).
+    webhook_concurrency: int = Field(default=8, gt=0)
+    webhook_endpoint_concurrency: int = Field(default=10, gt=0)
+
     # Routine planning by the worker.
     planner_interval_seconds: float = Field(default=60, gt=0)
 

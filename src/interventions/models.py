@@ -4,6 +4,7 @@ from interventions.auth.models import AuthSession, Profile, RateLimitHit, User
 from interventions.db import Base
 from interventions.idempotency.models import IdempotencyKey
 from interventions.integrations.models import CalendarFeed
+from interventions.integrations.webhooks.models import WebhookDelivery, WebhookEndpoint
 from interventions.interventions.models import (
     Intervention,
     InterventionAnomaly,
@@ -60,4 +61,6 @@ __all__ = [
     "SiteRule",
     "StoredFile",
     "User",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

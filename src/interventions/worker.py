@@ -1,5 +1,5 @@
-"""Background work: relaying the e-mail outbox, planning routines, signing journal heads,
-purging expired idempotency keys.
+"""Background work: relaying the e-mail outbox, sending webhooks, planning routines, signing
+journal heads, purging expired idempotency keys.
 
 Run by ``interventions worker`` (as many as wanted: relays lease rows, the planner relies on
 a unique occurrence per routine), or inside the serving process for the embedded default.
@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from interventions.config import Settings
 from interventions.db import Database
 from interventions.idempotency.middleware import purge_forever
+from interventions.integrations.webhooks.relay import relay_forever as webhook_relay_forever
 from interventions.interventions.planner import plan_forever
 from interventions.notifications.relay import default_relay_id, relay_forever
 from interventions.register.checkpoints import checkpoint_forever
@@ -35,6 +36,10 @@ async def background_work(
         tasks = [
             asyncio.create_task(
                 relay_forever(db, settings, stop, relay_id=default_relay_id()), name="relay"
+            ),
+            asyncio.create_task(
+                webhook_relay_forever(db, settings, stop, relay_id=default_relay_id()),
+                name="webhooks",
             ),
             asyncio.create_task(
                 plan_forever(db, settings.planner_interval_seconds, stop), name="planner"

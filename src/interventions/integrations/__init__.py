@@ -1,3 +1,3 @@
-"""What other systems plug into: calendar feeds (``feeds``) — calendar apps subscribe to a
+"""Integrations with other systems: calendar feeds (``feeds``: calendar apps subscribe to a
 secret URL and read the interventions of a user, a site or a company contact as RFC 5545
-events."""
+events), webhooks (``webhooks``), provider links."""
