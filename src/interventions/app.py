@@ -27,6 +27,7 @@ from interventions.errors import (
     unavailable_summary,
 )
 from interventions.http import BodyGuard
+from interventions.integrations.provider_links.router import routers as provider_link_routers
 from interventions.interventions.mobile import router as mobile_router
 from interventions.interventions.web import router as interventions_router
 from interventions.notifications.router import router as notifications_router
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         storage_router,
         *reference_routers,
         *organization_routers,
+        *provider_link_routers,
     )
     for router in routers:
         # The routes themselves, not ``include_router``: FastAPI matches an included router

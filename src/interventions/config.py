@@ -94,6 +94,9 @@ class Settings(BaseSettings):
 
     # Routine planning by the worker.
     planner_interval_seconds: float = Field(default=60, gt=0)
+    # How often the worker marks overdue interventions and accepts executed ones
+    # automatically (``interventions/overdue.py``).
+    overdue_interval_seconds: float = Field(default=300, gt=0)
 
     # PIN check-in attempts per intervention and per caller in the window.
     pin_max_failures: int = Field(default=5, gt=0)

@@ -2,6 +2,7 @@
 
 from interventions.auth.models import AuthSession, Profile, RateLimitHit, User
 from interventions.db import Base
+from interventions.integrations.provider_links.models import ProviderLink
 from interventions.interventions.models import (
     Intervention,
     InterventionAnomaly,
@@ -41,6 +42,7 @@ __all__ = [
     "Organization",
     "OutboxEmail",
     "Profile",
+    "ProviderLink",
     "RateLimitHit",
     "Routine",
     "RoutineSiteRule",

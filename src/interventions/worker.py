@@ -1,4 +1,5 @@
-"""Background work: relaying the e-mail outbox and planning routines.
+"""Background work: relaying the e-mail outbox, planning routines, marking overdue
+interventions (and accepting executed ones automatically).
 
 Run by ``interventions worker`` (as many as wanted: relays lease rows, the planner relies on
 a unique occurrence per routine), or inside the serving process for the embedded default.
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator
 
 from interventions.config import Settings
 from interventions.db import Database
+from interventions.interventions.overdue import overdue_forever
 from interventions.interventions.planner import plan_forever
 from interventions.notifications.relay import default_relay_id, relay_forever
 
@@ -34,6 +36,9 @@ async def background_work(
             ),
             asyncio.create_task(
                 plan_forever(db, settings.planner_interval_seconds, stop), name="planner"
+            ),
+            asyncio.create_task(
+                overdue_forever(db, settings.overdue_interval_seconds, stop), name="overdue"
             ),
         ]
     try:

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from interventions.db import Executor
+from interventions.db import Executor, utcnow
 from interventions.interventions import repository as repo
+from interventions.interventions.lifecycle import is_overdue
 from interventions.interventions.schemas import InterventionRead
 
 
@@ -55,6 +56,7 @@ def read_fields(row: Any, link_sets: dict[str, list[int]]) -> dict[str, Any]:
         cancellation_reason=i.cancellation_reason,
         updated_at=i.updated_at,
         created_at=i.created_at,
+        overdue=is_overdue(i.status, i.scheduled_end, utcnow()),
         **link_sets,
     )
 

@@ -1,0 +1,1 @@
+"""Integrations: webhooks, calendar feeds, provider links."""
