@@ -41,8 +41,10 @@ from interventions.register.journal import system_actor
 logger = logging.getLogger(__name__)
 
 OVERDUE = "overdue"  # the journal's action
-# At most this many interventions are marked, or accepted, per round; the rest next round.
+# Interventions are marked this many at a time, at most MAX_BATCHES times per round (the rest
+# next round); at most BATCH are accepted per organisation and round.
 BATCH = 500
+MAX_BATCHES = 100
 
 
 def acceptance_comment(days: int) -> str:
@@ -74,21 +76,27 @@ async def mark_organization(
 
 
 async def mark_overdue(database: Database, now: dt.datetime | None = None) -> int:
-    """One marking round over every organisation, each in a transaction of its own; how
-    many interventions were marked."""
+    """One marking round over every organisation, each in a transaction of its own, a batch
+    after another until none is left; how many interventions were marked."""
     now = now or utcnow()
-    async with database.transaction(write=False) as ex:
-        candidates = await repo.overdue_candidates(ex, now, BATCH)
-    by_organization: dict[int, list[int]] = defaultdict(list)
-    for candidate in candidates:
-        by_organization[candidate.organization_id].append(candidate.id)
     total = 0
-    for organization_id, ids in by_organization.items():
-        try:
-            async with database.transaction() as ex:
-                total += await mark_organization(ex, organization_id, ids, now)
-        except Exception:
-            logger.exception("overdue: organisation %s failed; retried next round", organization_id)
+    for _ in range(MAX_BATCHES):
+        async with database.transaction(write=False) as ex:
+            candidates = await repo.overdue_candidates(ex, now, BATCH)
+        by_organization: dict[int, list[int]] = defaultdict(list)
+        for candidate in candidates:
+            by_organization[candidate.organization_id].append(candidate.id)
+        marked = 0
+        for organization_id, ids in by_organization.items():
+            try:
+                async with database.transaction() as ex:
+                    marked += await mark_organization(ex, organization_id, ids, now)
+            except Exception:
+                logger.exception("overdue: organisation %s failed; next round", organization_id)
+        total += marked
+        # Marked ones are no candidates any more; one that failed would come back first.
+        if len(candidates) < BATCH or not marked:
+            break
     return total
 
 
