@@ -123,7 +123,7 @@ Token = Annotated[
     "/{token}",
     operation_id="readProviderIntervention",
     response_model=Envelope[ProviderIntervention],
-    responses=errors_for(404, auth=False),
+    responses=errors_for(400, 404, auth=False),
     summary="The intervention, as its provider sees it through the link",
     description=(
         "No Authorization header: the link's token is the credential. The intervention's "
