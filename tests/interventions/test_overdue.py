@@ -12,12 +12,14 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from interventions.config import Settings
 from interventions.db import Database, create_database, utcnow
 from interventions.interventions import overdue
 from interventions.interventions.models import Intervention
 from interventions.notifications.models import OutboxEmail
 from interventions.references.models import Anomaly
 from interventions.wire import format_datetime
+from interventions.worker import background_work
 from tests.factories import Org
 from tests.helpers import (
     MB,
@@ -385,3 +387,17 @@ async def test_a_manual_verification_wins_over_auto_accept(
     await overdue.auto_accept(database, utcnow() + dt.timedelta(days=5))
     data = ok(await client.get(f"{RS}/{executed['id']}", headers=org.admin.headers))
     assert (data["status"], data["decisionComment"]) == (6, "Not done")
+
+
+async def test_the_background_work_runs_the_round(
+    client: httpx.AsyncClient, factory: Any, database: Database, settings: Settings
+) -> None:
+    org: Org = await factory.org()
+    late = await drill(client, org, -dt.timedelta(days=2), -dt.timedelta(days=1))
+    fast = settings.model_copy(update={"overdue_interval_seconds": 0.05})
+    async with background_work(database, fast):
+        for _ in range(200):
+            if await overdue_entries(database, late["id"]):
+                break
+            await asyncio.sleep(0.05)
+    assert len(await overdue_entries(database, late["id"])) == 1

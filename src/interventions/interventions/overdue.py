@@ -148,6 +148,14 @@ async def overdue_once(database: Database, now: dt.datetime | None = None) -> tu
     return await mark_overdue(database, now), await auto_accept(database, now)
 
 
+async def run_once(database: Database) -> tuple[int, int]:
+    """One round on its own (``interventions overdue``), the database disposed of after."""
+    try:
+        return await overdue_once(database)
+    finally:
+        await database.dispose()
+
+
 async def overdue_forever(database: Database, interval_seconds: float, stop: asyncio.Event) -> None:
     """A round every ``interval_seconds`` until ``stop`` is set; never dies on an error."""
     while not stop.is_set():
