@@ -415,6 +415,10 @@ async def test_authenticated_operations_require_both_headers(client: httpx.Async
         ("GET", "/health"),
         ("PUT", "/storage/v1/uploads/{file_id}"),
         ("GET", "/integrations/v1/calendar/{token}.ics"),  # the token in the path is the key
+        # A provider link's token, in the path, is the credential.
+        ("GET", "/provider/v1/{token}"),
+        ("PATCH", "/provider/v1/{token}/check-in"),
+        ("PATCH", "/provider/v1/{token}/execute"),
     }
     for method, path, operation in _operations(document):
         if (method, path) in public:

@@ -29,6 +29,7 @@ from interventions.errors import (
 from interventions.http import BodyGuard
 from interventions.idempotency.middleware import METHODS as IDEMPOTENT_METHODS
 from interventions.idempotency.middleware import IdempotencyKeys, document_key
+from interventions.integrations.provider_links.router import routers as provider_link_routers
 from interventions.integrations.router import router as integrations_router
 from interventions.integrations.webhooks.router import router as webhooks_router
 from interventions.interventions.mobile import router as mobile_router
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         register_printing_router,
         integrations_router,
         webhooks_router,
+        *provider_link_routers,
     )
     for router in routers:
         # The routes themselves, not ``include_router``: FastAPI matches an included router

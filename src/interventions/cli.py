@@ -230,6 +230,19 @@ def worker() -> None:
     asyncio.run(run_worker(create_database_from_settings(settings), settings))
 
 
+@cli.command()
+def overdue() -> None:
+    """Mark overdue interventions (journal, e-mails) and accept executed ones automatically,
+    once, now; the worker (or `serve` on SQLite) does it every
+    INTERVENTIONS_OVERDUE_INTERVAL_SECONDS."""
+    from interventions.interventions.overdue import run_once
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    marked, accepted = asyncio.run(run_once(create_database_from_settings(settings)))
+    console.print(f"{marked} marked overdue, {accepted} accepted automatically", highlight=False)
+
+
 # The printable register's commands join the register's group (``interventions register
 # print|commission-pack``) when their module is imported.
 import interventions.register.printing.cli  # noqa: E402, F401

@@ -116,6 +116,9 @@ class Settings(BaseSettings):
 
     # Routine planning by the worker.
     planner_interval_seconds: float = Field(default=60, gt=0)
+    # How often the worker marks overdue interventions and accepts executed ones
+    # automatically (``interventions/overdue.py``).
+    overdue_interval_seconds: float = Field(default=300, gt=0)
 
     # Calendar feeds (``/integrations/v1/calendar/{token}.ics``): the interventions scheduled
     # from this many days ago to this many days ahead, at most this many (the earliest first).

@@ -4,6 +4,7 @@ from interventions.auth.models import AuthSession, Profile, RateLimitHit, User
 from interventions.db import Base
 from interventions.idempotency.models import IdempotencyKey
 from interventions.integrations.models import CalendarFeed
+from interventions.integrations.provider_links.models import ProviderLink
 from interventions.integrations.webhooks.models import WebhookDelivery, WebhookEndpoint
 from interventions.interventions.models import (
     Intervention,
@@ -52,6 +53,7 @@ __all__ = [
     "Organization",
     "OutboxEmail",
     "Profile",
+    "ProviderLink",
     "RateLimitHit",
     "RegisterKey",
     "Routine",

@@ -1,5 +1,6 @@
 """Background work: relaying the e-mail outbox, sending webhooks, planning routines, signing
-journal heads, purging expired idempotency keys.
+journal heads, purging expired idempotency keys, marking overdue interventions (and accepting
+executed ones automatically).
 
 Run by ``interventions worker`` (as many as wanted: relays lease rows, the planner relies on
 a unique occurrence per routine), or inside the serving process for the embedded default.
@@ -17,6 +18,7 @@ from interventions.config import Settings
 from interventions.db import Database
 from interventions.idempotency.middleware import purge_forever
 from interventions.integrations.webhooks.relay import relay_forever as webhook_relay_forever
+from interventions.interventions.overdue import overdue_forever
 from interventions.interventions.planner import plan_forever
 from interventions.notifications.relay import default_relay_id, relay_forever
 from interventions.register.checkpoints import checkpoint_forever
@@ -46,6 +48,9 @@ async def background_work(
             ),
             asyncio.create_task(checkpoint_forever(db, settings, stop), name="checkpoints"),
             asyncio.create_task(purge_forever(db, stop), name="idempotency-purge"),
+            asyncio.create_task(
+                overdue_forever(db, settings.overdue_interval_seconds, stop), name="overdue"
+            ),
         ]
     try:
         yield stop

@@ -12,6 +12,7 @@ input it reads, which status each value leads to), so that nothing describes it 
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -465,3 +466,14 @@ def draw_code_pin() -> int:
     """The PIN that guards the check-in (``CHECK_IN``'s ``pin_matches``): six digits from the
     operating system's cryptographic random source, drawn when an intervention is created."""
     return 100_000 + secrets.randbelow(900_000)
+
+
+# Overdue (issue 12, item 5): planned, or in progress, past its scheduled end. Executed,
+# verified and cancelled interventions are never overdue.
+OVERDUE_STATUSES = frozenset({Status.TO_SCHEDULE, Status.SCHEDULED, Status.IN_PROGRESS})
+
+
+def is_overdue(status: int, scheduled_end: dt.datetime | None, now: dt.datetime) -> bool:
+    """Whether an intervention in ``status`` that should have ended at ``scheduled_end`` is
+    overdue at ``now`` (``interventions/overdue.py``)."""
+    return status in OVERDUE_STATUSES and scheduled_end is not None and scheduled_end < now

@@ -10,9 +10,10 @@ from typing import Any
 
 from pydantic.alias_generators import to_camel
 
-from interventions.db import Executor
+from interventions.db import Executor, utcnow
 from interventions.interventions import lifecycle
 from interventions.interventions import repository as repo
+from interventions.interventions.lifecycle import is_overdue
 from interventions.interventions.schemas import (
     ActionFlagRead,
     AnomalyMoveRead,
@@ -71,6 +72,7 @@ def read_fields(row: Any, link_sets: dict[str, list[int]]) -> dict[str, Any]:
         updated_at=i.updated_at,
         created_at=i.created_at,
         version=i.version,
+        overdue=is_overdue(i.status, i.scheduled_end, utcnow()),
         **link_sets,
     )
 

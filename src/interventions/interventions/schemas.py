@@ -151,10 +151,9 @@ class CheckInRequest(WireModel):
     code_pin: Pin
 
 
-class ExecuteRequest(WireModel):
+class ExecutionFields(WireModel):
     """The provider has done the job: who, what, the signature; a drill's attendee count."""
 
-    intervention_id: Id
     first_name: Name
     last_name: Name
     signature: SignatureMeta
@@ -164,12 +163,25 @@ class ExecuteRequest(WireModel):
     attendee_count: Annotated[int, Field(strict=True, ge=0, le=1_000_000)] | None = None
 
 
+class ExecuteRequest(ExecutionFields):
+    """The mobile execution: the intervention, then what the provider did."""
+
+    intervention_id: Id
+
+
 class CancelRequest(WireModel):
     cancellation_reason: Text | None = None
 
 
 class InformationEmailRequest(WireModel):
     email: Email
+    provider_link: Flag = Field(
+        default=False,
+        description=(
+            "Also create a provider link for the assigned company contact (its default expiry) "
+            "and put its URL in the e-mail; 422 when the intervention has no assigned contact."
+        ),
+    )
 
 
 class InterventionRead(ReadModel):
@@ -223,6 +235,12 @@ class InterventionRead(ReadModel):
     version: int = Field(
         description='1 at creation, one more at every change: the `ETag` is `"<id>.<version>"`.',
         ge=1,
+    )
+    overdue: bool = Field(
+        description=(
+            "Planned or in progress (status 1, 2 or 3) and `scheduledEnd` has passed, at the "
+            "time of the answer."
+        )
     )
     site_ids: list[int]
     site_rule_ids: list[int]

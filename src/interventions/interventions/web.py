@@ -192,7 +192,9 @@ async def verify(
         "Filters combine with AND; a repeated filter (`status=1&status=2`) matches any of its "
         "values. Date ranges are inclusive. `q` searches the description. `sort` takes "
         "`scheduledStart`, `actualStart`, `createdAt`, `updatedAt`, `status` or `id`, with a "
-        "leading `-` for descending order; the default is `-scheduledStart`."
+        "leading `-` for descending order; the default is `-scheduledStart`. `overdue=true` "
+        "lists the interventions planned or in progress (status 1, 2, 3) whose `scheduledEnd` "
+        "has passed."
     ),
 )
 async def find_interventions(
@@ -216,6 +218,10 @@ async def find_interventions(
     actual_from: Annotated[DateTimeIn | None, Query(alias="actualStartFrom")] = None,
     actual_to: Annotated[DateTimeIn | None, Query(alias="actualStartTo")] = None,
     q: Annotated[Text | None, Query(max_length=250)] = None,
+    overdue: Annotated[
+        bool | None,
+        Query(description="`true`: only overdue interventions; `false`: none of them."),
+    ] = None,
     sort: Annotated[list[SortKey], Query(max_length=6)] = [],  # noqa: B006
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=100)] = 20,
@@ -235,6 +241,7 @@ async def find_interventions(
         actual_from=actual_from,
         actual_to=actual_to,
         q=q or None,
+        overdue=overdue,
         sort=sort or [SortKey.SCHEDULED_START_DESC],
     )
     rows, total = await search.find(await db.executor(), caller, filters, page, page_size)
@@ -329,13 +336,22 @@ async def cancel_intervention(
     status_code=204,
     responses=errors_for(*WRITE_ERRORS, 404, 429),
     summary="E-mail the intervention's information (dates, sites, PIN, assignee)",
+    description=(
+        "With `providerLink: true`, also creates a provider link for the assigned company "
+        "contact (default expiry) and puts its URL in the e-mail (422 on `providerLink` when "
+        "there is no assigned contact)."
+    ),
 )
 async def send_information_email(
+    request: Request,
     intervention_id: InterventionId,
     body: InformationEmailRequest,
     caller: CurrentWriter,
     db: RequestDb,
     settings: AppSettings,
 ) -> Response:
-    await service.send_information(await db.executor(), settings, caller, intervention_id, body)
+    base_url = settings.public_url or str(request.base_url)
+    await service.send_information(
+        await db.executor(), settings, caller, intervention_id, body, base_url
+    )
     return Response(status_code=204)

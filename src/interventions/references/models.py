@@ -26,6 +26,9 @@ class Organization(Base):
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     name: Mapped[str] = mapped_column(String(250))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Executed interventions not verified within this many days are accepted by the service
+    # (``interventions/overdue.py``); none when null.
+    auto_accept_after_days: Mapped[int | None] = mapped_column(Integer)
 
 
 class Site(Base):

@@ -244,7 +244,7 @@ async def create_file(
     db: Executor,
     *,
     organization_id: int,
-    user_id: int,
+    user_id: int | None,
     name: str,
     mime_type: str,
     size: int,
