@@ -72,7 +72,7 @@ def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=1200,  # every section's block, each starting the server; slow on a busy host
         check=False,
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]

@@ -110,6 +110,12 @@ _CHECKPOINTS_UP_TO = Sql(
     .where(_OURS, _CHECKPOINTS.c.seq <= bindparam("seq"))
     .order_by(_CHECKPOINTS.c.seq)
 )
+_LAST_CHECKPOINT_UP_TO = Sql(
+    select(_CHECKPOINTS)
+    .where(_OURS, _CHECKPOINTS.c.seq <= bindparam("seq"))
+    .order_by(_CHECKPOINTS.c.seq.desc())
+    .limit(1)
+)
 _ALL_CHECKPOINTS = Sql(select(_CHECKPOINTS).where(_OURS).order_by(_CHECKPOINTS.c.seq))
 _PUBLIC_CHECKPOINT = Sql(
     select(_CHECKPOINTS).where(_CHECKPOINTS.c.id == bindparam("id")),
@@ -171,6 +177,11 @@ async def checkpoints(db: Executor, organization_id: int, up_to: int | None = No
     if up_to is None:
         return await db.all(_ALL_CHECKPOINTS, organization_id=organization_id)
     return await db.all(_CHECKPOINTS_UP_TO, organization_id=organization_id, seq=up_to)
+
+
+async def last_checkpoint_up_to(db: Executor, organization_id: int, seq: int) -> Any:
+    """The organisation's latest checkpoint at or before entry ``seq``, or ``None``."""
+    return await db.first(_LAST_CHECKPOINT_UP_TO, organization_id=organization_id, seq=seq)
 
 
 async def public_checkpoint(db: Executor, checkpoint_id: str) -> Any:

@@ -59,6 +59,7 @@ async def test_the_footer_names_the_checkpoint_and_markup_stays_text(tmp_path: P
     assert text.count(HOSTILE) >= 3  # cover, heading, cell: no markup was interpreted
     assert f"{HOSTILE} (archived)" in text
     assert "checkpoint ck9fz2, signed 01/12/2026 10:00 UTC" in text
+    assert "page 1 / 1" in text  # the QR code's height does not push the page number out
     assert "entry 42" in text
     assert "abababababababab" in text
     assert URL in text

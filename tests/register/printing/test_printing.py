@@ -79,6 +79,16 @@ async def _anomaly(client: httpx.AsyncClient, org: Org, title: str, raised_by: i
     return r.json()["data"]
 
 
+async def _newest_checkpoint(client: httpx.AsyncClient, org: Org) -> dict[str, Any]:
+    """The organisation's newest checkpoint, which must sign its journal's head."""
+    r = await client.get("/register/v1/rs/checkpoints", headers=org.viewer.headers)
+    assert r.status_code == 200, r.text
+    newest: dict[str, Any] = r.json()["data"][0]
+    verification = await client.get("/register/v1/rs/verification", headers=org.viewer.headers)
+    assert newest["seq"] == verification.json()["data"]["head"]["seq"]
+    return newest
+
+
 async def _register_org(client: httpx.AsyncClient, factory: Factory) -> Org:
     """A site "Bâtiment Élysée" whose rule "Vérification façade" has two checks in the period
     (one signed, one whose signature never arrived) and one before it, with observations."""
@@ -150,8 +160,12 @@ async def test_the_register_pdf_reads_in_order_with_its_accents(
     )
     assert "Old Check" not in text  # before the period
     assert re.search(r"page 1 / \d+", text)
-    assert "not yet covered by a checkpoint" in text
     assert "Journal position" in text
+    # Printing signed the journal's head: the footer names that checkpoint, and its URL.
+    newest = await _newest_checkpoint(client, org)
+    assert f"checkpoint {newest['id']}" in text
+    assert f"/register/v1/checkpoints/{newest['id']}" in text
+    assert "up to entry" not in text  # it covers the whole printout
 
     path = tmp_path / "register.pdf"
     fonts = _run("pdffonts", str(path)).decode().splitlines()[2:]
@@ -208,7 +222,7 @@ async def test_the_html_has_the_same_content_in_chromium(
         "Porte coupe-feu déréglée à l'étage",
         "Zoé Garçon",
         "signature not uploaded",
-        "not yet covered by a checkpoint",
+        f"checkpoint {(await _newest_checkpoint(client, org))['id']}",
     )
     assert dom.count('<img class="signature"') == 1
     shot = tmp_path / "shot.png"

@@ -17,6 +17,7 @@ from interventions.errors import AppError
 from interventions.migrate import upgrade
 from interventions.register.cli import register_cli
 from interventions.register.printing import service
+from interventions.register.printing.coverage import signed_coverage
 from interventions.register.printing.service import Format, Printed
 from interventions.storage.service import make_storage
 
@@ -45,19 +46,25 @@ async def _print(settings: Settings, make: str, **options: object) -> Printed:
     db = create_database(settings.database_url, pool=False)
     storage = make_storage(settings, settings.resolved_secret())
     base_url = settings.public_url or DEFAULT_BASE_URL
+    organization, site = options["organization_id"], options["site_id"]
+    assert isinstance(organization, int)
+    assert isinstance(site, int)
     try:
+        covered = await signed_coverage(db, settings, organization, site)
         async with db.transaction(write=False) as executor:
             if make == "register":
                 return await service.print_register(
                     executor,
                     storage,
                     base_url=base_url,
+                    covered=covered,
                     **options,  # type: ignore[arg-type]
                 )
             return await service.print_commission_pack(
                 executor,
                 storage,
                 base_url=base_url,
+                covered=covered,
                 **options,  # type: ignore[arg-type]
             )
     finally:

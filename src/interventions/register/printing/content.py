@@ -105,7 +105,13 @@ def checkpoint_text(cover: Cover) -> str:
     signed = (
         f", signed {c.checkpoint_signed_at:%d/%m/%Y %H:%M} UTC" if c.checkpoint_signed_at else ""
     )
-    return f"checkpoint {c.checkpoint_id}{signed}"
+    # Entries after the checkpoint's (written since it was signed) are not covered by it.
+    upto = (
+        f" (up to entry {c.checkpoint_seq})"
+        if c.checkpoint_seq is not None and c.checkpoint_seq != c.seq
+        else ""
+    )
+    return f"checkpoint {c.checkpoint_id}{upto}{signed}"
 
 
 def day(value: dt.datetime | None) -> str:

@@ -134,11 +134,11 @@ class TypstWriter:
       [
         #strong("Journal position:") #{literal(f"entry {c.seq}")} #mono({literal(c.hash[:16])}) \\
         #strong("Covered by:") #{literal(checkpoint_text(cover))} \\
-        #strong("Verify:") #mono({literal(url or NOT_COVERED)})
+        #strong("Verify:") #mono({literal(url or NOT_COVERED)}) \\
+        #context [page #counter(page).display() / #counter(page).final().first()]
       ],
       {qr},
     )
-    align(center, context [page #counter(page).display() / #counter(page).final().first()])
   }},
 )
 

@@ -11,8 +11,10 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from interventions.auth.dependencies import CurrentCaller
 from interventions.config import AppSettings
+from interventions.db import AppDatabase
 from interventions.openapi import errors_for
 from interventions.register.printing import service
+from interventions.register.printing.coverage import signed_coverage
 from interventions.register.printing.service import Format, Printed
 from interventions.storage.dependencies import CurrentStorage
 from interventions.transactions import RequestDb
@@ -98,6 +100,7 @@ async def print_register(
     db: RequestDb,
     storage: CurrentStorage,
     settings: AppSettings,
+    database: AppDatabase,
     start: Annotated[
         dt.date | None,
         Query(alias="from", description="First day (default: a year before `to`, plus a day)."),
@@ -107,6 +110,7 @@ async def print_register(
     ] = None,
     fmt: FormatQuery = None,
 ) -> Response:
+    covered = await signed_coverage(database, settings, caller.organization_id, site_id)
     printed = await service.print_register(
         await db.executor(),
         storage,
@@ -116,6 +120,7 @@ async def print_register(
         end=end,
         fmt=_format(request, fmt),
         base_url=_base_url(settings, request),
+        covered=covered,
     )
     return _answer(printed)
 
@@ -138,8 +143,10 @@ async def print_commission_pack(
     db: RequestDb,
     storage: CurrentStorage,
     settings: AppSettings,
+    database: AppDatabase,
     fmt: FormatQuery = None,
 ) -> Response:
+    covered = await signed_coverage(database, settings, caller.organization_id, site_id)
     printed = await service.print_commission_pack(
         await db.executor(),
         storage,
@@ -147,5 +154,6 @@ async def print_commission_pack(
         site_id=site_id,
         fmt=_format(request, fmt),
         base_url=_base_url(settings, request),
+        covered=covered,
     )
     return _answer(printed)

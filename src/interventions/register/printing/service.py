@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from interventions.db import Executor, utcnow
 from interventions.errors import BadRequest, NotFound
 from interventions.register.printing import content, repository
-from interventions.register.printing.coverage import coverage, verification_url
+from interventions.register.printing.coverage import Coverage, coverage, verification_url
 from interventions.register.printing.html import render_html
 from interventions.register.printing.pdf import render_pdf
 from interventions.register.printing.signatures import SignatureReader
@@ -93,8 +93,10 @@ async def _cover(
     title: str,
     span: tuple[dt.date, dt.date] | None,
     base_url: str,
+    covered: Coverage | None,
 ) -> content.Cover:
-    covered = await coverage(db, source.organization_id)
+    if covered is None:
+        covered = await coverage(db, source.organization_id)
     return content.Cover(
         title=title,
         organization=source.site.organization_name,
@@ -126,15 +128,17 @@ async def print_register(
     fmt: Format,
     base_url: str,
     now: dt.datetime | None = None,
+    covered: Coverage | None = None,
 ) -> Printed:
-    """The register of a site over a period (default: the last twelve months)."""
+    """The register of a site over a period (default: the last twelve months); ``covered``:
+    its place in the journal (``coverage.signed_coverage``), else read as it stands."""
     now = now or _now()
     first, last = period(start, end, now.date())
     period_end = _midnight(last + dt.timedelta(days=1))
     source = await _source(
         db, storage, organization_id, site_id, _midnight(first), period_end, min(period_end, now)
     )
-    cover = await _cover(db, source, REGISTER_TITLE, (first, last), base_url)
+    cover = await _cover(db, source, REGISTER_TITLE, (first, last), base_url, covered)
     body = await _render(content.register(source, cover), fmt, _timestamp(cover))
     name = f"register-site-{site_id}-{first:%Y%m%d}-{last:%Y%m%d}.{fmt.value}"
     return Printed(body, MEDIA_TYPES[fmt], name)
@@ -149,13 +153,15 @@ async def print_commission_pack(
     fmt: Format,
     base_url: str,
     now: dt.datetime | None = None,
+    covered: Coverage | None = None,
 ) -> Printed:
-    """One page for the commission de sécurité's visit to a site, as of now."""
+    """One page for the commission de sécurité's visit to a site, as of now (``covered``: as
+    for ``print_register``)."""
     now = now or _now()
     source = await _source(
         db, storage, organization_id, site_id, now - dt.timedelta(days=365), now, now
     )
-    cover = await _cover(db, source, PACK_TITLE, None, base_url)
+    cover = await _cover(db, source, PACK_TITLE, None, base_url, covered)
     body = await _render(content.commission_pack(source, cover), fmt, _timestamp(cover))
     name = f"commission-pack-site-{site_id}-{now:%Y%m%d}.{fmt.value}"
     return Printed(body, MEDIA_TYPES[fmt], name)
@@ -163,4 +169,5 @@ async def print_commission_pack(
 
 def _timestamp(cover: content.Cover) -> dt.datetime:
     """The document's creation date: fixed by what it shows, for reproducible bytes."""
-    return cover.coverage.checkpoint_signed_at or cover.as_of
+    # The PDF's dates are to the second (typst refuses a fraction of one).
+    return (cover.coverage.checkpoint_signed_at or cover.as_of).replace(microsecond=0)
