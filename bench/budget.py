@@ -126,7 +126,8 @@ async def layers(scale: Scale, pool: pools.Pools, calls: int, rounds: int) -> di
     from interventions.db import Sql, table_of
     from interventions.interventions.models import Intervention
     from interventions.interventions.repository import _BY_ID as _DETAIL
-    from interventions.interventions.search import _HISTORY, _LINKED
+    from interventions.interventions.search import _LINKED
+    from interventions.register.journal import _SUBJECT as _HISTORY
 
     app = create_app(measure.service_settings(scale))
     db = app.state.db
@@ -188,7 +189,7 @@ async def layers(scale: Scale, pool: pools.Pools, calls: int, rounds: int) -> di
                     await conn.fetchrow(floor_sql.SESSION, session_id)
                     await conn.fetchrow(floor_sql.DETAIL, org, iid)
                     await conn.fetch(floor_sql.LINKED, iid, org)
-                    await conn.fetch(floor_sql.HISTORY_OF, iid, org)
+                    await conn.fetch(floor_sql.JOURNAL_OF, org, "intervention", str(iid))
 
             async def detail_sql_sqlalchemy(i: int) -> None:
                 iid = own[i % len(own)]
@@ -198,7 +199,8 @@ async def layers(scale: Scale, pool: pools.Pools, calls: int, rounds: int) -> di
                     params = {"id": iid, "organization_id": org}
                     (await conn.execute(_DETAIL.statement, params)).one()
                     (await conn.execute(_LINKED.statement, params)).all()
-                    (await conn.execute(_HISTORY.statement, params)).all()
+                    history = {**params, "subject_type": "intervention", "subject_id": str(iid)}
+                    (await conn.execute(_HISTORY.statement, history)).all()
 
             async def detail_sql_executor(i: int) -> None:
                 iid = own[i % len(own)]
@@ -206,7 +208,12 @@ async def layers(scale: Scale, pool: pools.Pools, calls: int, rounds: int) -> di
                     await ex.first(_SESSION, session_id=session_id)
                     await ex.first(_DETAIL, organization_id=org, id=iid)
                     await ex.all(_LINKED, id=iid, organization_id=org)
-                    await ex.all(_HISTORY, id=iid, organization_id=org)
+                    await ex.all(
+                        _HISTORY,
+                        organization_id=org,
+                        subject_type="intervention",
+                        subject_id=str(iid),
+                    )
 
             # (label, call, whether the service's endpoints are replaced by an empty answer)
             steps: list[tuple[str, Call, bool]] = [

@@ -46,15 +46,16 @@ INTERVENTION_COLUMNS = (
     "assigned_company_contact_id, assigned_profile_id, company_id, signature_file_id, "
     "verified_by_user_id, verified_at, decision_comment, attendee_count, routine_id, "
     "occurrence_start, created_by_user_id, negotiation_end_date, cancellation_reason, "
-    "archived_at, deleted_at, created_at, updated_at"
+    "archived_at, deleted_at, created_at, updated_at, version"
 )
 INSERT_INTERVENTION = (
     "INSERT INTO interventions (organization_id, type, status, creation_status, check_type, "
     "description, code_pin, auto_created, scheduled_start, scheduled_end, actual_start, "
     "actual_end, provider_name, provider_email, provider_action_comment, "
     "provider_general_comment, assigned_company_contact_id, assigned_profile_id, company_id, "
-    "signature_file_id, created_by_user_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, "
-    "$6, $7, false, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $21) "
+    "signature_file_id, created_by_user_id, created_at, updated_at, version) VALUES ($1, $2, "
+    "$3, $4, $5, $6, $7, false, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, "
+    "$21, $21, 1) "
     "RETURNING " + INTERVENTION_COLUMNS
 )
 # As the service's (interventions.repository): every link table named with the organisation.
@@ -88,10 +89,23 @@ LINK_DELETE = {
     "rule_ids": "DELETE FROM intervention_rules WHERE organization_id = $2 "
     "AND intervention_id = $1",
 }
-HISTORY = (
-    "INSERT INTO intervention_history (organization_id, intervention_id, user_id, action, "
-    "changes, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id"
+# The journal (interventions.register.journal): just before COMMIT, per organisation and
+# transaction, the head moves by the number of entries (locking it until the commit) and
+# returns the last seq with the hash to chain from; then the entries go in, one statement
+# (an executemany for several). The service's texts, rendered for PostgreSQL.
+MOVE_HEAD = (
+    "INSERT INTO journal_heads (organization_id, seq, hash) "
+    "VALUES ($1::BIGINT, $2::BIGINT, $3::VARCHAR) "
+    "ON CONFLICT (organization_id) DO UPDATE SET seq = (journal_heads.seq + excluded.seq) "
+    "RETURNING journal_heads.seq, journal_heads.hash"
 )
+INSERT_ENTRY = (
+    "INSERT INTO journal_entries (organization_id, seq, recorded_at, actor, action, "
+    "subject_type, subject_id, changes, prev_hash, hash) "
+    "VALUES ($1::BIGINT, $2::BIGINT, $3::TIMESTAMP WITH TIME ZONE, $4::JSON, $5::VARCHAR, "
+    "$6::VARCHAR, $7::VARCHAR, $8::JSON, $9::VARCHAR, $10::VARCHAR)"
+)
+GENESIS = "0" * 64
 CONTACT_BY_ID = (
     "SELECT id, name, email, company_id, archived_at FROM company_contacts "
     "WHERE organization_id = $1 AND id = ANY($2::bigint[])"
@@ -141,9 +155,12 @@ LINKED = (
     "JOIN intervention_anomalies l ON l.anomaly_id = a.id WHERE l.intervention_id = $1 "
     "AND l.organization_id = $2 AND a.organization_id = $2"
 )
-HISTORY_OF = (
-    "SELECT id, action, user_id, changes, created_at FROM intervention_history "
-    "WHERE intervention_id = $1 AND organization_id = $2 ORDER BY id"
+# The history of the detailed read: the journal's entries about the intervention.
+JOURNAL_OF = (
+    "SELECT journal_entries.seq, journal_entries.recorded_at, journal_entries.actor, "
+    "journal_entries.action, journal_entries.changes FROM journal_entries "
+    "WHERE journal_entries.organization_id = $1 AND journal_entries.subject_type = $2::VARCHAR "
+    "AND journal_entries.subject_id = $3::VARCHAR ORDER BY journal_entries.seq"
 )
 ADDRESSES = (
     "SELECT profiles.id, users.email, users.first_name, users.last_name FROM users "
@@ -151,6 +168,20 @@ ADDRESSES = (
     "WHERE profiles.organization_id = $2 AND profiles.id = ANY($1::bigint[])"
 )
 UPDATE_ALLOWED = frozenset({1, 2, 6})
+# Wire names of the columns a re-planning records in the journal.
+WIRE = {
+    "description": "description",
+    "scheduled_start": "scheduledStart",
+    "scheduled_end": "scheduledEnd",
+    "assigned_profile_id": "assignedProfileId",
+    "assigned_company_contact_id": "assignedCompanyContactId",
+    "company_id": "companyId",
+    "creation_status": "creationStatus",
+    "status": "status",
+    "verified_by_user_id": "verifiedByUserId",
+    "verified_at": "verifiedAt",
+    "decision_comment": "decisionComment",
+}
 
 
 class Problem(Exception):
@@ -170,6 +201,18 @@ def iso(value: dt.datetime | None) -> str | None:
         return None
     value = value.astimezone(dt.UTC)
     return f"{value:%Y-%m-%dT%H:%M:%S}.{value.microsecond // 1000:03d}Z"
+
+
+def canonical(document: dict[str, Any]) -> bytes:
+    """RFC 8785 of an entry's document, as the service writes it for such values (its
+    ``journal.canonical``: the C JSON encoder, sorted keys, for documents without floats and
+    with ASCII keys, which the floor's are by construction; no check)."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def jsonable(value: Any) -> Any:
+    """A value as the journal records it (times as on the wire)."""
+    return iso(value) if isinstance(value, dt.datetime) else value
 
 
 def parse_time(value: str) -> dt.datetime:
@@ -222,6 +265,19 @@ def intervention_json(
         "siteRuleIds": links["site_rule_ids"],
         "ruleIds": links["rule_ids"],
         "anomalyIds": links["anomaly_ids"],
+    }
+
+
+def history_json(entry: asyncpg.Record) -> dict[str, Any]:
+    """A journal entry as the detailed read's history shows it."""
+    actor = json.loads(entry["actor"])
+    return {
+        "id": entry["seq"],
+        "action": entry["action"],
+        "userId": actor.get("userId"),
+        "actor": actor,
+        "changes": json.loads(entry["changes"]),
+        "createdAt": iso(entry["recorded_at"]),
     }
 
 
@@ -353,6 +409,7 @@ class Floor:
             "profile": row["profile_id"],
             "org": row["organization_id"],
             "writer": row["role"] in ("admin", "manager"),
+            "journal": [],
         }
 
     @staticmethod
@@ -426,11 +483,56 @@ class Floor:
         return found
 
     @staticmethod
-    async def history(
-        conn: asyncpg.Connection, org: int, iid: int, user: int, action: str, changes: Any
+    def record(
+        caller: dict[str, Any], action: str, subject_type: str, subject_id: Any, changes: Any
     ) -> None:
+        """A journal entry of the caller's transaction, appended just before it commits."""
+        caller["journal"].append((action, subject_type, str(subject_id), changes))
+
+    @staticmethod
+    async def append(conn: asyncpg.Connection, caller: dict[str, Any]) -> None:
+        """The transaction's journal entries (the service's ``journal.append``): the head
+        moves, then the entries chained from its hash go in, in one statement."""
+        entries, org = caller["journal"], caller["org"]
+        actor = {"type": "user", "userId": caller["user"], "profileId": caller["profile"]}
+        last, previous = await conn.fetchrow(MOVE_HEAD, org, len(entries), GENESIS)
         now = dt.datetime.now(dt.UTC)
-        await conn.fetchval(HISTORY, org, iid, user, action, json.dumps(changes), now)
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        at, stored_actor = iso(now), json.dumps(actor)
+        rows = []
+        for seq, (action, subject_type, subject_id, changes) in enumerate(
+            entries, start=last - len(entries) + 1
+        ):
+            document = {
+                "organizationId": org,
+                "seq": seq,
+                "recordedAt": at,
+                "actor": actor,
+                "action": action,
+                "subject": {"type": subject_type, "id": subject_id},
+                "changes": changes,
+                "prevHash": previous,
+            }
+            digest = hashlib.sha256(canonical(document)).hexdigest()
+            rows.append(
+                (
+                    org,
+                    seq,
+                    now,
+                    stored_actor,
+                    action,
+                    subject_type,
+                    subject_id,
+                    json.dumps(changes),
+                    previous,
+                    digest,
+                )
+            )
+            previous = digest
+        if len(rows) == 1:
+            await conn.execute(INSERT_ENTRY, *rows[0])
+        else:
+            await conn.executemany(INSERT_ENTRY, rows)
 
     async def handle(
         self, request: Request, write: bool, work: Callable[..., Any], status: int = 200
@@ -446,6 +548,8 @@ class Floor:
                 async with transaction:
                     caller = await self.caller(conn, user_id, session_id, write=write)
                     result = await work(conn, caller, body)
+                    if caller["journal"]:
+                        await self.append(conn, caller)
             return answer(status, result)
         except Problem as error:
             return problem(error, request.url.path)
@@ -488,7 +592,7 @@ class Floor:
                     if member == "rule":
                         links["rule_ids"].append(id_)
                     rules[id_] = {"id": id_, "name": label, "type": a}
-            history = await conn.fetch(HISTORY_OF, iid, caller["org"])
+            history = await conn.fetch(JOURNAL_OF, caller["org"], "intervention", str(iid))
             for ids in links.values():
                 ids.sort()
             data = intervention_json(row, links, row["assigned_user_id"])
@@ -507,16 +611,7 @@ class Floor:
                 rules=sorted(rules.values(), key=by_id),
                 anomalies=anomalies,
                 signatureUrl=data["imgSignature"],
-                history=[
-                    {
-                        "id": h["id"],
-                        "action": h["action"],
-                        "userId": h["user_id"],
-                        "changes": json.loads(h["changes"]),
-                        "createdAt": iso(h["created_at"]),
-                    }
-                    for h in history
-                ],
+                history=[history_json(h) for h in history],
                 actions={
                     "canBeUpdated": writer and status in UPDATE_ALLOWED and kind in (1, 3),
                     "canBeDeleted": writer and status in (1, 2, 3, 6),
@@ -583,15 +678,19 @@ class Floor:
             await conn.execute(LINK_INSERT["anomaly_ids"], iid, ids, org)
             sites = sorted({a["site_id"] for a in anomalies.values()})
             await conn.execute(LINK_INSERT["site_ids"], iid, sites, org)
-            await self.history(conn, org, iid, user, "create", {"status": status, "type": 2})
-            taken = await conn.execute(
-                "UPDATE anomalies SET status = 1, updated_at = $2 "
-                "WHERE id = ANY($1::bigint[]) AND status = 0",
+            self.record(caller, "create", "intervention", iid, {"status": status, "type": 2})
+            taken = await conn.fetch(
+                "UPDATE anomalies SET status = 1, updated_at = $3 WHERE organization_id = $1 "
+                "AND id = ANY($2::bigint[]) AND status = 0 RETURNING id",
+                org,
                 ids,
                 now,
             )
-            if taken != f"UPDATE {len(ids)}":
+            if len(taken) != len(ids):
                 raise Problem(409, "Another intervention took one of these anomalies.")
+            moved = {"status": {"from": 0, "to": 1}, "interventionId": iid}
+            for anomaly in sorted(r["id"] for r in taken):
+                self.record(caller, "create", "anomaly", anomaly, moved)
             data = intervention_json(
                 row, self.known(anomaly_ids=ids, site_ids=sites), assigned_user
             )
@@ -636,6 +735,12 @@ class Floor:
                 raise Problem(422, "These sites do not carry these rules.")
             signature = body["signature"]
             file_id = uuid.uuid4().hex
+            announced = {
+                "name": signature["name"],
+                "mimeType": signature["mimeType"],
+                "size": signature["size"],
+            }
+            self.record(caller, "announce", "file", file_id, announced)
             await conn.execute(
                 "INSERT INTO stored_files (id, organization_id, name, mime_type, size, "
                 "storage_key, created_by_user_id, uploaded_at, created_at) "
@@ -681,7 +786,7 @@ class Floor:
             await conn.execute(
                 LINK_INSERT["site_rule_ids"], iid, sorted(p["id"] for p in pairs), org
             )
-            await self.history(conn, org, iid, user, "create", {"status": 4, "type": 1})
+            self.record(caller, "create", "intervention", iid, {"status": 4, "type": 1})
             writers = await conn.fetch(
                 "SELECT user_id FROM profiles WHERE organization_id = $1 "
                 "AND role IN ('admin', 'manager') AND archived_at IS NULL",
@@ -742,9 +847,11 @@ class Floor:
         body: dict[str, Any],
         links: dict[str, list[int]],
         emails: bool,
+        changes: dict[str, Any],
     ) -> dict[str, Any]:
-        """Dates, description, creation status and assignees; history; the read."""
-        org, user, iid = caller["org"], caller["user"], row["id"]
+        """Dates, description, creation status and assignees; the journal entry of what
+        changed (``changes`` holds the link changes already); the read."""
+        org, iid = caller["org"], row["id"]
         profile, contact, company, assigned_user = await self._assignees(conn, org, row, body)
         if profile is None and "assignedProfileId" not in body and "assignedUserId" not in body:
             profile, assigned_user = row["assigned_profile_id"], row["assigned_user_id"]
@@ -754,13 +861,29 @@ class Floor:
         creation = body.get("creationStatus", row["creation_status"])
         status = {0: 1, 1: 2, 2: 4}[creation]
         now = dt.datetime.now(dt.UTC)
-        # As the service: the intervention's changes, their history entry, then the e-mails.
+        # What changed, by wire name, as the service's ChangeSet records it.
+        new = {
+            "description": body.get("description", row["description"]),
+            "scheduled_start": start,
+            "scheduled_end": end,
+            "assigned_profile_id": profile,
+            "assigned_company_contact_id": contact,
+        }
+        if "assignedCompanyContactId" in body:
+            new["company_id"] = company
+        if status != row["status"] or creation != row["creation_status"]:
+            new.update(creation_status=creation, status=status, verified_by_user_id=None)
+            new.update(verified_at=None, decision_comment=None)
+        for column, value in new.items():
+            if row[column] != value:
+                changes[WIRE[column]] = {"from": jsonable(row[column]), "to": jsonable(value)}
+        # As the service: the intervention's changes, their journal entry, then the e-mails.
         updated = await conn.fetchrow(
             "UPDATE interventions SET status = $2, creation_status = $3, description = $4, "
             "scheduled_start = $5, scheduled_end = $6, assigned_profile_id = $7, "
-            "assigned_company_contact_id = $8, company_id = $9, updated_at = $10 "
-            "WHERE organization_id = $11 AND id = $1 AND status = $12 RETURNING "
-            + INTERVENTION_COLUMNS,
+            "assigned_company_contact_id = $8, company_id = $9, updated_at = $10, "
+            "version = version + 1 WHERE organization_id = $11 AND id = $1 AND status = $12 "
+            "RETURNING " + INTERVENTION_COLUMNS,
             iid,
             status,
             creation,
@@ -776,14 +899,7 @@ class Floor:
         )
         if updated is None:
             raise Problem(409, "The intervention changed meanwhile.")
-        await self.history(
-            conn,
-            org,
-            iid,
-            user,
-            "update",
-            {"scheduledStart": {"from": iso(row["scheduled_start"]), "to": iso(start)}},
-        )
+        self.record(caller, "update", "intervention", iid, changes)
         if emails:  # the addresses of the previous and the new assignee, in one query
             await conn.fetch(
                 ADDRESSES, [p for p in {row["assigned_profile_id"], profile} if p], org
@@ -807,6 +923,9 @@ class Floor:
                 wanted,
             )
             links = await self.links(conn, iid, org)
+            changes = {}
+            if links["site_rule_ids"] != sorted(set(wanted)):
+                changes["siteRuleIds"] = {"from": links["site_rule_ids"], "to": sorted(set(wanted))}
             chosen = [found[i] for i in wanted]
             replaced = {
                 "site_rule_ids": sorted({sr["id"] for sr in chosen}),
@@ -821,7 +940,7 @@ class Floor:
                 body.get("sendUpdateEmailToCurrentAssignee")
                 or (body.get("previousAssigneeNotification") or {}).get("sendEmail")
             )
-            return await self._replan(conn, caller, row, body, links, emails)
+            return await self._replan(conn, caller, row, body, links, emails, changes)
 
         return await self.handle(request, True, work)
 
@@ -847,12 +966,19 @@ class Floor:
                 conn, "sites", "id, organization_id, name, archived_at, created_at", org, sites
             )
             links = await self.links(conn, iid, org)
+            changes = {}
+            for member, label, ids in (
+                ("rule_ids", "ruleIds", [body["ruleId"]]),
+                ("site_ids", "siteIds", sites),
+            ):
+                if links[member] != sorted(set(ids)):
+                    changes[label] = {"from": links[member], "to": sorted(set(ids))}
             await conn.execute(LINK_DELETE["rule_ids"], iid, org)
             await conn.execute(LINK_INSERT["rule_ids"], iid, [body["ruleId"]], org)
             await conn.execute(LINK_DELETE["site_ids"], iid, org)
             await conn.execute(LINK_INSERT["site_ids"], iid, sites, org)
             links.update(rule_ids=[body["ruleId"]], site_ids=sorted(sites))
-            return await self._replan(conn, caller, row, body, links, False)
+            return await self._replan(conn, caller, row, body, links, False, changes)
 
         return await self.handle(request, True, work)
 
@@ -880,8 +1006,8 @@ class Floor:
             status = 5 if body["decision"] == 1 else 6
             done = await conn.execute(
                 "UPDATE interventions SET status = $2, verified_by_user_id = $3, "
-                "verified_at = $4, decision_comment = $5, updated_at = $4 "
-                "WHERE id = $1 AND status = 4",
+                "verified_at = $4, decision_comment = $5, updated_at = $4, "
+                "version = version + 1 WHERE id = $1 AND status = 4",
                 iid,
                 status,
                 user,
@@ -897,6 +1023,7 @@ class Floor:
                 "verified_at": now,
                 "decision_comment": body["decisionComment"],
                 "updated_at": now,
+                "version": row["version"] + 1,
             }
             if row["provider_email"]:
                 verdict = "accepted" if status == 5 else "rejected"
@@ -915,9 +1042,12 @@ class Floor:
                     f"<{uuid.uuid4().hex}@interventions.local>",
                     now,
                 )
-            await self.history(
-                conn, org, iid, user, "verify", {"status": {"from": 4, "to": status}}
-            )
+            verdict_changes = {
+                "status": {"from": 4, "to": status},
+                "decision": body["decision"],
+                "decisionComment": body["decisionComment"],
+            }
+            self.record(caller, "verify", "intervention", iid, verdict_changes)
             return {"data": await self.read(conn, row)}
 
         return await self.handle(request, True, work)

@@ -11,7 +11,8 @@ The data is deterministic (seeded) and consistent with the lifecycle of SPEC §4
 match their dates, provider fields, verifier and signature; a curative intervention's
 anomalies are in repair while it is active, resolved once it is validated, open again after a
 rejection or a cancellation; every executed intervention notified its organisation's admins
-and managers; every change has its history entries.
+and managers; every change is an entry of its organisation's hash-chained journal, in the
+order the changes happened.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import hashlib
+import heapq
+import json
 import random
 import time
 from collections.abc import Iterator, Sequence
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import rfc8785
 from argon2 import PasswordHasher
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -37,6 +42,9 @@ console = Console(stderr=True)
 
 CHUNK = 20_000  # interventions generated and copied per batch: bounded memory at any scale
 YEARS = 3  # the register's history spans this many years up to now
+GENESIS = "0" * 64  # what an organisation's first journal entry chains from
+PLANNER = {"type": "system", "name": "planner"}
+STORAGE = {"type": "system", "name": "storage"}
 
 CHECK_RULE_NAMES = (
     "Vérification du système de sécurité incendie",
@@ -223,20 +231,25 @@ class Tables:
             "deleted_at",
             "created_at",
             "updated_at",
+            "version",
         ),
         "intervention_sites": ("intervention_id", "site_id", "organization_id"),
         "intervention_site_rules": ("intervention_id", "site_rule_id", "organization_id"),
         "intervention_rules": ("intervention_id", "rule_id", "organization_id"),
         "intervention_anomalies": ("intervention_id", "anomaly_id", "organization_id"),
-        "intervention_history": (
-            "id",
+        "journal_entries": (
             "organization_id",
-            "intervention_id",
-            "user_id",
+            "seq",
+            "recorded_at",
+            "actor",
             "action",
+            "subject_type",
+            "subject_id",
             "changes",
-            "created_at",
+            "prev_hash",
+            "hash",
         ),
+        "journal_heads": ("organization_id", "seq", "hash"),
         "notifications": (
             "id",
             "organization_id",
@@ -283,15 +296,118 @@ def pick(rng: random.Random, table: Sequence[tuple[int, float]]) -> int:
     return table[-1][0]
 
 
-def history_json(**members: Any) -> str:
-    """The service's history format: member → value, or {"from", "to"} for a change."""
-    parts = []
-    for key, value in members.items():
-        if isinstance(value, tuple):
-            parts.append(f'"{key}": {{"from": {value[0]}, "to": {value[1]}}}')
-        else:
-            parts.append(f'"{key}": {value}')
-    return "{" + ", ".join(parts) + "}"
+def iso(value: dt.datetime | None) -> str | None:
+    """``interventions.wire.format_datetime``: milliseconds, ``Z``."""
+    if value is None:
+        return None
+    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def change(before: Any, after: Any) -> dict[str, Any]:
+    """A member's change as the journal records it."""
+    return {"from": before, "to": after}
+
+
+def canonical(document: Any) -> str:
+    """RFC 8785 (JCS) for the values the journal's documents hold here: objects, arrays,
+    strings, integers, booleans and null, with keys in the Basic Multilingual Plane. Sorted
+    keys (by code point, which is by UTF-16 unit in the BMP), no whitespace, UTF-8, and only
+    the escapes JSON requires, spelt as JCS spells them (Python's short escapes, else
+    lower-case ``\\u00xx``). No floats: JCS writes numbers as ECMAScript does. Faster than
+    ``rfc8785.dumps``; ``Journal`` compares the two on a sample of its entries."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class Journal:
+    """Each organisation's journal, chained as ``interventions.register.journal`` chains it,
+    in the order the entries happened.
+
+    Interventions are generated in id order, which is creation order; their later entries
+    (check-in, execution, verification…) wait in a heap until no intervention still to be
+    generated can be created before them (``release``), then take the organisation's next
+    seq. Entries at the same time keep the order they were made in.
+    """
+
+    # Entries whose canonical form is compared with ``rfc8785.dumps``: the first ones, then
+    # one in CHECK_EVERY (every kind of entry comes up).
+    CHECKED, CHECK_EVERY = 500, 997
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[dt.datetime, int, int, str, str, str, Any, Any]] = []
+        self.made = 0
+        self.heads: dict[int, tuple[int, str]] = {}
+        self.chained = 0
+        self.checked = 0
+        self.actors: dict[int, str] = {}  # id() of a shared actor dict → its canonical text
+
+    def add(
+        self,
+        at: dt.datetime,
+        org: int,
+        actor: Any,
+        action: str,
+        subject_type: str,
+        subject_id: str | int,
+        changes: dict[str, Any],
+    ) -> None:
+        self.made += 1
+        entry = (at, self.made, org, action, subject_type, str(subject_id), actor, changes)
+        heapq.heappush(self.pending, entry)
+
+    def release(self, rows: list[tuple[Any, ...]], before: dt.datetime | None) -> None:
+        """Chain every pending entry that happened before ``before`` (all if ``None``).
+
+        The document the hash covers (``journal.document``) is written out member by member
+        in JCS order (action, actor, changes, organizationId, prevHash, recordedAt, seq,
+        subject); the actor and the changes are stored as their canonical text."""
+        pending, heads, actors = self.pending, self.heads, self.actors
+        while pending and (before is None or pending[0][0] < before):
+            at, _, org, action, subject_type, subject_id, actor, changes = heapq.heappop(pending)
+            seq, previous = heads.get(org, (0, GENESIS))
+            seq += 1
+            at = at.replace(microsecond=at.microsecond // 1000 * 1000)
+            actor_text = actors.get(id(actor))
+            if actor_text is None:
+                actor_text = canonical(actor)
+                if actor.get("type") != "provider":  # shared: the generator caches these
+                    actors[id(actor)] = actor_text
+            changes_text = canonical(changes)
+            recorded = iso(at)
+            encoded = (
+                f'{{"action":"{action}","actor":{actor_text},"changes":{changes_text},'
+                f'"organizationId":{org},"prevHash":"{previous}","recordedAt":"{recorded}",'
+                f'"seq":{seq},"subject":{{"id":"{subject_id}","type":"{subject_type}"}}}}'
+            ).encode()
+            self.chained += 1
+            if self.chained <= self.CHECKED or self.chained % self.CHECK_EVERY == 0:
+                self.check(encoded, org, seq, at, actor, action, subject_type, subject_id, changes)
+            digest = hashlib.sha256(encoded).hexdigest()
+            rows.append(
+                (
+                    org,
+                    seq,
+                    at,
+                    actor_text,
+                    action,
+                    subject_type,
+                    subject_id,
+                    changes_text,
+                    previous,
+                    digest,
+                )
+            )
+            heads[org] = (seq, digest)
+
+    def check(self, encoded: bytes, *values: Any) -> None:
+        """``encoded`` is RFC 8785 of the document the service hashes for these values."""
+        from interventions.register.journal import document
+
+        names = "organization_id seq recorded_at actor action subject_type subject_id changes"
+        row = dict(zip(names.split(), values, strict=True))
+        row["prev_hash"] = json.loads(encoded)["prevHash"]
+        expected = rfc8785.dumps(document(argparse.Namespace(**row)))
+        assert encoded == expected, (encoded, expected)
+        self.checked += 1
 
 
 class Generator:
@@ -308,7 +424,9 @@ class Generator:
         self.intervention_counts = allocate(scale.interventions, weights)
         self.orgs: list[Org] = []
         self.password_hash = PasswordHasher().hash(config.PASSWORD)  # once, reused by all
-        self.history_id = 0
+        self.journal = Journal()
+        self.actors: dict[int, dict[str, Any]] = {}
+        self.notifications: list[tuple[Any, ...]] = []
         # Anomaly states decided by the curative interventions that link them.
         self.anomaly_state: dict[int, tuple[int, dt.datetime | None, int | None]] = {}
 
@@ -529,6 +647,7 @@ class Generator:
                 reason = "Doublon"
             routine = None
             auto_created = False
+            linked: list[int] = []
             # Links, by kind.
             if kind == 1:
                 site = rng.choice(org.sites)
@@ -571,6 +690,27 @@ class Generator:
                 for site in rng.sample(org.sites, min(len(org.sites), rng.randint(1, 3))):
                     rows["intervention_sites"].append((iid, site, org.id))
             updated = deleted_at or verified_at or actual_end or actual_start or created
+            past = {
+                "created": created,
+                "creator": creator,
+                "unplanned": unplanned,
+                "auto_created": auto_created,
+                "routine": routine,
+                "linked": linked,
+                "signature": signature,
+                "size": 20_000 + iid % 180_000,
+                "actual_start": actual_start,
+                "actual_end": actual_end,
+                "provider": provider,
+                "attendees": attendees,
+                "verifier": verifier,
+                "verified_at": verified_at,
+                "decision": decision,
+                "deleted_at": deleted_at,
+                "reason": reason,
+            }
+            self.notifications = rows["notifications"]
+            version = self.history(org, iid, kind, status, past)
             rows["interventions"].append(
                 (
                     iid,
@@ -604,74 +744,115 @@ class Generator:
                     deleted_at,
                     created,
                     updated,
+                    version,
                 )
             )
-            self.history(
-                tables,
-                org,
-                iid,
-                kind,
-                status,
-                creator,
-                verifier,
-                created,
-                actual_start,
-                actual_end,
-                verified_at,
-                deleted_at,
-            )
+        # Every entry made before the next intervention's creation can now be chained.
+        upcoming = self.start + dt.timedelta(seconds=span * (first + len(owners) - 1) / total)
+        self.journal.release(rows["journal_entries"], upcoming)
 
-    def history(
-        self,
-        tables: Tables,
-        org: Org,
-        iid: int,
-        kind: int,
-        status: int,
-        creator: int,
-        verifier: int | None,
-        created: dt.datetime,
-        actual_start: dt.datetime | None,
-        actual_end: dt.datetime | None,
-        verified_at: dt.datetime | None,
-        deleted_at: dt.datetime | None,
-    ) -> None:
-        """History entries and in-app notifications of one intervention's past."""
-        history = tables.rows["intervention_history"]
+    def journal_ends(self, tables: Tables) -> None:
+        """The remaining entries, then each organisation's head."""
+        self.journal.release(tables.rows["journal_entries"], None)
+        for org, (seq, digest) in sorted(self.journal.heads.items()):
+            tables.rows["journal_heads"].append((org, seq, digest))
 
-        def add(user: int | None, action: str, changes: str, at: dt.datetime) -> None:
-            self.history_id += 1
-            history.append((self.history_id, org.id, iid, user, action, changes, at))
+    def actor(self, user: int) -> dict[str, Any]:
+        """A member of the organisation acting through the API (profile id = user id)."""
+        found = self.actors.get(user)
+        if found is None:
+            found = self.actors[user] = {"type": "user", "userId": user, "profileId": user}
+        return found
 
+    def history(self, org: Org, iid: int, kind: int, status: int, p: dict[str, Any]) -> int:
+        """The journal entries of one intervention's past, and of the anomalies and the
+        signature file it moved, as the service records them; the intervention's version
+        (one per entry about it)."""
+        add, o = self.journal.add, org.id
+        created, creator, user = p["created"], p["creator"], self.actor(p["creator"])
         first = 1 if status in (1, 7) else 2
-        add(creator, "create", history_json(status=first, type=kind), created)
-        if actual_start is not None:
-            add(creator, "check-in", history_json(status=(first, 3)), actual_start)
+        linked: list[int] = p["linked"]
+        signature, actual_start, actual_end = p["signature"], p["actual_start"], p["actual_end"]
+        announced = {"name": "signature.jpg", "mimeType": "image/jpeg", "size": p["size"]}
+        count = 1
+        if p["unplanned"]:  # a check on the spot: its signature file, then the intervention
+            add(created, o, user, "announce", "file", signature, announced)
+            add(created, o, user, "create", "intervention", iid, {"status": 4, "type": 1})
+        elif p["auto_created"]:
+            planned = {"routineId": p["routine"]}
+            add(created, o, PLANNER, "auto-create", "intervention", iid, planned)
+        else:
+            add(created, o, user, "create", "intervention", iid, {"status": first, "type": kind})
+        for aid in linked:
+            moved = {"status": change(0, 1), "interventionId": iid}
+            add(created, o, user, "create", "anomaly", aid, moved)
+        if not p["unplanned"] and actual_start is not None:
+            checked = {"status": change(first, 3), "actualStart": change(None, iso(actual_start))}
+            add(actual_start, o, user, "check-in", "intervention", iid, checked)
+            count += 1
         if actual_end is not None:
-            add(creator, "execute", history_json(status=(3, 4)), actual_end)
+            name, email, action_comment, comment = p["provider"]
+            if not p["unplanned"]:
+                add(actual_end, o, user, "announce", "file", signature, announced)
+                executed = {
+                    "status": change(3, 4),
+                    "actualEnd": change(None, iso(actual_end)),
+                    "providerName": change(None, name),
+                    "providerEmail": change(None, email),
+                    "providerActionComment": change(None, action_comment),
+                    "providerGeneralComment": change(None, comment),
+                    "attendeeCount": change(None, p["attendees"]),
+                }
+                provider = {"type": "provider", "name": name, "userId": creator}
+                provider["profileId"] = creator
+                add(actual_end, o, provider, "execute", "intervention", iid, executed)
+                count += 1
+            uploaded = {
+                "sha256": hashlib.sha256(signature.encode()).hexdigest(),
+                "size": p["size"],
+                "uploadedAt": iso(actual_end),
+            }
+            add(actual_end, o, STORAGE, "upload", "file", signature, uploaded)
             message = f"Intervention {iid} was executed and awaits verification."
-            for user in org.writers:
-                tables.rows["notifications"].append(
+            for writer in org.writers:
+                self.notifications.append(
                     (
-                        config.notification_id(iid, user),
+                        config.notification_id(iid, writer),
                         org.id,
-                        user,
+                        writer,
                         "intervention.executed",
                         iid,
                         message,
-                        verified_at,
+                        p["verified_at"],
                         actual_end,
                     )
                 )
+        verified_at = p["verified_at"]
         if verified_at is not None:
-            add(
-                verifier,
-                "verify",
-                history_json(status=(4, status), decision=status - 4),
-                verified_at,
-            )
+            verifier = self.actor(p["verifier"])
+            for aid in linked:
+                moved = {"status": change(1, 2 if status == 5 else 0), "interventionId": iid}
+                add(verified_at, o, verifier, "verify", "anomaly", aid, moved)
+            verdict = {
+                "status": change(4, status),
+                "decision": status - 4,
+                "decisionComment": p["decision"],
+            }
+            add(verified_at, o, verifier, "verify", "intervention", iid, verdict)
+            count += 1
+        deleted_at = p["deleted_at"]
         if deleted_at is not None:
-            add(creator, "cancel", history_json(status=(first, 7)), deleted_at)
+            for aid in linked:
+                moved = {"status": change(1, 0), "interventionId": iid}
+                add(deleted_at, o, user, "cancel", "anomaly", aid, moved)
+            cancelled = {
+                "status": change(first, 7),
+                "deletedAt": change(None, iso(deleted_at)),
+                "cancellationReason": change(None, p["reason"]),
+            }
+            add(deleted_at, o, user, "cancel", "intervention", iid, cancelled)
+            count += 1
+        return count
 
 
 # Bulk loading -------------------------------------------------------------------------------
@@ -745,6 +926,9 @@ async def generate(scale: Scale, revision: str = "head") -> dict[str, Any]:
     try:
         await conn.execute("SET synchronous_commit = off; SET maintenance_work_mem = '512MB'")
         index_sql, fk_sql = await drop_constraints(conn)
+        # No row trigger during the load: the journal's (migration 0004) would move a head
+        # per entry copied; the heads are copied once the chains are complete.
+        await conn.execute("SET session_replication_role = replica")
         columns = TextColumn("[progress.description]{task.description}")
         with Progress(
             columns, BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
@@ -755,13 +939,15 @@ async def generate(scale: Scale, revision: str = "head") -> dict[str, Any]:
             await tables.flush(conn)
             progress.update(ref, completed=1)
             owners = gen.org_sequence()
-            task = progress.add_task("interventions + links, history", total=len(owners))
+            task = progress.add_task("interventions + links, journal", total=len(owners))
             for first, batch in chunks(owners, CHUNK):
                 gen.interventions(tables, first, batch)
                 await tables.flush(conn)
                 progress.advance(task, len(batch))
             gen.anomalies(tables)
+            gen.journal_ends(tables)
             await tables.flush(conn)
+            await conn.execute("SET session_replication_role = origin")
             timings["copy_s"] = time.perf_counter() - t
 
             t = time.perf_counter()

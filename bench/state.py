@@ -6,6 +6,8 @@ notes the high-water marks of the tables it may insert into; ``restore`` deletes
 and copies the saved rows back, then vacuums the touched tables so that autovacuum does not
 wake up in the middle of the next run. Foreign-key triggers are off during the restore
 (``session_replication_role = replica``): the restore deletes children before parents itself.
+So are the journal's append-only triggers: the entries a run appended are deleted, and each
+organisation's head is put back.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from bench.pools import Pools
 LINKS = ("intervention_sites", "intervention_site_rules", "intervention_rules")
 TOUCHED = (
     "interventions",
-    "intervention_history",
+    "journal_entries",
+    "journal_heads",
     "intervention_sites",
     "intervention_site_rules",
     "intervention_rules",
@@ -35,7 +38,6 @@ TOUCHED = (
 @dataclass(frozen=True)
 class Marks:
     interventions: int
-    history: int
     outbox: int
     started: dt.datetime
 
@@ -47,7 +49,7 @@ async def snapshot(conn: asyncpg.Connection, pools: Pools) -> Marks:
         await conn.execute("CREATE SCHEMA IF NOT EXISTS bench")
         await conn.execute(
             "DROP TABLE IF EXISTS bench.interventions, bench.anomalies, bench.notifications, "
-            + ", ".join(f"bench.{t}" for t in LINKS)
+            "bench.journal_heads, " + ", ".join(f"bench.{t}" for t in LINKS)
         )
         await conn.execute(
             "CREATE TABLE bench.interventions AS SELECT * FROM interventions "
@@ -69,14 +71,15 @@ async def snapshot(conn: asyncpg.Connection, pools: Pools) -> Marks:
             "WHERE id = ANY($1::text[])",
             pools.notification_ids(),
         )
+        # Each organisation's journal head: its entries above it are the run's.
+        await conn.execute("CREATE TABLE bench.journal_heads AS SELECT * FROM journal_heads")
         row = await conn.fetchrow(
             """SELECT (SELECT COALESCE(max(id), 0) FROM interventions) AS interventions,
-                      (SELECT COALESCE(max(id), 0) FROM intervention_history) AS history,
                       (SELECT COALESCE(max(id), 0) FROM email_outbox) AS outbox,
                       clock_timestamp() AS started"""
         )
     assert row is not None
-    return Marks(row["interventions"], row["history"], row["outbox"], row["started"])
+    return Marks(row["interventions"], row["outbox"], row["started"])
 
 
 async def _columns(conn: asyncpg.Connection, table: str) -> list[str]:
@@ -88,13 +91,37 @@ async def _columns(conn: asyncpg.Connection, table: str) -> list[str]:
     return [r["column_name"] for r in rows]
 
 
+async def _restore_journal(conn: asyncpg.Connection) -> None:
+    """Each organisation's journal back to its head at the snapshot: the entries above it
+    deleted (a range of the primary key per organisation that moved), the head's seq and
+    hash put back. Needs the append-only triggers off (``session_replication_role``)."""
+    moved = await conn.fetch(
+        """SELECT c.organization_id, COALESCE(h.seq, 0) AS seq
+           FROM journal_heads c LEFT JOIN bench.journal_heads h USING (organization_id)
+           WHERE (c.seq, c.hash) IS DISTINCT FROM (h.seq, h.hash)"""
+    )
+    await conn.executemany(
+        "DELETE FROM journal_entries WHERE organization_id = $1 AND seq > $2",
+        [(r["organization_id"], r["seq"]) for r in moved],
+    )
+    await conn.execute(
+        """UPDATE journal_heads c SET seq = h.seq, hash = h.hash FROM bench.journal_heads h
+           WHERE c.organization_id = h.organization_id
+             AND (c.seq, c.hash) IS DISTINCT FROM (h.seq, h.hash)"""
+    )
+    await conn.execute(
+        "DELETE FROM journal_heads WHERE organization_id NOT IN "
+        "(SELECT organization_id FROM bench.journal_heads)"
+    )
+
+
 async def restore(conn: asyncpg.Connection, marks: Marks, vacuum: bool = True) -> None:
     """Undo everything done since ``snapshot``."""
     async with conn.transaction():
         await conn.execute("SET LOCAL session_replication_role = replica")
         new = marks.interventions
         await conn.execute("DELETE FROM notifications WHERE intervention_id > $1", new)
-        await conn.execute("DELETE FROM intervention_history WHERE id > $1", marks.history)
+        await _restore_journal(conn)
         await conn.execute("DELETE FROM email_outbox WHERE id > $1", marks.outbox)
         for table in (*LINKS, "intervention_anomalies"):
             await conn.execute(f"DELETE FROM {table} WHERE intervention_id > $1", new)

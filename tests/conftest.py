@@ -76,6 +76,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         secret_key=TEST_SECRET,
         storage_dir=tmp_path / "storage",
         outbox_dir=tmp_path / "outbox",
+        register_keys_dir=tmp_path / "register-keys",
         login_max_failures=3,
         # Tests drive the relay and the planner themselves.
         relay_in_process=False,

@@ -8,8 +8,10 @@ it does a test file's own (``tests/__init__.py`` registers this module).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import sqlite3
 from typing import Any
 
 import asyncpg
@@ -462,3 +464,123 @@ async def assert_chained(db: Any, organization_id: int) -> list[JournalEntry]:
         assert head is not None
         assert (head.seq, head.hash) == (entries[-1].seq, entries[-1].hash)
     return entries
+
+
+# --- the register: its commands, and tampering as someone with database access would -------
+
+REGISTER = "/register/v1"
+
+
+def _register_command(env: dict[str, str | None], args: list[str]) -> Any:
+    from typer.testing import CliRunner
+
+    from interventions.cli import cli
+    from interventions.config import get_settings
+
+    get_settings.cache_clear()  # the settings are read from the environment once, and cached
+    try:
+        return CliRunner().invoke(cli, ["register", *args], env=env)
+    finally:
+        get_settings.cache_clear()
+
+
+async def register_command(settings: Any, *args: str, **env: str) -> Any:
+    """``interventions register ARGS`` in-process (in a thread: it runs its own event loop)
+    with the test's settings; a click ``Result``."""
+    environment: dict[str, str | None] = {
+        "INTERVENTIONS_DATABASE_URL": settings.database_url,
+        "INTERVENTIONS_SECRET_KEY": settings.secret_key,
+        "INTERVENTIONS_STORAGE_DIR": str(settings.storage_dir),
+        "INTERVENTIONS_REGISTER_KEYS_DIR": str(settings.register_keys_dir),
+        "INTERVENTIONS_TSA_URL": settings.tsa_url,
+        "INTERVENTIONS_REGISTER_SIGNING_KEY": None,
+        **env,
+    }
+    return await asyncio.to_thread(_register_command, environment, list(args))
+
+
+def _tamper_sqlite(path: str, statements: tuple[str, ...]) -> None:
+    connection = sqlite3.connect(path, isolation_level=None, timeout=30)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        # The journal's triggers are dropped and made again in one transaction: no other
+        # connection ever sees the journal unguarded.
+        triggers = connection.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+            "AND tbl_name = 'journal_entries'"
+        ).fetchall()
+        for name, _sql in triggers:
+            connection.execute(f'DROP TRIGGER "{name}"')
+        for statement in statements:
+            connection.execute(statement)
+        for _name, sql in triggers:
+            connection.execute(sql)
+        connection.execute("COMMIT")
+    finally:
+        connection.close()
+
+
+async def tamper(database_url: str, *statements: str) -> None:
+    """Run SQL ``statements`` past the journal's guards, as its owner could: PostgreSQL with
+    ``session_replication_role = replica`` (no trigger, no foreign key fires), SQLite with
+    the journal's triggers dropped (and made again) in the same transaction."""
+    if database_url.startswith("postgresql"):
+        await run_sql(
+            "SET session_replication_role = replica; " + "; ".join(statements), database_url
+        )
+    else:
+        path = database_url.removeprefix("sqlite:///")
+        await asyncio.to_thread(_tamper_sqlite, path, statements)
+
+
+def swap_entries(organization_id: int, a: int, b: int) -> tuple[str, ...]:
+    """Statements that exchange the seqs of two entries (reordering them)."""
+    where = f"organization_id = {organization_id} AND seq = "
+    return (
+        f"UPDATE journal_entries SET seq = -1 WHERE {where}{a}",
+        f"UPDATE journal_entries SET seq = {a} WHERE {where}{b}",
+        f"UPDATE journal_entries SET seq = {b} WHERE {where}-1",
+    )
+
+
+async def record_entries(database: Any, organization_id: int, count: int, **changes: Any) -> Any:
+    """``count`` journal entries about made-up interventions, appended as the service does
+    (``journal.append``); the new head."""
+    from interventions.register import journal
+
+    actor = {"type": "system", "name": "test"}
+    entries = [
+        journal.Entry(
+            action="update",
+            subject_type="intervention",
+            subject_id=str(1000 + n),
+            changes={"description": f"step {n}", "n": n, **changes},
+            actor=actor,
+        )
+        for n in range(count)
+    ]
+    async with database.transaction() as db:
+        return await journal.append(db, organization_id, entries)
+
+
+def run_exported_verifier(archive: Any, directory: Any) -> tuple[int, str]:
+    """Unzip an export into ``directory`` and run its ``verify_register.py`` there, with the
+    venv's Python in isolated mode (nothing of the service's importable): its exit status
+    and first line."""
+    import subprocess
+    import sys
+    import zipfile
+
+    directory.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(archive) as opened:
+        opened.extractall(directory / "unzipped")
+    run = subprocess.run(
+        [sys.executable, "-I", str(directory / "unzipped" / "verify_register.py")],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert not run.stderr, run.stderr
+    return run.returncode, run.stdout.splitlines()[0]

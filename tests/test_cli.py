@@ -848,3 +848,37 @@ async def test_health_is_503_when_the_database_is_unreachable(backend: str, tmp_
     assert "Traceback" not in r.text
     assert "127.0.0.1:1" not in r.text
     assert "no/such" not in r.text
+
+
+async def test_overdue_runs_one_round_that_marks_once(
+    database_url: str, tmp_path: Path, factory: Any
+) -> None:
+    """``interventions overdue``: the worker's overdue round, once, now."""
+    import datetime as dt
+
+    from interventions.interventions.models import Intervention
+    from tests.helpers import intervention_history
+
+    org = await factory.org()
+    now = dt.datetime.now(dt.UTC)
+    async with factory.db.writer() as s, s.begin():
+        late = Intervention(
+            organization_id=org.id,
+            type=3,
+            status=2,
+            creation_status=1,
+            code_pin=123456,
+            scheduled_start=now - dt.timedelta(days=2),
+            scheduled_end=now - dt.timedelta(days=1),
+        )
+        s.add(late)
+        await s.flush()
+        late_id = late.id
+    first = await invoke(database_url, tmp_path, "overdue")
+    assert_clean_exit(first)
+    assert re.search(r"\b[1-9]\d* marked overdue, \d+ accepted automatically", text_of(first))
+    second = await invoke(database_url, tmp_path, "overdue")
+    assert_clean_exit(second)
+    assert "0 marked overdue" in text_of(second)
+    entries = [h for h in await intervention_history(factory.db, late_id) if h.action == "overdue"]
+    assert [e.actor for e in entries] == [{"type": "system", "name": "overdue"}]

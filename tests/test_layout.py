@@ -102,10 +102,17 @@ def test_no_test_file_of_a_source_package_sits_outside_its_directory() -> None:
 
 def test_support_modules_are_the_known_few() -> None:
     """Besides test files, package markers and ``conftest.py``: the helpers, the factories
-    and the two servers, at the top. Another helpers module would split what is shared."""
+    and the servers (SMTP, the live app, a webhook receiver), at the top. Another helpers
+    module would split what is shared."""
     support = {
         _name(p)
         for p in MODULES
         if not p.name.startswith("test_") and p.name not in {"__init__.py", "conftest.py"}
     }
-    assert support == {"helpers.py", "factories.py", "smtp_server.py", "live_server.py"}
+    assert support == {
+        "helpers.py",
+        "factories.py",
+        "smtp_server.py",
+        "live_server.py",
+        "webhook_receiver.py",
+    }

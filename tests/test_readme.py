@@ -35,7 +35,12 @@ def test_the_readme_starts_with_the_two_commands() -> None:
 
 def test_walkthrough_json_bodies_have_no_raw_newline_inside_a_string() -> None:
     """A raw newline inside a JSON string is a 400 (it once was in step 004)."""
-    sections = ("## Trying it", "## Safe retries and conditional requests", "## The whole path")
+    sections = (
+        "## Trying it",
+        "## Safe retries and conditional requests",
+        "## The whole path",
+        "## Webhooks",
+    )
     for block in [b for section in sections for b in _blocks(section)]:
         for body in re.findall(r"-d '(\{.*?\})'", block, re.S):
             in_string = False
@@ -57,6 +62,7 @@ def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:
         "INTERVENTIONS_OUTBOX_DIR": str(tmp_path / "outbox"),
         # The README waits for the planner; here it need not wait a minute.
         "INTERVENTIONS_PLANNER_INTERVAL_SECONDS": "1",
+        "HOOK_PORT": str(free_port()),  # the webhook receiver's
     }
     for name in ("INTERVENTIONS_SMTP_HOST", "INTERVENTIONS_PUBLIC_URL", "INTERVENTIONS_SECRET_KEY"):
         env.pop(name, None)
@@ -66,7 +72,7 @@ def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=1200,  # every section's block, each starting the server; slow on a busy host
         check=False,
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
@@ -75,9 +81,13 @@ def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:
     assert '"presignedUrl":"http://127.0.0.1:' in out.replace(" ", "")
     # What the walk-through did is in the database it used, and nowhere else.
     with sqlite3.connect(database) as db:
-        statuses = dict(db.execute("SELECT id, status FROM interventions WHERE id <= 4"))
+        statuses = dict(db.execute("SELECT id, status FROM interventions WHERE id <= 2"))
         assert statuses[2] == 5  # the drill, validated (003)
-        assert statuses[4] == 6  # the unplanned check, rejected (004)
+        # The unplanned check (001), rejected (004); the demo's history took the next ids.
+        unplanned = db.execute(
+            "SELECT status FROM interventions WHERE provider_name = 'Provider name Provider name'"
+        )
+        assert [s for (s,) in unplanned] == [6]
         by_routine = [
             s
             for (s,) in db.execute(
@@ -85,7 +95,23 @@ def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:
             )
         ]
         assert by_routine[:2] == [5, 7]  # accepted, then the cancelled next occurrence
-        stored = db.execute("SELECT count(*) FROM stored_files WHERE uploaded_at IS NOT NULL")
+        stored = db.execute(
+            "SELECT count(*) FROM stored_files WHERE uploaded_at IS NOT NULL"
+            " AND name IN ('example.jpg', 'tom.jpg')"  # the walk-through's, not the demo's
+        )
         assert stored.fetchone()[0] == 2
+        # Webhooks: the drill's two events delivered, one of them replayed.
+        hooks = db.execute(
+            "SELECT event_type, status, replays FROM webhook_deliveries ORDER BY journal_seq"
+        )
+        delivered = hooks.fetchall()
+        assert [(t, s) for t, s, _ in delivered] == [
+            ("intervention.created", "delivered"),
+            ("intervention.cancelled", "delivered"),
+        ]
+        assert sum(r for _, _, r in delivered) == 1
+    # The printable register's block printed site 1's register and commission pack.
+    for printed in ("register-site-1.pdf", "commission-pack-site-1.pdf", "register-cli.pdf"):
+        assert Path("/tmp", printed).read_bytes().startswith(b"%PDF-"), printed
     emails = list((tmp_path / "outbox").glob("*.eml"))
     assert emails, "no e-mail relayed"

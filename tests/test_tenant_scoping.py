@@ -173,7 +173,7 @@ def _shaped_statements() -> list[Sql]:
     for status in (None, "pending", "accepted", "revoked", "expired"):
         listing = organizations._invitations(status)
         built += [listing.rows, listing.count]
-    names = [*search._LIST_FILTERS, *search._LINK_FILTERS, *search._RANGES, "q"]
+    names = [*search._LIST_FILTERS, *search._LINK_FILTERS, *search._RANGES, "q", *search._FLAGS]
     for given in [frozenset(), frozenset(names), *(frozenset({n}) for n in names)]:
         for sort in ((search.SortKey.SCHEDULED_START_DESC,), (search.SortKey.ID,)):
             built += list(search._list_statements(given, sort))

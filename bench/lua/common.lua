@@ -30,7 +30,7 @@ local function ids(list)
 end
 
 -- A different date for each request of a repeatable update, so that every PATCH changes the
--- intervention (a real UPDATE and a history entry) instead of being a no-op.
+-- intervention (a real UPDATE and a journal entry) instead of being a no-op.
 local function day(n)
   return string.format("2025-%02d-%02d", 1 + math.floor(n / 28) % 12, 1 + n % 28)
 end

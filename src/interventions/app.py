@@ -29,6 +29,9 @@ from interventions.errors import (
 from interventions.http import BodyGuard
 from interventions.idempotency.middleware import METHODS as IDEMPOTENT_METHODS
 from interventions.idempotency.middleware import IdempotencyKeys, document_key
+from interventions.integrations.provider_links.router import routers as provider_link_routers
+from interventions.integrations.router import router as integrations_router
+from interventions.integrations.webhooks.router import router as webhooks_router
 from interventions.interventions.mobile import router as mobile_router
 from interventions.interventions.web import router as interventions_router
 from interventions.notifications.router import router as notifications_router
@@ -40,6 +43,8 @@ from interventions.openapi import (
 )
 from interventions.organizations.router import routers as organization_routers
 from interventions.references.router import routers as reference_routers
+from interventions.register.printing.router import router as register_printing_router
+from interventions.register.router import router as register_router
 from interventions.routing import MethodGuard
 from interventions.storage.router import router as storage_router
 from interventions.storage.service import UPLOAD_PREFIX, make_storage
@@ -121,8 +126,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         mobile_router,
         notifications_router,
         storage_router,
+        register_router,
         *reference_routers,
         *organization_routers,
+        register_printing_router,
+        integrations_router,
+        webhooks_router,
+        *provider_link_routers,
     )
     for router in routers:
         # The routes themselves, not ``include_router``: FastAPI matches an included router

@@ -14,8 +14,10 @@ from rich.markup import escape
 from interventions.config import Settings, get_settings
 from interventions.db import create_database, create_database_from_settings
 from interventions.migrate import upgrade
+from interventions.register.cli import register_cli
 
 cli = typer.Typer(help="Interventions service for building-safety registers.", no_args_is_help=True)
+cli.add_typer(register_cli, name="register")
 # soft_wrap: a long line stays one line (the terminal wraps it on screen; a pipe, a log or
 # grep gets it whole) instead of being cut at 80 columns when the output is not a terminal.
 console = Console(soft_wrap=True)
@@ -35,10 +37,13 @@ def serve(
     """Serve the HTTP API (migrating the database first unless --no-migrate)."""
     import uvicorn
 
+    from interventions.register.keys import KeyStore
+
     settings = get_settings()
     if migrate:
         upgrade(settings.database_url)
     settings.resolved_secret()  # generate and keep it before workers start, so they share it
+    KeyStore(settings).current()  # likewise the register's signing key
     # X-Forwarded-For / -Proto only from the proxies the operator names: uvicorn's default
     # (trust 127.0.0.1) would let anyone on the machine, or any request when nothing fronts
     # the service, choose the client address that rate limits key on.
@@ -133,11 +138,13 @@ def import_(
 
 async def _demo(settings: Settings) -> tuple[Any, list[int]]:
     from interventions.demo import load_demo
+    from interventions.storage.service import make_storage
 
     db = create_database(settings.database_url, pool=False)
+    storage = make_storage(settings, settings.resolved_secret())
     try:
         async with db.transaction() as executor:
-            return await load_demo(executor)
+            return await load_demo(executor, storage)
     finally:
         await db.dispose()
 
@@ -204,7 +211,8 @@ def demo(
 
 @cli.command()
 def worker() -> None:
-    """Relay the e-mail outbox and plan routines until stopped (SIGINT/SIGTERM).
+    """Relay the e-mail outbox, plan routines and sign journal checkpoints until stopped
+    (SIGINT/SIGTERM).
 
     Run one or several next to `serve` when the database is PostgreSQL; the embedded
     SQLite default does this work inside `serve`.
@@ -220,6 +228,24 @@ def worker() -> None:
     upgrade(settings.database_url)
     # The worker bounds its waits on the database like the serving processes.
     asyncio.run(run_worker(create_database_from_settings(settings), settings))
+
+
+@cli.command()
+def overdue() -> None:
+    """Mark overdue interventions (journal, e-mails) and accept executed ones automatically,
+    once, now; the worker (or `serve` on SQLite) does it every
+    INTERVENTIONS_OVERDUE_INTERVAL_SECONDS."""
+    from interventions.interventions.overdue import run_once
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    marked, accepted = asyncio.run(run_once(create_database_from_settings(settings)))
+    console.print(f"{marked} marked overdue, {accepted} accepted automatically", highlight=False)
+
+
+# The printable register's commands join the register's group (``interventions register
+# print|commission-pack``) when their module is imported.
+import interventions.register.printing.cli  # noqa: E402, F401
 
 
 def main() -> None:

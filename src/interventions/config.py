@@ -92,8 +92,39 @@ class Settings(BaseSettings):
     # `interventions worker` instead (or as well: relays never send a row twice at once).
     relay_in_process: bool | None = None
 
+    # Webhooks (issue 12, item 4). Receivers on loopback, private, link-local… addresses are
+    # refused (at creation and at every send) unless the operator allows them.
+    webhooks_allow_private_networks: bool = False
+    webhook_timeout_seconds: float = Field(default=10, gt=0)
+    # The Standard Webhooks retry schedule is multiplied by this (tests make it small).
+    webhook_retry_scale: float = Field(default=1.0, gt=0)
+    # A receiver's Retry-After is honoured up to this many seconds.
+    webhook_retry_after_max_seconds: int = Field(default=36_000, gt=0)
+    # An endpoint every attempt of which has failed for this long is disabled, its admins
+    # e-mailed.
+    webhook_disable_after_hours: float = Field(default=120, gt=0)
+    webhook_batch_size: int = Field(default=100, gt=0)
+    # Journal entries read per endpoint and fan-out transaction.
+    webhook_fanout_batch_size: int = Field(default=1000, gt=0)
+    webhook_interval_seconds: float = Field(default=1, gt=0)
+    webhook_lease_seconds: int = Field(default=120, gt=0)
+    # Endpoints sent to at once by one relay, and requests in flight to one endpoint (1: one
+    # after another, in journal order; more: no order, which Standard Webhooks does not
+    # promise anyway, and far more throughput when each round trip waits).
+    webhook_concurrency: int = Field(default=8, gt=0)
+    webhook_endpoint_concurrency: int = Field(default=10, gt=0)
+
     # Routine planning by the worker.
     planner_interval_seconds: float = Field(default=60, gt=0)
+    # How often the worker marks overdue interventions and accepts executed ones
+    # automatically (``interventions/overdue.py``).
+    overdue_interval_seconds: float = Field(default=300, gt=0)
+
+    # Calendar feeds (``/integrations/v1/calendar/{token}.ics``): the interventions scheduled
+    # from this many days ago to this many days ahead, at most this many (the earliest first).
+    calendar_feed_past_days: int = Field(default=90, ge=0, le=36500)
+    calendar_feed_future_days: int = Field(default=365, ge=0, le=36500)
+    calendar_feed_max_events: int = Field(default=1000, gt=0, le=100_000)
 
     # PIN check-in attempts per intervention and per caller in the window.
     pin_max_failures: int = Field(default=5, gt=0)
@@ -128,6 +159,23 @@ class Settings(BaseSettings):
 
     def trusted_proxy_list(self) -> list[str]:
         return [item.strip() for item in self.trusted_proxies.split(",") if item.strip()]
+
+    # The register (issue 11): checkpoints sign journal heads with Ed25519 keys kept as
+    # PKCS#8 PEM files in ``register_keys_dir`` (default: ``.interventions-register-keys``
+    # beside ``secret_file``), generated on first use; or, for several servers without a
+    # shared disk, the current key itself in ``register_signing_key`` (PKCS#8 PEM text).
+    register_keys_dir: Path | None = None
+    register_signing_key: str = ""
+    # How often the worker signs the head of each journal that moved since its checkpoint.
+    checkpoint_interval_seconds: float = Field(default=3600, gt=0)
+    # An RFC 3161 time-stamping authority (optional): each checkpoint is time-stamped there.
+    tsa_url: str = ""
+    tsa_timeout_seconds: float = Field(default=10, gt=0)
+
+    def resolved_register_keys_dir(self) -> Path:
+        if self.register_keys_dir is not None:
+            return self.register_keys_dir
+        return self.secret_file.parent / ".interventions-register-keys"
 
     # How long an Idempotency-Key holds its first answer (per organisation and caller).
     idempotency_ttl_hours: int = Field(default=24, gt=0)

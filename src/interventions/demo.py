@@ -8,9 +8,18 @@ from typing import Any, NamedTuple
 from interventions.auth.dependencies import Caller
 from interventions.auth.roles import Role
 from interventions.db import Executor, utcnow
+from interventions.demo_history import (
+    COMPANIES,
+    CONTACTS,
+    ROUTINES,
+    RULES,
+    SITE_RULES,
+    record_history,
+)
 from interventions.interventions import repository, service
 from interventions.interventions.schemas import RoutineInterventionCreate, TrainingCreate
 from interventions.references.importer import ImportReport, import_reference_data
+from interventions.storage.service import Storage
 
 DEMO_ORGANIZATION_ID = 1
 
@@ -48,6 +57,8 @@ def demo_document() -> dict[str, Any]:
         for site_id, _ in sites:
             site_rules.append({"id": next_id, "siteId": site_id, "ruleId": rule_id})
             next_id += 1
+    rules += RULES
+    site_rules += [{"id": i, "siteId": s, "ruleId": r} for i, s, r in SITE_RULES]
     return {
         "organizations": [{"id": DEMO_ORGANIZATION_ID, "name": "Lycée Jean Moulin (démo)"}],
         "users": [
@@ -90,10 +101,15 @@ def demo_document() -> dict[str, Any]:
                 "type": 3,
                 "email": "contact@fs.example",
             },
+            *(
+                {"id": i, "organizationId": DEMO_ORGANIZATION_ID, "name": n, "type": t, "email": e}
+                for i, n, t, e in COMPANIES
+            ),
         ],
         "companyContacts": [
             {"id": 1, "companyId": 1, "name": "Paul Durand", "email": "paul@bc.example"},
             {"id": 2, "companyId": 2, "name": "Lina Moreau", "email": "lina@fs.example"},
+            *({"id": i, "companyId": c, "name": n, "email": e} for i, c, n, e in CONTACTS),
         ],
         "anomalies": [
             {"id": i, "organizationId": DEMO_ORGANIZATION_ID, "siteId": s, "title": t, "risk": r}
@@ -113,12 +129,25 @@ def demo_document() -> dict[str, Any]:
                 "rrule": "FREQ=YEARLY",
                 "assignedCompanyContactId": 1,
             },
+            *(
+                {
+                    "id": i,
+                    "organizationId": DEMO_ORGANIZATION_ID,
+                    "name": n,
+                    "siteRuleIds": srs,
+                    "rrule": rrule,
+                    "assignedCompanyContactId": contact,
+                }
+                for i, n, srs, rrule, contact in ROUTINES
+            ),
         ],
     }
 
 
-async def load_demo(db: Executor) -> tuple[ImportReport, list[int]]:
-    """Import the demo organisation and, the first time, plan two interventions in it."""
+async def load_demo(db: Executor, storage: Storage | None = None) -> tuple[ImportReport, list[int]]:
+    """Import the demo organisation and, the first time, plan two interventions in it (ids
+    1 and 2, which the README's walk-through changes) and record a year of history after
+    them (``demo_history``; signatures stored in ``storage``)."""
     report = await import_reference_data(db, demo_document())
     created: list[int] = []
     if not await repository.any_in(db, DEMO_ORGANIZATION_ID):
@@ -158,6 +187,7 @@ async def load_demo(db: Executor) -> tuple[ImportReport, list[int]]:
             ),
         )
         created = [preventive.id, training.id]
+        await record_history(db, admin, storage, utcnow())
     return report, created
 
 

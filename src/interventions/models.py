@@ -3,6 +3,9 @@
 from interventions.auth.models import AuthSession, Profile, RateLimitHit, User
 from interventions.db import Base
 from interventions.idempotency.models import IdempotencyKey
+from interventions.integrations.models import CalendarFeed
+from interventions.integrations.provider_links.models import ProviderLink
+from interventions.integrations.webhooks.models import WebhookDelivery, WebhookEndpoint
 from interventions.interventions.models import (
     Intervention,
     InterventionAnomaly,
@@ -22,13 +25,19 @@ from interventions.references.models import (
     Site,
     SiteRule,
 )
-from interventions.register.models import JournalEntry, JournalHead
+from interventions.register.models import (
+    JournalCheckpoint,
+    JournalEntry,
+    JournalHead,
+    RegisterKey,
+)
 from interventions.storage.models import StoredFile
 
 __all__ = [
     "Anomaly",
     "AuthSession",
     "Base",
+    "CalendarFeed",
     "Company",
     "CompanyContact",
     "IdempotencyKey",
@@ -37,13 +46,16 @@ __all__ = [
     "InterventionRule",
     "InterventionSite",
     "InterventionSiteRule",
+    "JournalCheckpoint",
     "JournalEntry",
     "JournalHead",
     "Notification",
     "Organization",
     "OutboxEmail",
     "Profile",
+    "ProviderLink",
     "RateLimitHit",
+    "RegisterKey",
     "Routine",
     "RoutineSiteRule",
     "Rule",
@@ -51,4 +63,6 @@ __all__ = [
     "SiteRule",
     "StoredFile",
     "User",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -1,5 +1,6 @@
-"""Background work: relaying the e-mail outbox, planning routines, purging expired
-idempotency keys.
+"""Background work: relaying the e-mail outbox, sending webhooks, planning routines, signing
+journal heads, purging expired idempotency keys, marking overdue interventions (and accepting
+executed ones automatically).
 
 Run by ``interventions worker`` (as many as wanted: relays lease rows, the planner relies on
 a unique occurrence per routine), or inside the serving process for the embedded default.
@@ -16,8 +17,11 @@ from collections.abc import AsyncIterator
 from interventions.config import Settings
 from interventions.db import Database
 from interventions.idempotency.middleware import purge_forever
+from interventions.integrations.webhooks.relay import relay_forever as webhook_relay_forever
+from interventions.interventions.overdue import overdue_forever
 from interventions.interventions.planner import plan_forever
 from interventions.notifications.relay import default_relay_id, relay_forever
+from interventions.register.checkpoints import checkpoint_forever
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +30,8 @@ logger = logging.getLogger(__name__)
 async def background_work(
     db: Database, settings: Settings, *, enabled: bool = True
 ) -> AsyncIterator[asyncio.Event]:
-    """Relay and planner tasks for the duration of the block; stopped cleanly at its end."""
+    """Relay, planner and checkpoint tasks for the duration of the block; stopped cleanly at
+    its end."""
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
     if enabled:
@@ -35,9 +40,17 @@ async def background_work(
                 relay_forever(db, settings, stop, relay_id=default_relay_id()), name="relay"
             ),
             asyncio.create_task(
+                webhook_relay_forever(db, settings, stop, relay_id=default_relay_id()),
+                name="webhooks",
+            ),
+            asyncio.create_task(
                 plan_forever(db, settings.planner_interval_seconds, stop), name="planner"
             ),
+            asyncio.create_task(checkpoint_forever(db, settings, stop), name="checkpoints"),
             asyncio.create_task(purge_forever(db, stop), name="idempotency-purge"),
+            asyncio.create_task(
+                overdue_forever(db, settings.overdue_interval_seconds, stop), name="overdue"
+            ),
         ]
     try:
         yield stop

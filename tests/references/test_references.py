@@ -1140,6 +1140,7 @@ async def test_anomalies(client: httpx.AsyncClient, factory: Factory) -> None:
         "status": 0,
         "resolvedAt": None,
         "resolvedByUserId": None,
+        "raisedByInterventionId": None,
     }
     plain = ok(
         await client.post(

@@ -15,8 +15,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import io
+import json
 import time
 import uuid
+import zipfile
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -570,3 +573,25 @@ async def test_first_downloads_link_one_at_a_time(
     assert [(e.subject_id, e.changes["sha256"]) for e in uploads] == [
         (up.file_id, hashlib.sha256(PNG).hexdigest())
     ]
+
+
+async def test_the_register_export_reads_signatures_from_the_bucket(
+    service: httpx.AsyncClient, web: httpx.AsyncClient, factory: Any, s3: Bucket
+) -> None:
+    """The register's export (issue 11) carries the linked objects' bytes; an object gone
+    from the bucket is listed as missing, never a failed export."""
+    org: Org = await factory.org()
+    kept = await announce(service, org, "image/png", len(PNG))
+    lost = await announce(service, org, "image/png", len(PNG))
+    for up in (kept, lost):
+        assert (await put(web, up.url, PNG, "image/png")).status_code == 200
+        # The first download links the object (and journals it with its SHA-256).
+        assert (await service.get(up.download, headers=org.viewer.headers)).status_code == 307
+    s3.client.delete_object(Bucket=s3.name, Key=f"{org.id}/{lost.file_id}")
+    r = await service.get("/register/v1/rs/export", headers=org.admin.headers)
+    assert r.status_code == 200, r.text
+    archive = zipfile.ZipFile(io.BytesIO(r.content))
+    assert archive.read(f"signatures/{kept.file_id}.png") == PNG
+    manifest = json.loads(archive.read("export.json"))
+    assert manifest["signatureFiles"] == [kept.file_id]
+    assert manifest["missingSignatureFiles"] == [lost.file_id]

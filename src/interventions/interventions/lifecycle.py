@@ -3,16 +3,21 @@ transitions, each with its sources, its target (or the rule choosing it), the ki
 to, its guards and what it does to a curative intervention's anomalies.
 
 Every status change in the service goes through ``apply``; the ``actions`` flags read
-``allows``; the history records each change under its transition's action name.
+``allows`` (``ACTION_FLAGS`` says which transitions each flag stands for); the history
+records each change under its transition's action name; ``GET /interventions/v2/rs/lifecycle``
+describes this table (``presenter.lifecycle``). A target or an anomaly move chosen by the
+request is a ``Rule``: the function the service calls, and the same choice as data (which
+input it reads, which status each value leads to), so that nothing describes it twice.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
-from typing import TypedDict, Unpack
+from typing import Generic, TypedDict, TypeVar, Unpack
 
 from interventions.errors import (
     AlreadyCancelled,
@@ -28,6 +33,8 @@ from interventions.errors import (
     SignatureMissing,
     WrongPin,
 )
+
+S = TypeVar("S", bound=IntEnum)
 
 
 class Status(IntEnum):
@@ -112,12 +119,32 @@ class Guard:
 
 
 @dataclass(frozen=True)
+class Rule(Generic[S]):
+    """A target the request chooses, as data and as the function that applies it.
+
+    ``input`` is the request's member it reads (its wire name), ``values`` what each of its
+    values leads to; ``keeps`` says that any other case keeps the current status (re-planning
+    keeps it unless the creation status changes). ``choose`` is what the service runs.
+    """
+
+    name: str
+    description: str
+    choose: Callable[[Facts], S]
+    input: str | None = None
+    values: Mapping[int, S] = field(default_factory=dict)
+    keeps: bool = False
+
+    def __call__(self, facts: Facts) -> S:
+        return self.choose(facts)
+
+
+@dataclass(frozen=True)
 class AnomalyMove:
     """What the transition does to a curative intervention's anomalies: those in ``source``
     move to ``target`` (the others are not this intervention's to move)."""
 
     source: AnomalyStatus
-    target: AnomalyStatus | Callable[[Facts], AnomalyStatus]
+    target: AnomalyStatus | Rule[AnomalyStatus]
 
 
 @dataclass(frozen=True)
@@ -126,7 +153,7 @@ class Transition:
     past: str  # "… cannot be {past}."
     # None stands for an intervention not created yet.
     sources: frozenset[Status | None]
-    target: Status | Callable[[Facts], Status]
+    target: Status | Rule[Status]
     kinds: frozenset[Kind] = frozenset(Kind)
     guards: tuple[Guard, ...] = ()
     anomalies: AnomalyMove | None = None
@@ -134,17 +161,29 @@ class Transition:
     refused_as: Mapping[Status, type[LifecycleConflict]] = field(default_factory=dict)
 
 
+# ``creationStatus`` 0 → to schedule, 1 → scheduled, 2 (done, after the fact) → to verify.
+STATUS_FOR_CREATION: Mapping[int, Status] = {
+    CreationStatus.TO_SCHEDULE: Status.TO_SCHEDULE,
+    CreationStatus.SCHEDULED: Status.SCHEDULED,
+    CreationStatus.DONE: Status.TO_VERIFY,
+}
+STATUS_AFTER_DECISION: Mapping[int, Status] = {
+    Decision.ACCEPT: Status.VALIDATED,
+    Decision.REJECT: Status.REJECTED,
+}
+ANOMALIES_AFTER_DECISION: Mapping[int, AnomalyStatus] = {
+    Decision.ACCEPT: AnomalyStatus.RESOLVED,
+    Decision.REJECT: AnomalyStatus.OPEN,
+}
+
+
 def status_for_creation(creation_status: int) -> Status:
     """``creationStatus`` 0 → to schedule, 1 → scheduled, 2 (done, after the fact) → to verify."""
-    return {
-        CreationStatus.TO_SCHEDULE: Status.TO_SCHEDULE,
-        CreationStatus.SCHEDULED: Status.SCHEDULED,
-        CreationStatus.DONE: Status.TO_VERIFY,
-    }[CreationStatus(creation_status)]
+    return STATUS_FOR_CREATION[CreationStatus(creation_status)]
 
 
 def status_after_decision(decision: int) -> Status:
-    return Status.VALIDATED if decision == Decision.ACCEPT else Status.REJECTED
+    return STATUS_AFTER_DECISION[Decision(decision)]
 
 
 def _as_created(facts: Facts) -> Status:
@@ -171,8 +210,40 @@ def _unchanged(facts: Facts) -> Status:
 
 
 def _anomalies_after_decision(facts: Facts) -> AnomalyStatus:
-    accepted = facts.inputs["decision"] == Decision.ACCEPT
-    return AnomalyStatus.RESOLVED if accepted else AnomalyStatus.OPEN
+    return ANOMALIES_AFTER_DECISION[Decision(facts.inputs["decision"])]
+
+
+AS_CREATED = Rule(
+    "creationStatus",
+    "The status of the requested creationStatus.",
+    _as_created,
+    input="creationStatus",
+    values=STATUS_FOR_CREATION,
+)
+AS_REPLANNED = Rule(
+    "replanning",
+    "Kept, unless creationStatus changes or a rejected intervention is re-planned: then the "
+    "status of the requested creationStatus.",
+    _as_replanned,
+    input="creationStatus",
+    values=STATUS_FOR_CREATION,
+    keeps=True,
+)
+FROM_DECISION = Rule(
+    "decision",
+    "The status of the decision: accepted or rejected.",
+    _from_decision,
+    input="decision",
+    values=STATUS_AFTER_DECISION,
+)
+UNCHANGED = Rule("unchanged", "The status does not change.", _unchanged, keeps=True)
+ANOMALIES_BY_DECISION = Rule(
+    "decision",
+    "Resolved when accepted, open again when rejected.",
+    _anomalies_after_decision,
+    input="decision",
+    values=ANOMALIES_AFTER_DECISION,
+)
 
 
 PIN_MATCHES = Guard("the PIN matches", lambda f: f.inputs.get("pin_matches", False), WrongPin)
@@ -194,7 +265,7 @@ TRANSITIONS: dict[Action, Transition] = {
             Action.CREATE,
             past="created",
             sources=_NEW,
-            target=_as_created,
+            target=AS_CREATED,
             anomalies=AnomalyMove(AnomalyStatus.OPEN, AnomalyStatus.IN_REPAIR),
         ),
         # The planner, for a routine's occurrences.
@@ -202,7 +273,7 @@ TRANSITIONS: dict[Action, Transition] = {
             Action.AUTO_CREATE,
             past="planned",
             sources=_NEW,
-            target=_as_created,
+            target=AS_CREATED,
             kinds=frozenset({Kind.PREVENTIVE}),
         ),
         # Re-planning: before the provider arrives, or after a rejection. Only preventive
@@ -211,7 +282,7 @@ TRANSITIONS: dict[Action, Transition] = {
             Action.UPDATE,
             past="updated",
             sources=_BEFORE_EXECUTION | {Status.REJECTED},
-            target=_as_replanned,
+            target=AS_REPLANNED,
             kinds=frozenset({Kind.PREVENTIVE, Kind.TRAINING}),
         ),
         Transition(
@@ -241,8 +312,8 @@ TRANSITIONS: dict[Action, Transition] = {
             Action.VERIFY,
             past="verified",
             sources=frozenset({Status.TO_VERIFY}),
-            target=_from_decision,
-            anomalies=AnomalyMove(AnomalyStatus.IN_REPAIR, _anomalies_after_decision),
+            target=FROM_DECISION,
+            anomalies=AnomalyMove(AnomalyStatus.IN_REPAIR, ANOMALIES_BY_DECISION),
             refused_as={Status.IN_PROGRESS: NotExecuted},
         ),
         # Before execution or after a rejection; an executed one awaits its verification.
@@ -259,7 +330,7 @@ TRANSITIONS: dict[Action, Transition] = {
             Action.SEND_INFORMATION,
             past="sent by e-mail",
             sources=frozenset(Status) - {Status.CANCELLED},
-            target=_unchanged,
+            target=UNCHANGED,
         ),
     )
 }
@@ -272,6 +343,49 @@ STATUS_NAMES = {
     Status.VALIDATED: "validated",
     Status.REJECTED: "rejected",
     Status.CANCELLED: "cancelled",
+}
+
+# Every enum's members as the wire names them (SPEC §4.2) and in words: the lifecycle
+# endpoint lists them.
+NAMES: Mapping[type[IntEnum], Mapping[int, tuple[str, str]]] = {
+    Status: {
+        Status.TO_SCHEDULE: ("toSchedule", STATUS_NAMES[Status.TO_SCHEDULE]),
+        Status.SCHEDULED: ("scheduled", STATUS_NAMES[Status.SCHEDULED]),
+        Status.IN_PROGRESS: ("inProgress", STATUS_NAMES[Status.IN_PROGRESS]),
+        Status.TO_VERIFY: ("toVerify", STATUS_NAMES[Status.TO_VERIFY]),
+        Status.VALIDATED: ("validated", STATUS_NAMES[Status.VALIDATED]),
+        Status.REJECTED: ("rejected", STATUS_NAMES[Status.REJECTED]),
+        Status.CANCELLED: ("cancelled", STATUS_NAMES[Status.CANCELLED]),
+    },
+    Kind: {
+        Kind.PREVENTIVE: ("preventive", "preventive"),
+        Kind.CURATIVE: ("curative", "curative"),
+        Kind.TRAINING: ("trainingExercise", "training exercise"),
+    },
+    CreationStatus: {
+        CreationStatus.TO_SCHEDULE: ("toScheduled", "to schedule"),
+        CreationStatus.SCHEDULED: ("scheduled", "scheduled"),
+        CreationStatus.DONE: ("done", "done (recorded after the fact)"),
+    },
+    Decision: {
+        Decision.ACCEPT: ("accept", "accept"),
+        Decision.REJECT: ("reject", "reject"),
+    },
+    AnomalyStatus: {
+        AnomalyStatus.OPEN: ("open", "open"),
+        AnomalyStatus.IN_REPAIR: ("inRepair", "in repair"),
+        AnomalyStatus.RESOLVED: ("resolved", "resolved"),
+    },
+}
+
+# The ``actions`` flags of an intervention's detail, each with the transitions it stands for:
+# set when the caller may write and one of them is allowed from the intervention's status on
+# its kind (``flags``).
+ACTION_FLAGS: Mapping[str, tuple[Action, ...]] = {
+    "can_be_updated": (Action.UPDATE,),
+    "can_be_deleted": (Action.CANCEL,),
+    "can_be_executed": (Action.CHECK_IN, Action.EXECUTE),
+    "can_be_verified": (Action.VERIFY, Action.VALIDATE_TRAINING),
 }
 
 # Why an action is refused, from the status the intervention is in, unless its transition
@@ -297,6 +411,15 @@ def allows(action: Action, status: int | None, kind: int) -> bool:
     """Whether ``action`` may start from ``status`` on this kind (its guards aside)."""
     transition = TRANSITIONS[action]
     return status in transition.sources and kind in transition.kinds
+
+
+def flags(status: int, kind: int, *, writer: bool) -> dict[str, bool]:
+    """The ``actions`` flags (``ACTION_FLAGS``) of an intervention in ``status`` of ``kind``,
+    for a caller who may write (``writer``) or only read."""
+    return {
+        flag: writer and any(allows(action, status, kind) for action in actions)
+        for flag, actions in ACTION_FLAGS.items()
+    }
 
 
 def ensure(action: Action, status: int | None, kind: int) -> None:
@@ -343,3 +466,14 @@ def draw_code_pin() -> int:
     """The PIN that guards the check-in (``CHECK_IN``'s ``pin_matches``): six digits from the
     operating system's cryptographic random source, drawn when an intervention is created."""
     return 100_000 + secrets.randbelow(900_000)
+
+
+# Overdue (issue 12, item 5): planned, or in progress, past its scheduled end. Executed,
+# verified and cancelled interventions are never overdue.
+OVERDUE_STATUSES = frozenset({Status.TO_SCHEDULE, Status.SCHEDULED, Status.IN_PROGRESS})
+
+
+def is_overdue(status: int, scheduled_end: dt.datetime | None, now: dt.datetime) -> bool:
+    """Whether an intervention in ``status`` that should have ended at ``scheduled_end`` is
+    overdue at ``now`` (``interventions/overdue.py``)."""
+    return status in OVERDUE_STATUSES and scheduled_end is not None and scheduled_end < now

@@ -90,8 +90,11 @@ async def _assignee_label(db: Executor, row: Any) -> str:
     return ", ".join(names) or "nobody yet"
 
 
-async def queue_information_email(db: Executor, row: Any, recipient: str) -> None:
-    """Everything a provider needs to come and do the job: dates, sites, PIN, assignee."""
+async def queue_information_email(
+    db: Executor, row: Any, recipient: str, link_url: str | None = None
+) -> None:
+    """Everything a provider needs to come and do the job: dates, sites, PIN, assignee; and
+    the provider link to do it with, when one was made for the e-mail."""
     sites = ", ".join(await repo.site_names(db, row)) or "-"
     body = (
         "Hello,\n\nHere is the information about an intervention.\n\n"
@@ -99,6 +102,11 @@ async def queue_information_email(db: Executor, row: Any, recipient: str) -> Non
         + f"Sites: {sites}\n"
         + f"Assigned to: {await _assignee_label(db, row)}\n"
     )
+    if link_url is not None:
+        body += (
+            "\nRead the intervention, check in with the PIN and record its execution here "
+            f"(this link is yours, do not share it):\n{link_url}\n"
+        )
     await _queue(
         db, row, recipient, f"Intervention {row.id}: information", body, "intervention.information"
     )
@@ -119,3 +127,28 @@ async def queue_decision_email(db: Executor, row: Any, accepted: bool) -> None:
         f"Comment: {row.decision_comment or '-'}\n",
         f"intervention.{verdict}",
     )
+
+
+async def queue_overdue_emails(db: Executor, row: Any, recipients: list[tuple[str, str]]) -> int:
+    """The overdue e-mail of one intervention (``overdue.py``), one message to each
+    (address, name) once: its assignee and the organisation's admins and managers. No PIN:
+    it is not the provider's e-mail. How many were queued."""
+    end = format_datetime(row.scheduled_end) if row.scheduled_end else "not set"
+    start = format_datetime(row.scheduled_start) if row.scheduled_start else "not set"
+    seen: set[str] = set()
+    for address, name in recipients:
+        if address.lower() in seen:
+            continue
+        seen.add(address.lower())
+        await _queue(
+            db,
+            row,
+            address,
+            f"Intervention {row.id} is overdue",
+            f"Hello {name},\n\nIntervention {row.id} should have ended at {end} and has not "
+            "been executed.\n\n"
+            f"Scheduled from {start} to {end}\n"
+            f"Description: {row.description or '-'}\n",
+            "intervention.overdue",
+        )
+    return len(seen)

@@ -78,6 +78,9 @@ class Intervention(Base):
     # 1 when created, one more at every write (``repository.write``): what ETags and calendar
     # feeds' SEQUENCE are made of.
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # When the overdue round (``overdue.py``) marked it overdue and queued its e-mails: once
+    # per overdue spell; a re-planning after which it is not overdue clears it.
+    overdue_notified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 class InterventionSite(Base):

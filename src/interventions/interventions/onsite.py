@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from interventions.auth import rate_limit
@@ -15,6 +17,7 @@ from interventions.interventions.conditions import EntityTags, require
 from interventions.interventions.lifecycle import Action, apply
 from interventions.interventions.schemas import (
     ExecuteRequest,
+    ExecutionFields,
     InterventionRead,
     SignatureMeta,
 )
@@ -24,12 +27,41 @@ from interventions.storage import service as storage
 from interventions.transactions import RecordedRefusal
 
 
+@dataclass(frozen=True)
+class OnSite:
+    """Who acts on site, and in which organisation: a member through the mobile app
+    (``of_caller``) or a company contact through a provider link."""
+
+    organization_id: int
+    actor: dict[str, Any]  # the journal's actor of the check-in and the signature file
+    user_id: int | None  # the account acting, if any (the stored file's creator)
+    pin_key: str  # whose wrong PINs are counted, besides the intervention's
+    # The journal's actor of an execution by the provider the body names; None: ``actor``.
+    provider_actor_of: Callable[[str], dict[str, Any]] | None = None
+
+    @classmethod
+    def of_caller(cls, caller: Caller) -> OnSite:
+        return cls(
+            organization_id=caller.organization_id,
+            actor=caller.actor,
+            user_id=caller.user_id,
+            pin_key=f"user:{caller.user_id}",
+            # The provider named by the body acted, through the caller's account.
+            provider_actor_of=lambda name: provider_actor(name, caller.user_id, caller.profile_id),
+        )
+
+    def execution_actor(self, provider_name: str) -> dict[str, Any]:
+        if self.provider_actor_of is None:
+            return self.actor
+        return self.provider_actor_of(provider_name)
+
+
 def check_signature_size(settings: Settings, size: int, field: str) -> None:
     if size > settings.signature_max_bytes:
         raise SignatureTooLarge(field, settings.signature_max_bytes)
 
 
-async def new_signature(db: Executor, caller: Caller, meta: SignatureMeta) -> Any:
+async def new_signature(db: Executor, caller: Caller | OnSite, meta: SignatureMeta) -> Any:
     """A stored file awaiting its bytes (the record ``presign_put`` signs an upload for)."""
     return await storage.create_file(
         db,
@@ -53,14 +85,14 @@ async def notify_executed(db: Executor, row: Any) -> None:
     )
 
 
-def _pin_limits(settings: Settings, caller: Caller, intervention_id: int) -> list[rate_limit.Limit]:
-    # Per intervention (whoever tries) and per user (whichever intervention): the 900,000
-    # codes cannot be walked from one account nor from many.
+def _pin_limits(settings: Settings, who: OnSite, intervention_id: int) -> list[rate_limit.Limit]:
+    # Per intervention (whoever tries) and per user or provider link (whichever
+    # intervention): the 900,000 codes cannot be walked from one account nor from many.
     return [
         rate_limit.Limit(
             key, settings.pin_max_failures, settings.pin_window_seconds, "wrong PIN codes"
         )
-        for key in (f"pin:intervention:{intervention_id}", f"pin:user:{caller.user_id}")
+        for key in (f"pin:intervention:{intervention_id}", f"pin:{who.pin_key}")
     ]
 
 
@@ -73,6 +105,21 @@ async def check_in(
     *,
     if_match: EntityTags | None = None,
 ) -> InterventionRead:
+    """The mobile check-in: ``check_in_as`` the caller."""
+    who = OnSite.of_caller(caller)
+    row = await check_in_as(db, settings, who, intervention_id, code_pin, if_match=if_match)
+    return await presenter.read_one(db, row)
+
+
+async def check_in_as(
+    db: Executor,
+    settings: Settings,
+    who: OnSite,
+    intervention_id: int,
+    code_pin: int,
+    *,
+    if_match: EntityTags | None = None,
+) -> Any:
     """The provider is on site: the PIN matches → in progress, ``actualStart`` = now.
 
     Past ``pin_max_failures`` wrong PINs in the window, refused with 429 before comparing.
@@ -80,12 +127,12 @@ async def check_in(
     committed (``RecordedRefusal``), a right one is refunded. Charging serialises attempts
     on the same keys until the request commits (an advisory lock on PostgreSQL, the write
     lock on SQLite), so concurrent attempts, even on several interventions, are compared
-    one after the other and at most ``pin_max_failures`` times.
+    one after the other and at most ``pin_max_failures`` times. The row as it now is.
     """
     # Locked: concurrent attempts on one intervention are counted one after the other.
-    row = await repo.get_for_update(db, caller.organization_id, intervention_id)
+    row = await repo.get_for_update(db, who.organization_id, intervention_id)
     require(row, if_match)
-    charged = await rate_limit.charge(db, _pin_limits(settings, caller, row.id))
+    charged = await rate_limit.charge(db, _pin_limits(settings, who, row.id))
     before = row.status
     try:
         # The status is checked before the PIN: a 409 rolls the charge back.
@@ -102,11 +149,11 @@ async def check_in(
     await repo.record_history(
         db,
         row,
-        actor=caller.actor,
+        actor=who.actor,
         action=Action.CHECK_IN,
         changes={"status": (before, status), "actualStart": (None, now)},
     )
-    return await presenter.read_one(db, row)
+    return row
 
 
 async def execute(
@@ -119,9 +166,35 @@ async def execute(
     *,
     if_match: EntityTags | None = None,
 ) -> tuple[InterventionRead, str]:
-    """Executed and signed → to verify; returns the signature's upload URL."""
+    """The mobile execution: ``execute_as`` the caller."""
+    row, url = await execute_as(
+        db,
+        OnSite.of_caller(caller),
+        body.intervention_id,
+        body,
+        settings,
+        base_url,
+        storage_backend,
+        if_match=if_match,
+    )
+    return await presenter.read_one(db, row), url
+
+
+async def execute_as(
+    db: Executor,
+    who: OnSite,
+    intervention_id: int,
+    body: ExecutionFields,
+    settings: Settings,
+    base_url: str,
+    storage_backend: storage.Storage,
+    *,
+    if_match: EntityTags | None = None,
+) -> tuple[Any, str]:
+    """Executed and signed → to verify: the row as it now is, and the signature's upload
+    URL (after ``If-Match``, when given, holds)."""
     check_signature_size(settings, body.signature.size, "signature.size")
-    row = await repo.get_for_update(db, caller.organization_id, body.intervention_id)
+    row = await repo.get_for_update(db, who.organization_id, intervention_id)
     require(row, if_match)
     status = apply(
         Action.EXECUTE,
@@ -130,7 +203,7 @@ async def execute(
         signed=body.signature is not None,
         attendee_count=body.attendee_count,
     )
-    signature = await new_signature(db, caller, body.signature)
+    signature = await new_signature(db, who, body.signature)
     now = utcnow()
     provider = f"{body.first_name} {body.last_name}"
     changes = {
@@ -148,9 +221,7 @@ async def execute(
     )
     if not written:
         raise ChangedMeanwhile()
-    # The provider named by the body acted, through the caller's account.
-    actor = provider_actor(provider, caller.user_id, caller.profile_id)
+    actor = who.execution_actor(provider)
     await repo.record_history(db, row, actor=actor, action=Action.EXECUTE, changes=history)
     await notify_executed(db, row)
-    read = await presenter.read_one(db, row)
-    return read, storage_backend.presign_put(signature, base_url)
+    return row, storage_backend.presign_put(signature, base_url)

@@ -3,12 +3,28 @@ the repository reads and writes rows, the services decide, this module presents.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from enum import IntEnum
 from typing import Any
 
-from interventions.db import Executor
+from pydantic.alias_generators import to_camel
+
+from interventions.db import Executor, utcnow
+from interventions.interventions import lifecycle
 from interventions.interventions import repository as repo
-from interventions.interventions.schemas import InterventionRead
+from interventions.interventions.lifecycle import is_overdue
+from interventions.interventions.schemas import (
+    ActionFlagRead,
+    AnomalyMoveRead,
+    EnumMemberRead,
+    GuardRead,
+    InterventionRead,
+    LifecycleRead,
+    RuleTarget,
+    StatusTarget,
+    TransitionRead,
+)
 
 
 def signature_path(file_id: str | None) -> str | None:
@@ -56,6 +72,7 @@ def read_fields(row: Any, link_sets: dict[str, list[int]]) -> dict[str, Any]:
         updated_at=i.updated_at,
         created_at=i.created_at,
         version=i.version,
+        overdue=is_overdue(i.status, i.scheduled_end, utcnow()),
         **link_sets,
     )
 
@@ -82,3 +99,64 @@ async def read_one(
     if link_sets is None:
         return (await read_many(db, [row]))[0]
     return to_read(row, link_sets)
+
+
+# --- the lifecycle as data --------------------------------------------------------------------
+
+
+def _members(enum: type[IntEnum]) -> list[EnumMemberRead]:
+    return [
+        EnumMemberRead(value=value, name=name, label=label)
+        for value, (name, label) in sorted(lifecycle.NAMES[enum].items())
+    ]
+
+
+def _target(target: IntEnum | lifecycle.Rule[Any]) -> StatusTarget | RuleTarget:
+    if isinstance(target, lifecycle.Rule):
+        return RuleTarget(
+            rule=target.name,
+            description=target.description,
+            input=target.input,
+            values={str(int(k)): int(v) for k, v in target.values.items()},
+            keeps=target.keeps,
+        )
+    return StatusTarget(status=int(target))
+
+
+def _guard(guard: lifecycle.Guard) -> GuardRead:
+    refusal = guard.refusal()
+    return GuardRead(name=guard.name, status=refusal.status, detail=refusal.detail)
+
+
+def _transition(transition: lifecycle.Transition) -> TransitionRead:
+    move = transition.anomalies
+    return TransitionRead(
+        action=transition.action.value,
+        label=transition.past,
+        creates=None in transition.sources,
+        sources=sorted(int(s) for s in transition.sources if s is not None),
+        target=_target(transition.target),
+        kinds=sorted(int(k) for k in transition.kinds),
+        guards=[_guard(g) for g in transition.guards],
+        anomalies=None
+        if move is None
+        else AnomalyMoveRead(source=int(move.source), target=_target(move.target)),
+    )
+
+
+@functools.cache
+def lifecycle_read() -> LifecycleRead:
+    """The lifecycle table as the API describes it: built from ``lifecycle.TRANSITIONS`` and
+    the enums' names, once (the table is code, it never changes while the process runs)."""
+    return LifecycleRead(
+        statuses=_members(lifecycle.Status),
+        kinds=_members(lifecycle.Kind),
+        creation_statuses=_members(lifecycle.CreationStatus),
+        decisions=_members(lifecycle.Decision),
+        anomaly_statuses=_members(lifecycle.AnomalyStatus),
+        transitions=[_transition(t) for t in lifecycle.TRANSITIONS.values()],
+        action_flags=[
+            ActionFlagRead(flag=to_camel(flag), actions=[a.value for a in actions])
+            for flag, actions in lifecycle.ACTION_FLAGS.items()
+        ],
+    )

@@ -19,7 +19,7 @@ from interventions.interventions.assignment import (
     resolve_assignment,
 )
 from interventions.interventions.conditions import EntityTags, require
-from interventions.interventions.lifecycle import Action, Kind, Status, apply, ensure
+from interventions.interventions.lifecycle import Action, Kind, Status, apply, ensure, is_overdue
 from interventions.interventions.schemas import (
     InterventionRead,
     PreventiveUpdate,
@@ -108,6 +108,12 @@ async def _apply_common(
         if new_status == Status.TO_VERIFY:
             changes.set("actual_start", row.scheduled_start)
             changes.set("actual_end", row.scheduled_end)
+    if row.overdue_notified_at is not None and not is_overdue(
+        changes.get("status"), changes.get("scheduled_end"), utcnow()
+    ):
+        # Re-planned out of overdue: it may be overdue again later, and said so again then
+        # (``overdue.py``). Not a member of the wire form: not in the history.
+        changes.values["overdue_notified_at"] = None
     return previous, current
 
 

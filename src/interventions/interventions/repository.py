@@ -11,13 +11,13 @@ from collections import defaultdict, namedtuple
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, insert, literal, select, union_all, update
+from sqlalchemy import and_, bindparam, delete, insert, literal, or_, select, union_all, update
 from sqlalchemy.dialects import postgresql
 
 from interventions.auth.models import Profile, User
-from interventions.db import ID, Executor, Sql, any_of, id_rows, table_of, utcnow
+from interventions.db import ID, Executor, Sql, UTCDateTime, any_of, id_rows, table_of, utcnow
 from interventions.errors import NotFound
-from interventions.interventions.lifecycle import Kind
+from interventions.interventions.lifecycle import OVERDUE_STATUSES, Kind, Status
 from interventions.interventions.models import (
     Intervention,
     InterventionAnomaly,
@@ -419,9 +419,11 @@ async def move_linked_anomalies(
     target: int,
     now: dt.datetime,
     resolved_by_user_id: int | None = None,
+    resolved: bool | None = None,
 ) -> list[int]:
-    """Move the intervention's anomalies in ``source`` to ``target``; ``resolved_by_user_id``
-    also records who resolved them, and when. The ids of those that moved."""
+    """Move the intervention's anomalies in ``source`` to ``target``; ``resolved`` (by
+    default: when ``resolved_by_user_id`` is given) also records when they were resolved,
+    and by whom (``None``: by the service itself). The ids of those that moved."""
     params = {
         "organization_id": row.organization_id,
         "intervention_id": row.id,
@@ -429,7 +431,9 @@ async def move_linked_anomalies(
         "target": target,
         "now": now,
     }
-    if resolved_by_user_id is None:
+    if resolved is None:
+        resolved = resolved_by_user_id is not None
+    if not resolved:
         rows = await db.all(_MOVE_LINKED, **params)
     else:
         rows = await db.all(_RESOLVE_LINKED, user_id=resolved_by_user_id, **params)
@@ -509,3 +513,98 @@ async def insert_occurrence(db: Executor, values: dict[str, Any]) -> Any | None:
     params = {key: values.get(key) for key in COLUMNS}
     params["version"] = 1
     return await db.first(_INSERT_OCCURRENCE, **params)
+
+
+# --- overdue interventions (``overdue.py``: the worker, for every organisation) ---------------
+
+
+def overdue_condition(now: Any) -> Any:
+    """``lifecycle.is_overdue`` in SQL at ``now`` (a bound parameter): planned or in progress
+    (1, 2, 3: ``OVERDUE_STATUSES``), and past its scheduled end."""
+    assert max(OVERDUE_STATUSES) == Status.IN_PROGRESS == len(OVERDUE_STATUSES)
+    return and_(_I.status <= Status.IN_PROGRESS, _I.scheduled_end < now)
+
+
+def not_overdue_condition(now: Any) -> Any:
+    """The negation of ``overdue_condition``, an intervention without an end included."""
+    return or_(_I.status > Status.IN_PROGRESS, _I.scheduled_end.is_(None), _I.scheduled_end >= now)
+
+
+_NOW = bindparam("now", type_=UTCDateTime())
+_OVERDUE_CANDIDATES = Sql(
+    select(_I.organization_id, _I.id)
+    .where(overdue_condition(_NOW), _I.overdue_notified_at.is_(None))
+    .order_by(_I.organization_id, _I.id)
+    .limit(bindparam("limit")),
+    unscoped="the overdue round goes over every organisation's interventions",
+)
+# Conditional on everything that made it a candidate: whoever marks it first (another worker,
+# or a re-planning that moved it out of overdue meanwhile) leaves nothing to mark here.
+_MARK_OVERDUE = Sql(
+    update(INTERVENTIONS)
+    .where(ours(), any_of(_I.id, "ids"), overdue_condition(_NOW), _I.overdue_notified_at.is_(None))
+    .values(overdue_notified_at=_NOW)
+    .returning(
+        _I.organization_id,
+        _I.id,
+        _I.type,
+        _I.status,
+        _I.description,
+        _I.scheduled_start,
+        _I.scheduled_end,
+        _I.assigned_profile_id,
+    )
+)
+_EXECUTED_BEFORE = Sql(
+    select(_I.id)
+    .where(
+        ours(),
+        _I.status == Status.TO_VERIFY,
+        _I.actual_end < bindparam("cutoff", type_=UTCDateTime()),
+    )
+    .order_by(_I.id)
+    .limit(bindparam("limit"))
+)
+_WRITER_ADDRESSES = Sql(
+    select(_USERS.c.email, _USERS.c.first_name, _USERS.c.last_name)
+    .join(_PROFILES, _PROFILES.c.user_id == _USERS.c.id)
+    .where(
+        _PROFILES.c.organization_id == bindparam("organization_id"),
+        or_(_PROFILES.c.role == "admin", _PROFILES.c.role == "manager"),
+        _PROFILES.c.archived_at.is_(None),
+        _USERS.c.disabled_at.is_(None),
+    )
+    .order_by(_PROFILES.c.id)
+)
+
+
+async def overdue_candidates(db: Executor, now: dt.datetime, limit: int) -> list[Any]:
+    """(``organization_id``, ``id``) of interventions overdue at ``now`` and not marked yet."""
+    return await db.all(_OVERDUE_CANDIDATES, now=now, limit=limit)
+
+
+async def mark_overdue(
+    db: Executor, organization_id: int, intervention_ids: Sequence[int], now: dt.datetime
+) -> list[Any]:
+    """Mark those still overdue and unmarked (one statement); the marked ones (their
+    ``id``, ``type``, ``status``, ``description``, dates and ``assigned_profile_id``)."""
+    return await db.all(
+        _MARK_OVERDUE, organization_id=organization_id, ids=list(intervention_ids), now=now
+    )
+
+
+async def executed_before(
+    db: Executor, organization_id: int, cutoff: dt.datetime, limit: int
+) -> list[int]:
+    """Ids of the organisation's executed interventions (to verify) that ended before
+    ``cutoff``."""
+    rows = await db.all(
+        _EXECUTED_BEFORE, organization_id=organization_id, cutoff=cutoff, limit=limit
+    )
+    return [r.id for r in rows]
+
+
+async def writer_addresses(db: Executor, organization_id: int) -> list[Any]:
+    """(``email``, ``first_name``, ``last_name``) of the organisation's active admins and
+    managers."""
+    return await db.all(_WRITER_ADDRESSES, organization_id=organization_id)

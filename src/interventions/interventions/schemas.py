@@ -151,10 +151,9 @@ class CheckInRequest(WireModel):
     code_pin: Pin
 
 
-class ExecuteRequest(WireModel):
+class ExecutionFields(WireModel):
     """The provider has done the job: who, what, the signature; a drill's attendee count."""
 
-    intervention_id: Id
     first_name: Name
     last_name: Name
     signature: SignatureMeta
@@ -164,12 +163,25 @@ class ExecuteRequest(WireModel):
     attendee_count: Annotated[int, Field(strict=True, ge=0, le=1_000_000)] | None = None
 
 
+class ExecuteRequest(ExecutionFields):
+    """The mobile execution: the intervention, then what the provider did."""
+
+    intervention_id: Id
+
+
 class CancelRequest(WireModel):
     cancellation_reason: Text | None = None
 
 
 class InformationEmailRequest(WireModel):
     email: Email
+    provider_link: Flag = Field(
+        default=False,
+        description=(
+            "Also create a provider link for the assigned company contact (its default expiry) "
+            "and put its URL in the e-mail; 422 when the intervention has no assigned contact."
+        ),
+    )
 
 
 class InterventionRead(ReadModel):
@@ -223,6 +235,12 @@ class InterventionRead(ReadModel):
     version: int = Field(
         description='1 at creation, one more at every change: the `ETag` is `"<id>.<version>"`.',
         ge=1,
+    )
+    overdue: bool = Field(
+        description=(
+            "Planned or in progress (status 1, 2 or 3) and `scheduledEnd` has passed, at the "
+            "time of the answer."
+        )
     )
     site_ids: list[int]
     site_rule_ids: list[int]
@@ -293,3 +311,81 @@ class InterventionDetail(InterventionRead):
     signature_url: str | None = Field(description="Download path of the signature, when any.")
     history: list[HistoryEntryRead]
     actions: ActionsRead
+
+
+# --- the lifecycle as data (GET /interventions/v2/rs/lifecycle) -----------------------------
+
+
+class EnumMemberRead(ReadModel):
+    value: int
+    name: str = Field(description="The wire name (camelCase), as SPEC §4.2 gives it.")
+    label: str = Field(description="In words.")
+
+
+class StatusTarget(ReadModel):
+    """A fixed target."""
+
+    status: int = Field(description="The status it leads to (an anomaly status for anomalies).")
+
+
+class RuleTarget(ReadModel):
+    """A target the request chooses."""
+
+    rule: str = Field(description="The rule's name: `creationStatus`, `decision`, …")
+    description: str
+    input: str | None = Field(description="The request's member the rule reads, if any.")
+    values: dict[str, int] = Field(
+        description="Each value of `input` (as a string) → the status it leads to."
+    )
+    keeps: bool = Field(
+        description="Whether the current status is kept when the rule does not move it."
+    )
+
+
+Target = Annotated[StatusTarget | RuleTarget, Field(union_mode="left_to_right")]
+
+
+class GuardRead(ReadModel):
+    """A condition besides the source status, and the refusal when it does not hold."""
+
+    name: str
+    status: int = Field(description="The HTTP status of the refusal.")
+    detail: str = Field(description="The refusal's message.")
+
+
+class AnomalyMoveRead(ReadModel):
+    """What the transition does to a curative intervention's anomalies in `source`."""
+
+    source: int = Field(description="0 open · 1 in repair · 2 resolved")
+    target: Target
+
+
+class TransitionRead(ReadModel):
+    action: str = Field(description="Its name, as the history records it.")
+    label: str = Field(description="In words: `… cannot be {label}`.")
+    creates: bool = Field(description="Whether it starts from no intervention (a creation).")
+    sources: list[int] = Field(description="The statuses it may start from.")
+    target: Target
+    kinds: list[int] = Field(description="The intervention types it applies to.")
+    guards: list[GuardRead]
+    anomalies: AnomalyMoveRead | None
+
+
+class ActionFlagRead(ReadModel):
+    """A flag of an intervention's `actions`: set when the caller may write and one of its
+    transitions is allowed from the intervention's status on its type."""
+
+    flag: str = Field(description="Its name in `actions` (`canBeUpdated`…).")
+    actions: list[str] = Field(description="The transitions it stands for.")
+
+
+class LifecycleRead(ReadModel):
+    """The table of transitions the service obeys, with the enums it speaks of."""
+
+    statuses: list[EnumMemberRead]
+    kinds: list[EnumMemberRead]
+    creation_statuses: list[EnumMemberRead]
+    decisions: list[EnumMemberRead]
+    anomaly_statuses: list[EnumMemberRead]
+    transitions: list[TransitionRead]
+    action_flags: list[ActionFlagRead]

@@ -26,11 +26,11 @@ from sqlalchemy import (
 )
 
 from interventions.auth.dependencies import Caller
-from interventions.db import Executor, Sql, UTCDateTime, any_of
+from interventions.db import Executor, Sql, UTCDateTime, any_of, utcnow
 from interventions.interventions import presenter
 from interventions.interventions import repository as repo
 from interventions.interventions.conditions import EntityTags, Unchanged, unchanged
-from interventions.interventions.lifecycle import Action, Status, allows
+from interventions.interventions.lifecycle import Status, flags
 from interventions.interventions.models import (
     Intervention,
     InterventionAnomaly,
@@ -94,6 +94,7 @@ class InterventionFilters:
     actual_from: dt.datetime | None = None
     actual_to: dt.datetime | None = None
     q: str | None = None
+    overdue: bool | None = None
     sort: Sequence[SortKey] = field(default_factory=lambda: [SortKey.SCHEDULED_START_DESC])
 
 
@@ -118,10 +119,16 @@ _RANGES: dict[str, Any] = {
 }
 
 
+# ``overdue=true`` / ``overdue=false``: two shapes, each one constant text.
+_FLAGS = ("overdue", "not_overdue")
+
+
 def _shape(f: InterventionFilters) -> tuple[frozenset[str], tuple[SortKey, ...]]:
     """Which filters are given and the order: what the statement's text depends on."""
     given = {name for name in (*_LIST_FILTERS, *_LINK_FILTERS) if getattr(f, name)}
     given |= {name for name in (*_RANGES, "q") if getattr(f, name) is not None}
+    if f.overdue is not None:
+        given.add("overdue" if f.overdue else "not_overdue")
     return frozenset(given), tuple(f.sort)
 
 
@@ -136,6 +143,8 @@ def _params(f: InterventionFilters) -> dict[str, Any]:
     if f.q is not None:
         escaped = f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         params["q"] = f"%{escaped}%"
+    if f.overdue is not None:
+        params["now"] = utcnow()
     return params
 
 
@@ -162,6 +171,11 @@ def _conditions(given: frozenset[str]) -> list[ColumnElement[bool]]:
         out.append(Intervention.status != Status.CANCELLED)
     if "q" in given:
         out.append(Intervention.description.ilike(bindparam("q", type_=String()), escape="\\"))
+    now = bindparam("now", type_=UTCDateTime())
+    if "overdue" in given:
+        out.append(repo.overdue_condition(now))
+    if "not_overdue" in given:
+        out.append(repo.not_overdue_condition(now))
     return out
 
 
@@ -205,15 +219,7 @@ async def find(
 
 def actions_for(status: int, kind: int, caller: Caller) -> ActionsRead:
     """What the caller may do now: the lifecycle table and the caller's role, nothing else."""
-    writer = caller.can_write
-    return ActionsRead(
-        can_be_updated=writer and allows(Action.UPDATE, status, kind),
-        can_be_deleted=writer and allows(Action.CANCEL, status, kind),
-        can_be_executed=writer
-        and (allows(Action.CHECK_IN, status, kind) or allows(Action.EXECUTE, status, kind)),
-        can_be_verified=writer
-        and (allows(Action.VERIFY, status, kind) or allows(Action.VALIDATE_TRAINING, status, kind)),
-    )
+    return ActionsRead(**flags(status, kind, writer=caller.can_write))
 
 
 # The detailed read is three statements after authentication, each built once: the
@@ -276,6 +282,56 @@ _LINKED = Sql(
 )
 
 
+@dataclass
+class Linked:
+    """What an intervention links to, summarised for one read."""
+
+    sites: list[SiteSummary]
+    site_rules: list[SiteRuleSummary]
+    rules: list[RuleSummary]
+    anomalies: list[AnomalySummary]
+    link_sets: dict[str, list[int]]
+
+
+async def linked(db: Executor, organization_id: int, intervention_id: int) -> Linked:
+    """The intervention's sites, site rules, rules and anomalies (one statement), sorted by
+    id, and its four link sets."""
+    sites: list[SiteSummary] = []
+    site_rules: list[SiteRuleSummary] = []
+    rules: dict[int, RuleSummary] = {}
+    rule_ids: list[int] = []
+    anomalies: list[AnomalySummary] = []
+    for member, id_, a, b, c, label in await db.all(
+        _LINKED, id=intervention_id, organization_id=organization_id
+    ):
+        if member == "site":
+            sites.append(SiteSummary(id=id_, name=label))
+        elif member == "site_rule":
+            site_rules.append(SiteRuleSummary(id=id_, site_id=a, rule_id=b))
+        elif member == "anomaly":
+            anomalies.append(AnomalySummary(id=id_, site_id=a, title=label, risk=b, status=c))
+        else:
+            if member == "rule":
+                rule_ids.append(id_)
+            rules[id_] = RuleSummary(id=id_, name=label, type=a)
+    by_id = attrgetter("id")
+    sites.sort(key=by_id)
+    site_rules.sort(key=by_id)
+    anomalies.sort(key=by_id)
+    return Linked(
+        sites=sites,
+        site_rules=site_rules,
+        rules=sorted(rules.values(), key=by_id),
+        anomalies=anomalies,
+        link_sets={
+            "site_ids": [s.id for s in sites],
+            "site_rule_ids": [s.id for s in site_rules],
+            "rule_ids": sorted(rule_ids),
+            "anomaly_ids": [a.id for a in anomalies],
+        },
+    )
+
+
 async def detail(
     db: Executor,
     caller: Caller,
@@ -289,43 +345,16 @@ async def detail(
     same = unchanged(row, if_none_match)
     if same is not None:
         return same
-    sites: list[SiteSummary] = []
-    site_rules: list[SiteRuleSummary] = []
-    rules: dict[int, RuleSummary] = {}
-    rule_ids: list[int] = []
-    anomalies: list[AnomalySummary] = []
     org = caller.organization_id
-    for member, id_, a, b, c, label in await db.all(
-        _LINKED, id=intervention_id, organization_id=org
-    ):
-        if member == "site":
-            sites.append(SiteSummary(id=id_, name=label))
-        elif member == "site_rule":
-            site_rules.append(SiteRuleSummary(id=id_, site_id=a, rule_id=b))
-        elif member == "anomaly":
-            anomalies.append(AnomalySummary(id=id_, site_id=a, title=label, risk=b, status=c))
-        else:
-            if member == "rule":
-                rule_ids.append(id_)
-            rules[id_] = RuleSummary(id=id_, name=label, type=a)
+    found = await linked(db, org, intervention_id)
     history = await journal.entries_about(db, org, Subject.INTERVENTION, intervention_id)
-    by_id = attrgetter("id")
-    sites.sort(key=by_id)
-    site_rules.sort(key=by_id)
-    anomalies.sort(key=by_id)
-    link_sets = {
-        "site_ids": [s.id for s in sites],
-        "site_rule_ids": [s.id for s in site_rules],
-        "rule_ids": sorted(rule_ids),
-        "anomaly_ids": [a.id for a in anomalies],
-    }
-    fields = presenter.read_fields(row, link_sets)
+    fields = presenter.read_fields(row, found.link_sets)
     return InterventionDetail(
         **fields,
-        sites=sites,
-        site_rules=site_rules,
-        rules=sorted(rules.values(), key=by_id),
-        anomalies=anomalies,
+        sites=found.sites,
+        site_rules=found.site_rules,
+        rules=found.rules,
+        anomalies=found.anomalies,
         signature_url=fields["img_signature"],
         history=[
             HistoryEntryRead(

@@ -22,6 +22,7 @@ from interventions.errors import (
     StartsInTheFuture,
     VerifiedMeanwhile,
 )
+from interventions.integrations.provider_links import service as provider_links
 from interventions.interventions import messaging, onsite, presenter
 from interventions.interventions import repository as repo
 from interventions.interventions.assignment import (
@@ -295,8 +296,8 @@ async def verify(
     """Seed 004: accept or reject an executed intervention; exactly one concurrent call wins."""
     row = await repo.get_for_update(db, caller.organization_id, intervention_id)
     require(row, if_match)
-    before = row.status
-    new_status = apply(Action.VERIFY, before, row.type, decision=body.decision)
+    # The lifecycle's refusal (409) before the notification's (422).
+    apply(Action.VERIFY, row.status, row.type, decision=body.decision)
     if body.notification_id is not None:
         await notifications.mark_read(
             db,
@@ -305,17 +306,43 @@ async def verify(
             notification_id=body.notification_id,
             field="notificationId",
         )
+    row = await decide(
+        db,
+        row,
+        decision=body.decision,
+        comment=body.decision_comment,
+        verifier_user_id=caller.user_id,
+        actor=caller.actor,
+    )
+    return await presenter.read_one(db, row)
+
+
+async def decide(
+    db: Executor,
+    row: Any,
+    *,
+    decision: int,
+    comment: str,
+    verifier_user_id: int | None,
+    actor: dict[str, Any],
+) -> Any:
+    """Accept or reject the executed intervention ``row`` (read locked): the status the
+    lifecycle gives, the verifier (``None``: the service itself), the anomalies, the decision
+    e-mail and the journal entry. The row as it now is; ``VerifiedMeanwhile`` when another
+    decision was written first."""
+    before = row.status
+    new_status = apply(Action.VERIFY, before, row.type, decision=decision)
     now = utcnow()
-    # Conditional on the status read: where the row lock above is a no-op (SQLite,
-    # serialised by BEGIN IMMEDIATE instead) this is what makes the winner unique.
+    # Conditional on the status read: where the row lock is a no-op (SQLite, serialised by
+    # BEGIN IMMEDIATE instead) this is what makes the winner unique.
     row, written = await repo.write(
         db,
         row,
         {
             "status": new_status,
-            "verified_by_user_id": caller.user_id,
+            "verified_by_user_id": verifier_user_id,
             "verified_at": now,
-            "decision_comment": body.decision_comment,
+            "decision_comment": comment,
             "updated_at": now,
         },
     )
@@ -323,37 +350,40 @@ async def verify(
         raise VerifiedMeanwhile()
     await _move_anomalies(
         db,
-        caller,
         row,
         Action.VERIFY,
-        anomaly_move(Action.VERIFY, row.type, decision=body.decision),
+        anomaly_move(Action.VERIFY, row.type, decision=decision),
         now,
+        user_id=verifier_user_id,
+        actor=actor,
     )
-    await messaging.queue_decision_email(db, row, accepted=body.decision == int(Decision.ACCEPT))
+    await messaging.queue_decision_email(db, row, accepted=decision == int(Decision.ACCEPT))
     await repo.record_history(
         db,
         row,
-        actor=caller.actor,
+        actor=actor,
         action=Action.VERIFY,
         changes={
             "status": (before, new_status),
-            "decision": body.decision,
-            "decisionComment": body.decision_comment,
+            "decision": decision,
+            "decisionComment": comment,
         },
     )
-    return await presenter.read_one(db, row)
+    return row
 
 
 async def _move_anomalies(
     db: Executor,
-    caller: Caller,
     row: Any,
     action: Action,
     move: tuple[AnomalyStatus, AnomalyStatus] | None,
     now: dt.datetime,
+    *,
+    user_id: int | None,
+    actor: dict[str, Any],
 ) -> None:
     """Move the intervention's anomalies as the lifecycle says (``anomaly_move``), each
-    move in the journal."""
+    move in the journal; ``user_id`` resolves them when they are resolved."""
     if move is None:
         return
     source, target = move
@@ -364,7 +394,8 @@ async def _move_anomalies(
         source=source,
         target=target,
         now=now,
-        resolved_by_user_id=caller.user_id if resolved else None,
+        resolved_by_user_id=user_id if resolved else None,
+        resolved=resolved,
     )
     repo.record_anomaly_moves(
         db,
@@ -374,7 +405,7 @@ async def _move_anomalies(
         action=action,
         source=source,
         target=target,
-        actor=caller.actor,
+        actor=actor,
     )
 
 
@@ -398,7 +429,13 @@ async def cancel(
     if not written:
         raise ChangedMeanwhile()
     await _move_anomalies(
-        db, caller, row, Action.CANCEL, anomaly_move(Action.CANCEL, row.type), now
+        db,
+        row,
+        Action.CANCEL,
+        anomaly_move(Action.CANCEL, row.type),
+        now,
+        user_id=caller.user_id,
+        actor=caller.actor,
     )
     await repo.record_history(db, row, actor=caller.actor, action=Action.CANCEL, changes=changes)
 
@@ -409,8 +446,11 @@ async def send_information(
     caller: Caller,
     intervention_id: int,
     body: InformationEmailRequest,
+    base_url: str = "",
 ) -> None:
-    """Queue an e-mail describing the intervention (dates, sites, PIN, assignee).
+    """Queue an e-mail describing the intervention (dates, sites, PIN, assignee); with
+    ``providerLink``, a new provider link for its assigned contact too (its URL from
+    ``base_url``).
 
     It goes to any address the caller names: at most ``information_emails_per_hour`` per
     organisation, charged with the e-mail in the request's transaction (429 queues nothing).
@@ -423,12 +463,16 @@ async def send_information(
         3600,
         "information e-mails from this organisation",
     )
+    link = None
+    if body.provider_link:
+        link = await provider_links.create_for(db, caller, row, base_url, field="providerLink")
     await rate_limit.charge(db, [quota])
-    await messaging.queue_information_email(db, row, str(body.email))
+    await messaging.queue_information_email(
+        db, row, str(body.email), link_url=link.url if link else None
+    )
+    changes: dict[str, Any] = {"recipient": str(body.email)}
+    if link is not None:
+        changes["providerLinkId"] = link.id
     await repo.record_history(
-        db,
-        row,
-        actor=caller.actor,
-        action=Action.SEND_INFORMATION,
-        changes={"recipient": str(body.email)},
+        db, row, actor=caller.actor, action=Action.SEND_INFORMATION, changes=changes
     )

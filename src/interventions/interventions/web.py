@@ -9,7 +9,7 @@ from pydantic import Field
 
 from interventions.auth.dependencies import CurrentCaller, CurrentWriter
 from interventions.config import AppSettings
-from interventions.interventions import conditions, replanning, search, service
+from interventions.interventions import conditions, presenter, replanning, search, service
 from interventions.interventions.conditions import (
     IF_MATCH,
     IF_NONE_MATCH,
@@ -25,6 +25,7 @@ from interventions.interventions.schemas import (
     InformationEmailRequest,
     InterventionDetail,
     InterventionRead,
+    LifecycleRead,
     PreventiveUpdate,
     RoutineInterventionCreate,
     TrainingCreate,
@@ -191,7 +192,9 @@ async def verify(
         "Filters combine with AND; a repeated filter (`status=1&status=2`) matches any of its "
         "values. Date ranges are inclusive. `q` searches the description. `sort` takes "
         "`scheduledStart`, `actualStart`, `createdAt`, `updatedAt`, `status` or `id`, with a "
-        "leading `-` for descending order; the default is `-scheduledStart`."
+        "leading `-` for descending order; the default is `-scheduledStart`. `overdue=true` "
+        "lists the interventions planned or in progress (status 1, 2, 3) whose `scheduledEnd` "
+        "has passed."
     ),
 )
 async def find_interventions(
@@ -215,6 +218,10 @@ async def find_interventions(
     actual_from: Annotated[DateTimeIn | None, Query(alias="actualStartFrom")] = None,
     actual_to: Annotated[DateTimeIn | None, Query(alias="actualStartTo")] = None,
     q: Annotated[Text | None, Query(max_length=250)] = None,
+    overdue: Annotated[
+        bool | None,
+        Query(description="`true`: only overdue interventions; `false`: none of them."),
+    ] = None,
     sort: Annotated[list[SortKey], Query(max_length=6)] = [],  # noqa: B006
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=100)] = 20,
@@ -234,12 +241,34 @@ async def find_interventions(
         actual_from=actual_from,
         actual_to=actual_to,
         q=q or None,
+        overdue=overdue,
         sort=sort or [SortKey.SCHEDULED_START_DESC],
     )
     rows, total = await search.find(await db.executor(), caller, filters, page, page_size)
     return ListEnvelope(
         data=rows, total_count=total, pagination=Pagination(page=page, page_size=page_size)
     )
+
+
+# Before ``/{interventionId}``, which would take ``lifecycle`` for a (bad) id.
+@router.get(
+    "/lifecycle",
+    operation_id="getLifecycle",
+    response_model=Envelope[LifecycleRead],
+    responses=errors_for(),
+    summary="The lifecycle as data: statuses, kinds, transitions, their targets and guards",
+    description=(
+        "Generated from the table the service obeys: every transition (its `action`, as the "
+        "history records it) with the statuses it starts from (`creates`: from no "
+        "intervention), its target — a fixed `status`, or a `rule` reading a member of the "
+        "request (`values`: each value → status; `keeps`: otherwise the status is kept) — "
+        "the types it applies to, its guards (with their refusal) and what it does to a "
+        "curative intervention's anomalies. `actionFlags` says which transitions each flag "
+        "of an intervention's `actions` stands for. Any role may read it."
+    ),
+)
+async def get_lifecycle(caller: CurrentCaller) -> Envelope[LifecycleRead]:
+    return Envelope(data=presenter.lifecycle_read())
 
 
 @router.get(
@@ -307,13 +336,22 @@ async def cancel_intervention(
     status_code=204,
     responses=errors_for(*WRITE_ERRORS, 404, 429),
     summary="E-mail the intervention's information (dates, sites, PIN, assignee)",
+    description=(
+        "With `providerLink: true`, also creates a provider link for the assigned company "
+        "contact (default expiry) and puts its URL in the e-mail (422 on `providerLink` when "
+        "there is no assigned contact)."
+    ),
 )
 async def send_information_email(
+    request: Request,
     intervention_id: InterventionId,
     body: InformationEmailRequest,
     caller: CurrentWriter,
     db: RequestDb,
     settings: AppSettings,
 ) -> Response:
-    await service.send_information(await db.executor(), settings, caller, intervention_id, body)
+    base_url = settings.public_url or str(request.base_url)
+    await service.send_information(
+        await db.executor(), settings, caller, intervention_id, body, base_url
+    )
     return Response(status_code=204)

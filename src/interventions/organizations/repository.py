@@ -430,3 +430,40 @@ async def invitation_wording(
     row = await db.first(_WORDING, organization_id=organization_id, inviter_user_id=inviter_user_id)
     assert row is not None  # the caller's organisation and user
     return row.name, display_name(row)
+
+
+# --- the organisation itself (``/organizations/v1/rs/current``) -----------------------------
+
+_ORGANIZATION = Sql(
+    select(
+        _ORGANIZATIONS.c.id,
+        _ORGANIZATIONS.c.name,
+        _ORGANIZATIONS.c.auto_accept_after_days,
+        _ORGANIZATIONS.c.created_at,
+    ).where(_ORGANIZATIONS.c.id == bindparam("organization_id"))
+)
+_SET_AUTO_ACCEPT = Sql(
+    update(_ORGANIZATIONS)
+    .where(_ORGANIZATIONS.c.id == bindparam("organization_id"))
+    .values(auto_accept_after_days=bindparam("days"))
+)
+# The overdue round's (``interventions/overdue.py``): every organisation that accepts by itself.
+_AUTO_ACCEPTING = Sql(
+    select(_ORGANIZATIONS.c.id, _ORGANIZATIONS.c.auto_accept_after_days)
+    .where(_ORGANIZATIONS.c.auto_accept_after_days.is_not(None))
+    .order_by(_ORGANIZATIONS.c.id)
+)
+
+
+async def organization(db: Executor, organization_id: int) -> Any:
+    """The organisation (``id``, ``name``, ``auto_accept_after_days``, ``created_at``)."""
+    return await db.first(_ORGANIZATION, organization_id=organization_id)
+
+
+async def set_auto_accept(db: Executor, organization_id: int, days: int | None) -> None:
+    await db.execute(_SET_AUTO_ACCEPT, organization_id=organization_id, days=days)
+
+
+async def auto_accepting(db: Executor) -> list[Any]:
+    """(``id``, ``auto_accept_after_days``) of every organisation with the setting."""
+    return await db.all(_AUTO_ACCEPTING)

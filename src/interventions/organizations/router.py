@@ -23,6 +23,8 @@ from interventions.organizations.schemas import (
     InvitationCreate,
     InvitationRead,
     InvitationStatus,
+    OrganizationRead,
+    OrganizationUpdate,
     ProfileRead,
     ProfileUpdate,
 )
@@ -234,4 +236,41 @@ async def accept_with_password(
     return Envelope(data=profile)
 
 
-routers = [profile_router, invitation_router]
+# --- the organisation itself --------------------------------------------------------------------
+
+organization_router = APIRouter(prefix="/organizations/v1/rs", tags=["organizations"])
+
+
+@organization_router.get(
+    "/current",
+    operation_id="getCurrentOrganization",
+    response_model=Envelope[OrganizationRead],
+    responses=errors_for(),
+    summary="Read the caller's organisation and its settings",
+)
+async def get_current_organization(
+    caller: CurrentCaller, db: RequestDb
+) -> Envelope[OrganizationRead]:
+    return Envelope(data=await service.current_organization(await db.executor(), caller))
+
+
+@organization_router.patch(
+    "/current",
+    operation_id="updateCurrentOrganization",
+    response_model=Envelope[OrganizationRead],
+    responses=errors_for(400, 403, 413, 415),
+    summary="Change the organisation's settings (admins only): autoAcceptAfterDays",
+    description=(
+        "`autoAcceptAfterDays` (1 to 365, or null): executed interventions (status 4) not "
+        "verified within that many days of their `actualEnd` are accepted by the service "
+        "(status 5, no verifier, decision comment 'Accepted automatically after N days'), "
+        "recorded in the journal as the system's `auto-accept`."
+    ),
+)
+async def update_current_organization(
+    body: OrganizationUpdate, caller: CurrentAdmin, db: RequestDb
+) -> Envelope[OrganizationRead]:
+    return Envelope(data=await service.update_organization(await db.executor(), caller, body))
+
+
+routers = [profile_router, invitation_router, organization_router]

@@ -81,3 +81,31 @@ class InvitationAcceptWithPassword(WireModel):
     password: Password
     first_name: Name | None = Field(default=None, description="For a new account only.")
     last_name: Name | None = Field(default=None, description="For a new account only.")
+
+
+AutoAcceptDays = Annotated[
+    int,
+    Field(
+        strict=True,
+        ge=1,
+        le=365,
+        description=(
+            "Executed interventions not verified within this many days are accepted "
+            "automatically (decision comment 'Accepted automatically after N days', no "
+            "verifier); null: never."
+        ),
+    ),
+]
+
+
+class OrganizationRead(ReadModel):
+    id: int
+    name: str
+    auto_accept_after_days: int | None = Field(
+        description="Days after which an executed intervention is accepted; null: never."
+    )
+    created_at: DateTimeOut
+
+
+class OrganizationUpdate(WireModel):
+    auto_accept_after_days: AutoAcceptDays | None = None

@@ -33,6 +33,8 @@ from interventions.organizations.schemas import (
     InvitationCreate,
     InvitationRead,
     InvitationStatus,
+    OrganizationRead,
+    OrganizationUpdate,
     ProfileRead,
 )
 from interventions.register import journal
@@ -303,3 +305,41 @@ async def accept_with_password(
                     errors=[{"field": "password", "message": "Use the account's password."}],
                 ) from exc
         return await _join(db, invitation, user, now)
+
+
+# --- the organisation itself ----------------------------------------------------------------
+
+# The journal's subject for a change to the organisation's own settings.
+ORGANIZATION_SUBJECT = "organization"
+
+
+async def current_organization(db: Executor, caller: Caller) -> OrganizationRead:
+    row = await repo.organization(db, caller.organization_id)
+    if row is None:  # the session's organisation exists (foreign keys): never
+        raise NotFound("No such organisation.")
+    return OrganizationRead.model_validate(row, from_attributes=True)
+
+
+async def update_organization(
+    db: Executor, caller: Caller, body: OrganizationUpdate
+) -> OrganizationRead:
+    """Change the organisation's settings (admins): ``autoAcceptAfterDays``."""
+    current = await current_organization(db, caller)
+    if "auto_accept_after_days" not in body.model_fields_set:
+        return current
+    days = body.auto_accept_after_days
+    if days == current.auto_accept_after_days:
+        return current
+    await repo.set_auto_accept(db, caller.organization_id, days)
+    journal.record(
+        db,
+        caller.organization_id,
+        Entry(
+            "update",
+            ORGANIZATION_SUBJECT,
+            caller.organization_id,
+            {"autoAcceptAfterDays": {"from": current.auto_accept_after_days, "to": days}},
+            caller.actor,
+        ),
+    )
+    return current.model_copy(update={"auto_accept_after_days": days})

@@ -26,6 +26,9 @@ class Organization(Base):
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     name: Mapped[str] = mapped_column(String(250))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Executed interventions not verified within this many days are accepted by the service
+    # (``interventions/overdue.py``); none when null.
+    auto_accept_after_days: Mapped[int | None] = mapped_column(Integer)
 
 
 class Site(Base):
@@ -145,5 +148,9 @@ class Anomaly(Base):
     status: Mapped[int] = mapped_column(SmallInteger, default=0)
     resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     resolved_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # The check that found it (the register prints it among that check's observations).
+    raised_by_intervention_id: Mapped[int | None] = mapped_column(
+        ForeignKey("interventions.id"), index=True
+    )
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

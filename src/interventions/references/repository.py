@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, Integer, Select, bindparam, func, or_, sel
 from interventions.auth.models import Profile
 from interventions.db import Executor, Sql, any_of, table_of
 from interventions.errors import BadRequest, Unprocessable
+from interventions.interventions.models import Intervention
 from interventions.references.models import (
     Anomaly,
     Company,
@@ -61,6 +62,7 @@ def _existing(model: Any, active: bool) -> Sql:
 for _model in (Site, Rule, SiteRule, Company, CompanyContact, Anomaly, Routine):
     _existing(_model, True)
 _existing(CompanyContact, False)
+_existing(Intervention, False)  # the check that raised an anomaly
 
 
 async def existing(

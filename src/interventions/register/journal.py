@@ -77,8 +77,42 @@ def system_actor(name: str) -> dict[str, Any]:
     return {"type": "system", "name": name}
 
 
+# JCS's integers: those an IEEE 754 double holds exactly (``rfc8785`` refuses the others).
+_SAFE_INTEGER = 2**53 - 1
+_BMP_END = "\U00010000"
+
+
+def _same_in_json(value: Any) -> bool:
+    """Whether ``json.dumps`` (sorted keys, no spaces, UTF-8) writes ``value`` exactly as RFC
+    8785 does: no float (JCS writes numbers as ECMAScript does), integers in JCS's domain,
+    object keys in the Basic Multilingual Plane (JCS sorts keys by UTF-16 unit, ``json`` by
+    code point: the two orders agree there). Strings are escaped alike by both (``"``, ``\\``
+    and the control characters, with the same short forms and lower-case ``\\u00xx``)."""
+    if isinstance(value, str) or value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return -_SAFE_INTEGER <= value <= _SAFE_INTEGER
+    if isinstance(value, dict):
+        return all(
+            isinstance(key, str)
+            and (key.isascii() or max(key, default="") < _BMP_END)
+            and _same_in_json(item)
+            for key, item in value.items()
+        )
+    if isinstance(value, (list, tuple)):
+        return all(_same_in_json(item) for item in value)
+    return False
+
+
 def canonical(document: dict[str, Any]) -> bytes:
-    """RFC 8785 (JCS) canonical JSON."""
+    """RFC 8785 (JCS) canonical JSON: through the C JSON encoder when it writes the same bytes
+    (``_same_in_json``; the usual case, several times faster), else ``rfc8785``."""
+    if _same_in_json(document):
+        try:
+            text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            return text.encode()
+        except UnicodeEncodeError:  # a lone surrogate: rfc8785 says so in its own terms
+            pass
     return rfc8785.dumps(document)
 
 

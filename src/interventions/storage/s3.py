@@ -182,6 +182,21 @@ class S3Storage:
         )
         return url
 
+    def read(self, stored: FileRecord) -> bytes:
+        try:
+            got = self.client.get_object(Bucket=self.bucket, Key=stored.storage_key)
+        except ClientError as exc:
+            if _not_found(exc):
+                raise FileNotFoundError(stored.storage_key) from exc
+            raise StorageUnavailable("The object storage cannot be reached.") from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailable("The object storage cannot be reached.") from exc
+        body = got["Body"]
+        try:
+            return bytes(body.read())
+        finally:
+            body.close()
+
     def _head(self, key: str) -> dict[str, Any] | None:
         try:
             head: dict[str, Any] = self.client.head_object(Bucket=self.bucket, Key=key)

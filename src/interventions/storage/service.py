@@ -122,6 +122,11 @@ class Storage(Protocol):
         """The answer to an authorised download of a verified file."""
         ...
 
+    def read(self, stored: FileRecord) -> bytes:
+        """A linked file's bytes (blocking: run it in a worker thread); ``FileNotFoundError``
+        when they are gone. For the register's export."""
+        ...
+
 
 class LocalStorage:
     """Files under ``root``; uploads through ``PUT /storage/v1/uploads/{id}`` signed by HMAC."""
@@ -239,7 +244,7 @@ async def create_file(
     db: Executor,
     *,
     organization_id: int,
-    user_id: int,
+    user_id: int | None,
     name: str,
     mime_type: str,
     size: int,

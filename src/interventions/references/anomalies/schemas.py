@@ -20,6 +20,11 @@ class AnomalyCreate(WireModel):
     title: Name
     description: Text | None = None
     risk: Risk = 0
+    raised_by_intervention_id: Id | None = Field(
+        default=None,
+        description="The check that found it (an intervention of the organisation, else 422);"
+        " the printable register lists the anomaly among that check's observations.",
+    )
 
 
 class AnomalyUpdate(WireModel):
@@ -40,5 +45,6 @@ class AnomalyRead(ReadModel):
     status: int = Field(description="0 open · 1 in repair · 2 resolved", ge=0, le=2)
     resolved_at: DateTimeOut | None
     resolved_by_user_id: int | None
+    raised_by_intervention_id: int | None
     created_at: DateTimeOut
     updated_at: DateTimeOut

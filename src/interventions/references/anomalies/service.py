@@ -8,6 +8,7 @@ from typing import Any
 
 from interventions.auth.dependencies import Caller
 from interventions.db import Executor, utcnow
+from interventions.interventions.models import Intervention
 from interventions.references import repository as refs
 from interventions.references.anomalies import repository
 from interventions.references.anomalies.schemas import AnomalyCreate, AnomalyRead, AnomalyUpdate
@@ -19,6 +20,11 @@ from interventions.register.journal import Subject
 async def _record(db: Executor, caller: Caller, body: AnomalyCreate) -> dict[str, Any]:
     org = caller.organization_id
     await refs.require_all(db, Site, org, [body.site_id], field="siteId", label="site")
+    raised_by = body.raised_by_intervention_id
+    if raised_by is not None and not await refs.existing(
+        db, Intervention, org, [raised_by], active=False
+    ):
+        raise refs.unprocessable_ids("raisedByInterventionId", "intervention", [raised_by])
     now = utcnow()
     return {
         "organization_id": org,
@@ -27,6 +33,7 @@ async def _record(db: Executor, caller: Caller, body: AnomalyCreate) -> dict[str
         "description": body.description,
         "risk": body.risk,
         "status": 0,
+        "raised_by_intervention_id": raised_by,
         "created_at": now,
         "updated_at": now,
     }
