@@ -262,7 +262,7 @@ async def executed_curative(client: httpx.AsyncClient, org: Org) -> dict[str, An
         "interventionId": planned["id"],
         "firstName": "Paul",
         "lastName": "Durand",
-        "email": "paul@provider.example",
+        "email": "auto-paul@provider.example",
         "signature": SIGNATURE,
     }
     r = await client.patch(f"{MB}/execute", json=execution, headers=org.manager.headers)
@@ -359,7 +359,7 @@ async def test_auto_accept_after_n_days(
                 )
             )
         ).all()
-    assert [r.recipient for r in decided] == ["paul@provider.example"]
+    assert [r.recipient for r in decided] == ["auto-paul@provider.example"]
     # Once: a later round finds nothing to accept.
     await overdue.auto_accept(database, now + dt.timedelta(days=30))
     history = await intervention_history(database, executed["id"])

@@ -431,11 +431,13 @@ async def test_the_information_email_carries_a_link_when_asked(
     drill = await assigned_drill(client, org)
     url = f"{RS}/{drill['id']}/emails/informations"
 
-    r = await client.post(url, json={"email": "tech@provider.example"}, headers=org.admin.headers)
+    r = await client.post(
+        url, json={"email": "link-tech@provider.example"}, headers=org.admin.headers
+    )
     assert r.status_code == 204, r.text
     r = await client.post(
         url,
-        json={"email": "tech@provider.example", "providerLink": True},
+        json={"email": "link-tech@provider.example", "providerLink": True},
         headers=org.admin.headers,
     )
     assert r.status_code == 204, r.text
@@ -449,23 +451,23 @@ async def test_the_information_email_carries_a_link_when_asked(
     assert len(links) == 1
     detail = ok(await client.get(f"{RS}/{drill['id']}", headers=org.admin.headers))
     sent = [h for h in detail["history"] if h["action"] == "information-email"]
-    assert sent[0]["changes"] == {"recipient": "tech@provider.example"}
+    assert sent[0]["changes"] == {"recipient": "link-tech@provider.example"}
     assert sent[1]["changes"] == {
-        "recipient": "tech@provider.example",
+        "recipient": "link-tech@provider.example",
         "providerLinkId": links[0]["id"],
     }
 
     unassigned = await assigned_drill(client, org, contact=None)
     r = await client.post(
         f"{RS}/{unassigned['id']}/emails/informations",
-        json={"email": "tech@provider.example", "providerLink": True},
+        json={"email": "link-tech@provider.example", "providerLink": True},
         headers=org.admin.headers,
     )
     assert_problem(r, 422, "providerLink")
     assert await information_emails(database, unassigned["id"]) == []
     r = await client.post(
         url,
-        json={"email": "tech@provider.example", "providerLink": "yes"},
+        json={"email": "link-tech@provider.example", "providerLink": "yes"},
         headers=org.admin.headers,
     )
     assert_problem(r, 400, "providerLink")
