@@ -99,7 +99,8 @@ def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:
             "SELECT count(*) FROM stored_files WHERE uploaded_at IS NOT NULL"
             " AND name IN ('example.jpg', 'tom.jpg')"  # the walk-through's, not the demo's
         )
-        assert stored.fetchone()[0] == 2
+        # The unplanned check's, the routine's check, and the drill signed through a link.
+        assert stored.fetchone()[0] == 3
         # Webhooks: the drill's two events delivered, one of them replayed.
         hooks = db.execute(
             "SELECT event_type, status, replays FROM webhook_deliveries ORDER BY journal_seq"
