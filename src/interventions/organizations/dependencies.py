@@ -1,4 +1,4 @@
-"""Who may change the organisation's membership: its admins."""
+"""What only the organisation's admins may do: change its membership and its settings."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from interventions.errors import Forbidden
 
 
 async def current_admin(caller: CurrentCaller) -> Caller:
-    """Profiles are the organisation's membership: only its admins change them."""
+    """Only the organisation's admins change its membership (profiles, invitations) and its
+    settings."""
     if caller.role != Role.ADMIN:
-        raise Forbidden(f"The role '{caller.role}' may not change profiles.")
+        raise Forbidden(f"Only admins may do this; the role '{caller.role}' may not.")
     return caller
 
 

@@ -309,10 +309,6 @@ async def accept_with_password(
 
 # --- the organisation itself ----------------------------------------------------------------
 
-# The journal's subject for a change to the organisation's own settings.
-ORGANIZATION_SUBJECT = "organization"
-
-
 async def current_organization(db: Executor, caller: Caller) -> OrganizationRead:
     row = await repo.organization(db, caller.organization_id)
     if row is None:  # the session's organisation exists (foreign keys): never
@@ -336,7 +332,7 @@ async def update_organization(
         caller.organization_id,
         Entry(
             "update",
-            ORGANIZATION_SUBJECT,
+            Subject.ORGANIZATION,
             caller.organization_id,
             {"autoAcceptAfterDays": {"from": current.auto_accept_after_days, "to": days}},
             caller.actor,

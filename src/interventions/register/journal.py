@@ -44,6 +44,7 @@ class Subject:
     ANOMALY = "anomaly"
     FILE = "file"
     PROFILE = "profile"
+    ORGANIZATION = "organization"  # its settings (``autoAcceptAfterDays``)
 
 
 @dataclass(frozen=True)
