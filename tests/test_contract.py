@@ -394,6 +394,9 @@ async def test_authenticated_operations_require_both_headers(client: httpx.Async
         ("POST", "/invitations/v1/rs/accept/credentials"),  # the e-mailed token authenticates
         ("GET", "/health"),
         ("PUT", "/storage/v1/uploads/{file_id}"),
+        # Anyone must be able to verify the register (issue 11): its keys and checkpoints.
+        ("GET", "/register/v1/keys"),
+        ("GET", "/register/v1/checkpoints/{checkpointId}"),
     }
     for method, path, operation in _operations(document):
         if (method, path) in public:
