@@ -419,6 +419,9 @@ async def test_authenticated_operations_require_both_headers(client: httpx.Async
         ("GET", "/provider/v1/{token}"),
         ("PATCH", "/provider/v1/{token}/check-in"),
         ("PATCH", "/provider/v1/{token}/execute"),
+        # Anyone must be able to verify the register (issue 11): its keys and checkpoints.
+        ("GET", "/register/v1/keys"),
+        ("GET", "/register/v1/checkpoints/{checkpointId}"),
     }
     for method, path, operation in _operations(document):
         if (method, path) in public:

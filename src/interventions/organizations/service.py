@@ -309,6 +309,7 @@ async def accept_with_password(
 
 # --- the organisation itself ----------------------------------------------------------------
 
+
 async def current_organization(db: Executor, caller: Caller) -> OrganizationRead:
     row = await repo.organization(db, caller.organization_id)
     if row is None:  # the session's organisation exists (foreign keys): never
