@@ -19,6 +19,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import rfc8785
@@ -228,20 +229,13 @@ async def append(db: Executor, organization_id: int, entries: Sequence[Entry]) -
             "changes": _as_stored(entry.changes),
             "prev_hash": previous,
         }
-        previous = row["hash"] = entry_hash(document(_Fields(row)))
+        previous = row["hash"] = entry_hash(document(SimpleNamespace(**row)))
         rows.append(row)
     if len(rows) == 1:
         await db.execute(_INSERT, **rows[0])
     else:
         await db.many(_INSERT, rows)
     return Head(last, previous)
-
-
-class _Fields:
-    """A row dict read by attribute, for ``document``."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
 
 
 async def flush(db: Executor) -> None:

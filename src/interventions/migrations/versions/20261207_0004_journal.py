@@ -17,6 +17,7 @@ Create Date: 2026-12-07 00:00:00+00:00
 import datetime as dt
 import json
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -64,11 +65,6 @@ SQLITE_TRIGGERS = [
 ]
 
 
-class _Row:
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
-
-
 def _aware(value: Any) -> dt.datetime:
     parsed: dt.datetime = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
     if parsed.tzinfo is None:
@@ -112,7 +108,7 @@ def _move_history(bind: sa.Connection, entries: sa.Table, heads: sa.Table) -> No
             "changes": json.loads(json.dumps(changes)),
             "prev_hash": previous,
         }
-        row["hash"] = entry_hash(document(_Row(row)))
+        row["hash"] = entry_hash(document(SimpleNamespace(**row)))
         last[r.organization_id] = (seq + 1, row["hash"])
         if sqlite:
             row["recorded_at"] = row["recorded_at"].replace(tzinfo=None)
