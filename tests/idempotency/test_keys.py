@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import sqlite3
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 import httpx
 from sqlalchemy import select, update
+from sqlalchemy.engine import make_url
 
+from interventions.idempotency.claims import sqlite_claims
 from interventions.idempotency.middleware import purge_expired
 from interventions.idempotency.models import IdempotencyKey
 from tests.factories import PASSWORD, Org
@@ -105,6 +112,150 @@ async def test_concurrent_requests_under_one_key_create_one_intervention(
     assert sum(REPLAYED not in r.headers for r in created) == 1
     rows = await interventions(factory, org)
     assert [row.id for row in rows] == [created[0].json()["data"]["id"]]
+
+
+@asynccontextmanager
+async def writes_held(backend: str, url: str) -> AsyncIterator[Any]:
+    """Another connection holds what a keyed request's work waits for once it has claimed its
+    key: the interventions table locked against writes (PostgreSQL), the database's write
+    lock (SQLite). Yields a function telling whether a key is claimed now."""
+    if backend == "postgresql":
+        conn = await asyncpg.connect(url)
+        try:
+            transaction = conn.transaction()
+            await transaction.start()
+            await conn.execute("LOCK TABLE interventions IN EXCLUSIVE MODE")
+
+            async def claimed() -> bool:
+                found = await conn.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND database = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database())"
+                )
+                return bool(found)
+
+            try:
+                yield claimed
+            finally:
+                await transaction.rollback()
+        finally:
+            await conn.close()
+    else:
+        path = str(make_url(url).database)
+        lite = sqlite3.connect(path, isolation_level=None)
+        try:
+            lite.execute("BEGIN IMMEDIATE")
+
+            async def claimed() -> bool:
+                return bool(sqlite_claims(path).held)
+
+            try:
+                yield claimed
+            finally:
+                lite.execute("ROLLBACK")
+        finally:
+            lite.close()
+
+
+async def until(condition: Any) -> None:
+    for _ in range(500):
+        if await condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the first request never claimed its key")
+
+
+async def test_the_key_sent_again_while_its_first_request_runs_is_a_409(
+    backend: str, database_url: str, client: httpx.AsyncClient, factory: Any
+) -> None:
+    """The draft's in-flight case: the first request has claimed its key and waits (for a
+    lock held elsewhere); the same request under the same key is a 409 at once and changes
+    nothing; the first then completes, and the key replays its answer."""
+    org: Org = await factory.org()
+    headers = keyed(org.manager.headers, "in-flight")
+    body = unplanned_body(org)
+    async with writes_held(backend, database_url) as claimed:
+        first = asyncio.create_task(client.post(UNPLANNED, json=body, headers=headers))
+        await until(claimed)
+        # Bounded: without the claim, this one would queue behind the held lock too.
+        again = await asyncio.wait_for(client.post(UNPLANNED, json=body, headers=headers), 20)
+        assert_problem(again, 409)
+        assert "Idempotency-Key" in again.json()["detail"]
+        assert REPLAYED not in again.headers
+        assert not first.done()
+    answered = await first
+    assert answered.status_code == 201, answered.text
+    later = await client.post(UNPLANNED, json=body, headers=headers)
+    assert later.status_code == 201
+    assert later.headers.get(REPLAYED) == "true"
+    assert later.content == answered.content
+    rows = await interventions(factory, org)
+    assert [row.id for row in rows] == [answered.json()["data"]["id"]]
+
+
+# Holds the claim of (user, key) on an SQLite database from another process until its
+# standard input closes, as another `serve --workers` process would.
+_HOLDER = """
+import sys
+from interventions.idempotency.claims import sqlite_claims
+assert sqlite_claims(sys.argv[1]).take(int(sys.argv[2]), sys.argv[3])
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+async def test_a_key_claimed_by_another_worker_process_is_a_409(
+    backend: str, database_url: str, client: httpx.AsyncClient, factory: Any
+) -> None:
+    """Claims hold across the processes serving one database: PostgreSQL's advisory lock
+    taken by another session, SQLite's byte-range lock taken by another process."""
+    org: Org = await factory.org()
+    key = "other-worker"
+    headers = keyed(org.manager.headers, key)
+    if backend == "postgresql":
+        conn = await asyncpg.connect(database_url)
+        await conn.execute(
+            "SELECT pg_advisory_lock(hashtextextended($1, 0))",
+            f"{org.id}:{org.manager.user_id}:{key}",
+        )
+
+        async def release() -> None:
+            await conn.close()
+    else:
+        holder = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _HOLDER,
+            str(make_url(database_url).database),
+            str(org.manager.user_id),
+            key,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert holder.stdout is not None
+        assert holder.stdin is not None
+        assert await holder.stdout.readline() == b"held\n"
+
+        async def release() -> None:
+            assert holder.stdin is not None
+            holder.stdin.close()
+            assert await holder.wait() == 0
+
+    try:
+        refused = await client.post(UNPLANNED, json=unplanned_body(org), headers=headers)
+        assert_problem(refused, 409)
+        # Another key of the same caller, and the same key of another caller, go through.
+        other_key = keyed(org.manager.headers, "another-key")
+        other_caller = keyed(org.admin.headers, key)
+        for other in (other_key, other_caller):
+            r = await client.post(UNPLANNED, json=unplanned_body(org), headers=other)
+            assert r.status_code == 201, r.text
+    finally:
+        await release()
+    assert len(await interventions(factory, org)) == 2
+    r = await client.post(UNPLANNED, json=unplanned_body(org), headers=headers)
+    assert r.status_code == 201, r.text
+    assert REPLAYED not in r.headers
 
 
 async def test_keys_are_per_caller_and_per_organisation(

@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import Boolean, Text, and_, bindparam, func, select
 
 from interventions.auth import tokens
 from interventions.auth.models import AuthSession, Profile, User
 from interventions.auth.roles import WRITERS
 from interventions.db import Executor, Sql, utcnow
 from interventions.errors import Forbidden, Unauthorized
+from interventions.idempotency.claims import CLAIM_SCOPE, KEY_SCOPE, KeyInFlight, claim_sqlite
 from interventions.register.journal import user_actor
 from interventions.transactions import request_database
 
@@ -47,7 +48,7 @@ def _bearer(value: str | None) -> str:
 
 
 # Built and compiled once (every request runs it), executed by the driver.
-_SESSION = Sql(
+_SESSION_ROW = (
     select(
         AuthSession.user_id,
         AuthSession.profile_id,
@@ -66,14 +67,35 @@ _SESSION = Sql(
         ),
     )
     .join(User, User.id == AuthSession.user_id)
-    .where(AuthSession.id == bindparam("session_id")),
-    unscoped="the authentication's session look-up: it is what finds the organisation",
+    .where(AuthSession.id == bindparam("session_id"))
+)
+_UNSCOPED = "the authentication's session look-up: it is what finds the organisation"
+_SESSION = Sql(_SESSION_ROW, unscoped=_UNSCOPED)
+# PostgreSQL, a request under an Idempotency-Key: the same look-up claims the caller's key
+# for the transaction (``idempotency.claims``) — ``claimed`` is false while another
+# transaction holds it, the same key's first request still in flight.
+_SESSION_CLAIMING = Sql(
+    _SESSION_ROW.add_columns(
+        func.pg_try_advisory_xact_lock(
+            func.hashtextextended(
+                func.concat(
+                    AuthSession.organization_id,
+                    ":",
+                    AuthSession.user_id,
+                    ":",
+                    bindparam("key", type_=Text),
+                ),
+                0,
+            ),
+            type_=Boolean,
+        ).label("claimed")
+    ),
+    unscoped=_UNSCOPED,
 )
 
 
-async def resolve_caller(
-    db: Executor, secret: str, authorization: str | None, session_token: str | None
-) -> Caller:
+def identify(secret: str, authorization: str | None, session_token: str | None) -> tuple[int, str]:
+    """The (user, session) both tokens name together, before any statement."""
     access = tokens.decode(_bearer(authorization), secret, "access")
     if not session_token:
         raise Unauthorized("The x-session-token header is missing.")
@@ -83,7 +105,23 @@ async def resolve_caller(
     )
     if (user_id, session_id) != (s_user_id, s_session_id):
         raise Unauthorized("The access token and the session token do not belong together.")
-    row = await db.first(_SESSION, session_id=session_id)
+    return user_id, session_id
+
+
+async def resolve_caller(
+    db: Executor, secret: str, authorization: str | None, session_token: str | None
+) -> Caller:
+    user_id, session_id = identify(secret, authorization, session_token)
+    return await look_up(db, user_id, session_id)
+
+
+async def look_up(db: Executor, user_id: int, session_id: str, *, key: str | None = None) -> Caller:
+    """The live session's caller; on PostgreSQL with ``key``, that key claimed too."""
+    claiming = key is not None and db.postgresql
+    if claiming:
+        row = await db.first(_SESSION_CLAIMING, session_id=session_id, key=key)
+    else:
+        row = await db.first(_SESSION, session_id=session_id)
     if row is None:
         raise Unauthorized("The session does not exist.")
     if row.user_id != user_id:
@@ -94,6 +132,8 @@ async def resolve_caller(
         raise Unauthorized("The session has expired.")
     if row.archived_at is not None or row.disabled_at is not None:
         raise Unauthorized("The account no longer has access to this organisation.")
+    if claiming and not row.claimed:
+        raise KeyInFlight()
     return Caller(
         user_id=user_id,
         profile_id=row.profile_id,
@@ -131,17 +171,23 @@ async def current_caller(request: Request) -> Caller:
     """The caller, looked up in the request's own transaction (one per request). The
     request's database is taken from the request, not as a sub-dependency: FastAPI solves a
     dependency tree on every request, and a flat one costs less."""
-    db = await request_database(request)
+    ctx = await request_database(request)
+    scope = request.scope
     try:
-        caller = await resolve_caller(
-            await db.executor(),
+        user_id, session_id = identify(
             request.app.state.secret,
             request.headers.get("authorization"),
             request.headers.get("x-session-token"),
         )
     except tokens.InvalidToken as exc:
         raise Unauthorized(str(exc)) from exc
-    request.scope[CALLER_KEY] = caller
+    key: str | None = scope.get(KEY_SCOPE)
+    database = request.app.state.db
+    if key is not None and database.sqlite and CLAIM_SCOPE not in scope:
+        # Before the transaction: on SQLite it would queue behind the first request's.
+        scope[CLAIM_SCOPE] = claim_sqlite(database.engine.url.database, user_id, key)
+    caller = await look_up(await ctx.executor(), user_id, session_id, key=key)
+    scope[CALLER_KEY] = caller
     return caller
 
 

@@ -15,10 +15,11 @@ transaction (committed by ``RequestTransactions`` when the answer starts):
   retry of a verification that went through is refused by the lifecycle, and must hear what
   the first one heard), or a 422 for another request.
 
-A request without the header is passed through untouched. A retry sent while its first
-request is still in flight waits for it (PostgreSQL: the key's unique index; SQLite: the
-write lock) and then gets its answer; if the first one failed, the retry is processed as a
-first request.
+A request without the header is passed through untouched. The key is claimed when the
+caller is looked up, before any work (``claims``): the same key sent while its first request
+is still in flight is a 409 (``KeyInFlight``), its transaction holding nothing; sent once the
+first is over, it gets that one's answer (or, if the first one failed, is processed as a
+first request).
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from interventions.auth.dependencies import CALLER_KEY
 from interventions.db import Database, utcnow
-from interventions.errors import BadRequest, Conflict, Unprocessable, render
+from interventions.errors import BadRequest, Unprocessable, render
 from interventions.idempotency import repository as repo
+from interventions.idempotency.claims import CLAIM_SCOPE, KEY_SCOPE, KeyInFlight
 from interventions.openapi import errors_for
 from interventions.transactions import SCOPE_KEY, RequestDatabase
 
@@ -59,14 +61,6 @@ class KeyReused(Unprocessable):
             "This Idempotency-Key was used with another request (method, path or body); "
             "a key names one request: use a new key for a new request.",
             errors=[{"field": "Idempotency-Key", "message": "Already used for another request."}],
-        )
-
-
-class KeyInFlight(Conflict):
-    def __init__(self) -> None:
-        super().__init__(
-            "A request with this Idempotency-Key is still being processed; send it again "
-            "in a moment to get its answer."
         )
 
 
@@ -153,7 +147,13 @@ class IdempotencyKeys:
             if not message.get("more_body", False):
                 await request.answer(start, b"".join(out), receive, send)
 
-        await self.app(scope, replay_body, hold)
+        scope[KEY_SCOPE] = key
+        try:
+            await self.app(scope, replay_body, hold)
+        finally:
+            claim = scope.pop(CLAIM_SCOPE, None)
+            if claim is not None:
+                claim.release()
 
 
 class _Keyed:
@@ -265,8 +265,9 @@ KEY_PARAMETER = {
         "organisation, for INTERVENTIONS_IDEMPOTENCY_TTL_HOURS (24); the same request with "
         "the same key gets it again, byte for byte, with `Idempotent-Replayed: true`, and "
         "changes nothing. The key with another request (method, path, query or body) is a "
-        "422. A refusal is not kept: correct the request and send it under the same key. A "
-        "retry sent while the first request is still in flight waits for it."
+        "422. A refusal is not kept: correct the request and send it under the same key. The "
+        "key sent again while its first request is still being processed is a 409: send it "
+        "again a moment later to get the first answer."
     ),
     "schema": {
         "type": "string",

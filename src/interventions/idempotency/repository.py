@@ -25,9 +25,8 @@ def _this_key() -> Any:
 
 # One statement stores the answer, in the transaction of the change: a new key, or one
 # whose time is up (not purged yet) taken over. A live key of the same caller conflicts and
-# nothing is written: then no row comes back. On PostgreSQL a key that another transaction
-# has written and not yet committed makes this statement wait for it (the unique index):
-# a retry sent while its first request is in flight learns the first one's outcome.
+# nothing is written: then no row comes back. (Two transactions never store one key at
+# once: the first holds the key's claim until it ends, ``claims``.)
 # PostgreSQL's construct; SQLite's compiler renders the same upsert.
 _insert = postgresql.insert(KEYS).values(
     organization_id=bindparam("organization_id"),
