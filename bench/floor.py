@@ -90,20 +90,37 @@ LINK_DELETE = {
     "AND intervention_id = $1",
 }
 # The journal (interventions.register.journal): just before COMMIT, per organisation and
-# transaction, the head moves by the number of entries (locking it until the commit) and
-# returns the last seq with the hash to chain from; then the entries go in, one statement
-# (an executemany for several). The service's texts, rendered for PostgreSQL.
-MOVE_HEAD = (
-    "INSERT INTO journal_heads (organization_id, seq, hash) "
-    "VALUES ($1::BIGINT, $2::BIGINT, $3::VARCHAR) "
-    "ON CONFLICT (organization_id) DO UPDATE SET seq = (journal_heads.seq + excluded.seq) "
-    "RETURNING journal_heads.seq, journal_heads.hash"
-)
-INSERT_ENTRY = (
-    "INSERT INTO journal_entries (organization_id, seq, recorded_at, actor, action, "
-    "subject_type, subject_id, changes, prev_hash, hash) "
-    "VALUES ($1::BIGINT, $2::BIGINT, $3::TIMESTAMP WITH TIME ZONE, $4::JSON, $5::VARCHAR, "
-    "$6::VARCHAR, $7::VARCHAR, $8::JSON, $9::VARCHAR, $10::VARCHAR)"
+# transaction, one statement moves the head by the number of entries (locking it until the
+# commit), chains the entries from its hash (SHA-256 in SQL over each entry's canonical text
+# around the previous hash and its seq) and inserts them. The service's text, rendered for
+# PostgreSQL.
+APPEND = (
+    "WITH RECURSIVE head AS "
+    "(INSERT INTO journal_heads (organization_id, seq, hash) VALUES ($1::BIGINT, "
+    "$2::BIGINT, $3::VARCHAR) ON CONFLICT (organization_id) DO UPDATE SET seq = "
+    "(journal_heads.seq + excluded.seq) RETURNING journal_heads.seq, journal_heads.hash), "
+    "entries AS "
+    "(SELECT given.actor AS actor, given.action AS action, given.subject_type AS "
+    "subject_type, given.subject_id AS subject_id, given.changes AS changes, given.before "
+    "AS before, given.middle AS middle, given.after AS after, given.n AS n "
+    "FROM unnest($5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], "
+    "$11::TEXT[], $12::TEXT[]) WITH ORDINALITY AS given(actor, action, subject_type, "
+    "subject_id, changes, before, middle, after, n)), "
+    "chain(n, seq, hash, prev_hash) AS "
+    "(SELECT CAST(0 AS BIGINT) AS n, head.seq - $2::BIGINT AS seq, CAST(head.hash AS TEXT) "
+    "AS hash, CAST(NULL AS TEXT) AS prev_hash "
+    "FROM head UNION ALL SELECT entries.n AS n, chain.seq + 1 AS anon_1, "
+    "encode(sha256(convert_to(entries.before || chain.hash || entries.middle || "
+    "CAST(chain.seq + 1 AS TEXT) || entries.after, 'UTF8')), 'hex') AS encode_1, chain.hash"
+    " AS hash "
+    "FROM chain JOIN entries ON entries.n = chain.n + 1)"
+    " INSERT INTO journal_entries (organization_id, seq, recorded_at, actor, action, "
+    "subject_type, subject_id, changes, prev_hash, hash) SELECT $1 AS organization_id, "
+    "chain.seq, $4::TIMESTAMP WITH TIME ZONE AS recorded_at, CAST(entries.actor AS JSON) AS"
+    " actor, entries.action, entries.subject_type, entries.subject_id, CAST(entries.changes"
+    " AS JSON) AS changes, chain.prev_hash, chain.hash "
+    "FROM chain JOIN entries ON entries.n = chain.n RETURNING journal_entries.seq, "
+    "journal_entries.hash"
 )
 GENESIS = "0" * 64
 CONTACT_BY_ID = (
@@ -203,11 +220,11 @@ def iso(value: dt.datetime | None) -> str | None:
     return f"{value:%Y-%m-%dT%H:%M:%S}.{value.microsecond // 1000:03d}Z"
 
 
-def canonical(document: dict[str, Any]) -> bytes:
-    """RFC 8785 of an entry's document, as the service writes it for such values (its
-    ``journal.canonical``: the C JSON encoder, sorted keys, for documents without floats and
-    with ASCII keys, which the floor's are by construction; no check)."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+def canonical_text(value: Any) -> str:
+    """RFC 8785 of a value, as the service writes it for such values (its ``journal._json``:
+    the C JSON encoder, sorted keys, for values without floats and with ASCII keys, which the
+    floor's are by construction; no check)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def jsonable(value: Any) -> Any:
@@ -491,48 +508,31 @@ class Floor:
 
     @staticmethod
     async def append(conn: asyncpg.Connection, caller: dict[str, Any]) -> None:
-        """The transaction's journal entries (the service's ``journal.append``): the head
-        moves, then the entries chained from its hash go in, in one statement."""
+        """The transaction's journal entries (the service's ``journal.append``): each entry's
+        canonical text around the previous hash and its seq, then one statement."""
         entries, org = caller["journal"], caller["org"]
         actor = {"type": "user", "userId": caller["user"], "profileId": caller["profile"]}
-        last, previous = await conn.fetchrow(MOVE_HEAD, org, len(entries), GENESIS)
         now = dt.datetime.now(dt.UTC)
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)
-        at, stored_actor = iso(now), json.dumps(actor)
-        rows = []
-        for seq, (action, subject_type, subject_id, changes) in enumerate(
-            entries, start=last - len(entries) + 1
-        ):
-            document = {
-                "organizationId": org,
-                "seq": seq,
-                "recordedAt": at,
-                "actor": actor,
-                "action": action,
-                "subject": {"type": subject_type, "id": subject_id},
-                "changes": changes,
-                "prevHash": previous,
-            }
-            digest = hashlib.sha256(canonical(document)).hexdigest()
-            rows.append(
-                (
-                    org,
-                    seq,
-                    now,
-                    stored_actor,
-                    action,
-                    subject_type,
-                    subject_id,
-                    json.dumps(changes),
-                    previous,
-                    digest,
-                )
+        stored_actor = canonical_text(actor)
+        middle = f'","recordedAt":"{iso(now)}","seq":'
+        columns: list[list[str]] = [[] for _ in range(8)]
+        for action, subject_type, subject_id, changes in entries:
+            stored_changes = canonical_text(changes)
+            values = (
+                stored_actor,
+                action,
+                subject_type,
+                subject_id,
+                stored_changes,
+                f'{{"action":"{action}","actor":{stored_actor},"changes":{stored_changes},'
+                f'"organizationId":{org},"prevHash":"',
+                middle,
+                f',"subject":{{"id":"{subject_id}","type":"{subject_type}"}}}}',
             )
-            previous = digest
-        if len(rows) == 1:
-            await conn.execute(INSERT_ENTRY, *rows[0])
-        else:
-            await conn.executemany(INSERT_ENTRY, rows)
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
+        await conn.fetch(APPEND, org, len(entries), GENESIS, now, *columns)
 
     async def handle(
         self, request: Request, write: bool, work: Callable[..., Any], status: int = 200

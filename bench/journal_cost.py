@@ -1,15 +1,20 @@
 """What the journal costs a write, in-process: CPU per request and the part spent appending.
 
-``python -m bench.journal_cost --modes rfc8785,fast`` sends each write scenario's requests
-(``bodies.py``) one at a time to ``create_app`` on the small register behind an httpx ASGI
-client, and reports per scenario the server's CPU per request (``time.process_time`` around
-the application call: the client is not counted) and, inside it, the journal's append just
-before COMMIT (``flush``: the head upsert, the hashes, the entries' insert), the entries'
-insert alone (what the history insert cost before) and the hashes alone. ``--modes`` runs
-with ``journal.canonical`` as committed (``fast``) or as ``rfc8785.dumps`` (``rfc8785``),
-in turns. On a tree without the journal (``--modes plain``) only the CPU per request is
-measured: run it there with ``PYTHONPATH=<tree>/src:<tree>``, alternating with this one.
-Every request must succeed; the register is restored afterwards (``state.py``).
+``python -m bench.journal_cost --modes history,fast --rounds 5`` sends each write scenario's
+requests (``bodies.py``) one at a time to ``create_app`` on the small register behind an
+httpx ASGI client, and reports per scenario the server's CPU per request
+(``time.process_time`` around the application call: the client is not counted) and, inside
+it, the journal's append just before COMMIT (``flush``). Modes, interleaved round by round:
+
+- ``fast``: the journal as committed;
+- ``rfc8785``: the same with ``journal.canonical`` as ``rfc8785.dumps``;
+- ``history``: what the journal replaced — the same entries written by one plain INSERT per
+  transaction into a scratch table shaped like the old ``intervention_history`` (no head, no
+  chain, no hash), created for the run and dropped after it.
+
+``fast`` less ``history`` is what the journal adds to a write. On a tree without the journal
+(``--modes plain``) only the CPU per request is measured. Every request must succeed; the
+register is restored afterwards (``state.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +28,18 @@ from typing import Any
 
 import asyncpg
 import httpx
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    insert,
+)
 
 from bench import bodies, config, measure, pools, state
 
@@ -31,67 +48,95 @@ Totals = dict[str, float]
 
 
 def instrument(totals: Totals) -> Any:
-    """Time the journal's append, its insert and its hashes (``None``: no journal here)."""
+    """Time the journal's append (``None``: no journal here)."""
     try:
         from interventions.register import journal
     except ImportError:
         return None
-    from interventions.db import Executor
-
-    flush, execute, many, entry_hash = (
-        journal.flush,
-        Executor.execute,
-        Executor.many,
-        journal.entry_hash,
-    )
-
-    def timed(key: str, call: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
-        async def run() -> Any:
-            began = time.process_time()
-            try:
-                return await call()
-            finally:
-                totals[key] += time.process_time() - began
-
-        return run()
+    flush = journal.flush
 
     async def timed_flush(db: Any) -> None:
-        await timed("flush", lambda: flush(db))
-
-    async def timed_execute(self: Any, sql: Any, **params: Any) -> int:
-        if sql is journal._INSERT:
-            return int(await timed("insert", lambda: execute(self, sql, **params)))
-        return await execute(self, sql, **params)
-
-    async def timed_many(self: Any, sql: Any, rows: Any) -> None:
-        if sql is journal._INSERT:
-            await timed("insert", lambda: many(self, sql, rows))
-        else:
-            await many(self, sql, rows)
-
-    def timed_hash(document: dict[str, Any]) -> str:
         began = time.process_time()
         try:
-            return entry_hash(document)
+            await flush(db)
         finally:
-            totals["hash"] += time.process_time() - began
+            totals["flush"] += time.process_time() - began
 
-    Executor.before_commit = timed_flush
-    Executor.execute = timed_execute  # type: ignore[method-assign]
-    Executor.many = timed_many  # type: ignore[method-assign]
-    journal.entry_hash = timed_hash
+    journal.Executor.before_commit = timed_flush
     return journal
+
+
+# The history the journal replaced: one row per change, one INSERT per transaction.
+_HISTORY = Table(
+    "bench_history",
+    MetaData(),
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("organization_id", BigInteger),
+    Column("recorded_at", DateTime(timezone=True)),
+    Column("actor", JSON),
+    Column("action", String(40)),
+    Column("subject_type", String(20)),
+    Column("subject_id", String(64)),
+    Column("changes", JSON),
+)
+_HISTORY_DDL = (
+    "CREATE TABLE IF NOT EXISTS bench_history (id bigint GENERATED BY DEFAULT AS IDENTITY "
+    "PRIMARY KEY, organization_id bigint, recorded_at timestamptz, actor json, action "
+    "varchar(40), subject_type varchar(20), subject_id varchar(64), changes json)"
+)
+
+
+def history_flush(totals: Totals) -> Callable[[Any], Awaitable[None]]:
+    from interventions.db import Sql, utcnow
+
+    insert_row = Sql(
+        insert(_HISTORY).values({c.key: bindparam(c.key) for c in _HISTORY.c if c.key != "id"})
+    )
+
+    async def flush(db: Any) -> None:
+        began = time.process_time()
+        try:
+            await write(db)
+        finally:
+            totals["flush"] += time.process_time() - began
+
+    async def write(db: Any) -> None:
+        pending, db.journal = db.journal, {}
+        now = utcnow()
+        rows = [
+            {
+                "organization_id": organization_id,
+                "recorded_at": now,
+                "actor": entry.actor,
+                "action": entry.action,
+                "subject_type": entry.subject_type,
+                "subject_id": str(entry.subject_id),
+                "changes": entry.changes,
+            }
+            for organization_id, entries in pending.items()
+            for entry in entries
+        ]
+        if len(rows) == 1:
+            await db.execute(insert_row, **rows[0])
+        elif rows:
+            await db.many(insert_row, rows)
+
+    return flush
 
 
 async def run(modes: list[str], requests: int, rounds: int) -> dict[str, list[Totals]]:
     from interventions.app import create_app
 
     scale = config.SCALES["small"]
-    totals: Totals = {"cpu": 0.0, "flush": 0.0, "insert": 0.0, "hash": 0.0}
+    totals: Totals = {"cpu": 0.0, "flush": 0.0}
     journal = instrument(totals)
     fast = journal.canonical if journal is not None else None
+    timed_flush = journal.Executor.before_commit if journal is not None else None
+    history = history_flush(totals) if journal is not None else None
     sessions = await measure.login_in_process(scale)
     conn = await asyncpg.connect(config.database_url(scale))
+    if "history" in modes:
+        await conn.execute(_HISTORY_DDL)
     pool = await pools.build(conn, sessions)
     marks = await state.snapshot(conn, pool)
     app = create_app(measure.service_settings(scale))
@@ -113,6 +158,9 @@ async def run(modes: list[str], requests: int, rounds: int) -> dict[str, list[To
                 for mode in modes:
                     if journal is not None:
                         journal.canonical = journal.rfc8785.dumps if mode == "rfc8785" else fast
+                        journal.Executor.before_commit = (
+                            history if mode == "history" else timed_flush
+                        )
                     for name in bodies.WRITES:
                         for k in range(WARMUP + requests):
                             if k == WARMUP:
@@ -137,18 +185,21 @@ async def run(modes: list[str], requests: int, rounds: int) -> dict[str, list[To
     finally:
         await app.state.db.dispose()
         await state.restore(conn, marks, vacuum=False)
+        await conn.execute("DROP TABLE IF EXISTS bench_history")
         await conn.close()
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--modes", default="fast", help="fast, rfc8785 (journal) or plain")
+    parser.add_argument(
+        "--modes", default="history,fast", help="fast, rfc8785, history (journal) or plain"
+    )
     parser.add_argument("--requests", type=int, default=50, help="per scenario and round")
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     result = asyncio.run(run(args.modes.split(","), args.requests, args.rounds))
-    print(json.dumps(result))  # µs per request: cpu, flush, insert, hash
+    print(json.dumps(result))  # µs per request: cpu, flush
 
 
 if __name__ == "__main__":

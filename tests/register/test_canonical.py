@@ -4,8 +4,11 @@ entries hold and on the edge cases where the two encoders would differ."""
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
+import json
 import random
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -112,3 +115,35 @@ def test_what_rfc_8785_refuses_is_refused(bad: Any) -> None:
         rfc8785.dumps(document)
     with pytest.raises(rfc8785.CanonicalizationError):
         journal.canonical(document)
+
+
+def test_an_entrys_pieces_around_the_chain_make_its_canonical_form() -> None:
+    """The append chains entries from ``journal.Pieces`` (in SQL on PostgreSQL): the pieces
+    with the previous hash and the seq put in are the canonical form of the entry as it is
+    read back, on any JSON value the changes may hold, and hash alike."""
+    rng = random.Random(43)
+    recorded = dt.datetime(2026, 12, 7, 11, 0, 0, 123000, tzinfo=dt.UTC)
+    for i in range(2000):
+        entry = journal.Entry(
+            action=rng.choice(["execute", "verify", "é😀"]),
+            subject_type=rng.choice(["intervention", "anomaly"]),
+            subject_id=rng.choice([42, "42", "f" * 64]),
+            changes={text(rng): value(rng) for _ in range(rng.randint(0, 4))},
+            actor={"type": "user", "userId": i, "name": text(rng)},
+        )
+        (p,) = journal.pieces(7, recorded, [entry])
+        prev = format(rng.getrandbits(256), "064x")
+        row = SimpleNamespace(
+            organization_id=7,
+            seq=i + 1,
+            recorded_at=recorded,
+            actor=json.loads(p.actor),  # what the database gives back
+            action=entry.action,
+            subject_type=entry.subject_type,
+            subject_id=str(entry.subject_id),
+            changes=json.loads(p.changes),
+            prev_hash=prev,
+        )
+        whole = f"{p.before}{prev}{p.middle}{i + 1}{p.after}".encode()
+        assert whole == journal.canonical(journal.document(row)), entry
+        assert p.hash(prev, i + 1) == journal.entry_hash(journal.document(row))

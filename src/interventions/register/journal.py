@@ -19,12 +19,11 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import rfc8785
 from pydantic.alias_generators import to_camel
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import BigInteger, Text, bindparam, cast, func, insert, literal_column, null, select
 from sqlalchemy.dialects import postgresql
 
 from interventions.db import Executor, Sql, table_of, utcnow
@@ -89,21 +88,33 @@ def _same_in_json(value: Any) -> bool:
     8785 does: no float (JCS writes numbers as ECMAScript does), integers in JCS's domain,
     object keys in the Basic Multilingual Plane (JCS sorts keys by UTF-16 unit, ``json`` by
     code point: the two orders agree there). Strings are escaped alike by both (``"``, ``\\``
-    and the control characters, with the same short forms and lower-case ``\\u00xx``)."""
-    if isinstance(value, str) or value is None or isinstance(value, bool):
-        return True
-    if isinstance(value, int):
-        return -_SAFE_INTEGER <= value <= _SAFE_INTEGER
-    if isinstance(value, dict):
-        return all(
-            isinstance(key, str)
-            and (key.isascii() or max(key, default="") < _BMP_END)
-            and _same_in_json(item)
-            for key, item in value.items()
-        )
-    if isinstance(value, (list, tuple)):
-        return all(_same_in_json(item) for item in value)
-    return False
+    and the control characters, with the same short forms and lower-case ``\\u00xx``).
+    A walk with a stack, exact types first: it runs on every entry of every write."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or item is None or kind is bool:
+            continue
+        if kind is dict:
+            for key, member in item.items():
+                if type(key) is not str or not (key.isascii() or max(key) < _BMP_END):
+                    return False
+                stack.append(member)
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif isinstance(item, int):  # int, bool and int enums
+            if not -_SAFE_INTEGER <= item <= _SAFE_INTEGER:
+                return False
+        elif isinstance(item, str):  # str enums
+            continue
+        elif isinstance(item, dict):
+            stack.append(dict(item))
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        else:
+            return False
+    return True
 
 
 def canonical(document: dict[str, Any]) -> bytes:
@@ -168,21 +179,92 @@ def record(db: Executor, organization_id: int, entry: Entry) -> None:
 
 # Moves the head by ``count`` entries (its row stays locked until the transaction ends: the
 # organisation's appends are serialised, in commit order) and returns the new last seq with
-# the hash it chains from: the previous entry's, or GENESIS for a first entry. One statement
-# text on both databases (SQLite renders the same ON CONFLICT clause).
+# the hash it chains from: the previous entry's, or GENESIS for a first entry. PostgreSQL's
+# construct; SQLite's compiler renders the same ON CONFLICT clause.
 _HEAD_INSERT = postgresql.insert(HEADS).values(
     organization_id=bindparam("organization_id"),
     seq=bindparam("count"),
     hash=bindparam("genesis"),
 )
-_MOVE_HEAD = Sql(
-    _HEAD_INSERT.on_conflict_do_update(
-        index_elements=[HEADS.c.organization_id],
-        set_={"seq": HEADS.c.seq + _HEAD_INSERT.excluded.seq},
-    ).returning(HEADS.c.seq, HEADS.c.hash)
-)
+_HEAD_MOVED = _HEAD_INSERT.on_conflict_do_update(
+    index_elements=[HEADS.c.organization_id],
+    set_={"seq": HEADS.c.seq + _HEAD_INSERT.excluded.seq},
+).returning(HEADS.c.seq, HEADS.c.hash)
+_MOVE_HEAD = Sql(_HEAD_MOVED)
 # The head's hash follows the entry inserted at its seq (a trigger: migration 0004).
 _INSERT = Sql(insert(ENTRIES).values({c.key: bindparam(c.key) for c in ENTRIES.c}))
+
+
+def _append_in_one_statement() -> Sql:
+    """PostgreSQL: the head moved, the entries chained and inserted, in one statement.
+
+    The head's upsert is a data-modifying CTE; a recursive CTE walks the entries (passed as
+    arrays, in order) from the hash it returns, each entry's hash the SHA-256 of its
+    canonical text with the previous hash and its seq put in (``Pieces``); the INSERT takes
+    the chain. The hashes are the ones Python computes on SQLite (``Pieces.hash``)."""
+    text_array = postgresql.ARRAY(Text)
+    given = (
+        func.unnest(
+            *(
+                bindparam(name, type_=text_array)
+                for name in ("actors", "actions", "subject_types", "subject_ids", "changes")
+            ),
+            *(bindparam(name, type_=text_array) for name in ("befores", "middles", "afters")),
+        )
+        .table_valued(
+            "actor",
+            "action",
+            "subject_type",
+            "subject_id",
+            "changes",
+            "before",
+            "middle",
+            "after",
+            with_ordinality="n",
+        )
+        .render_derived(name="given")
+    )
+    entries = select(given).cte("entries")
+    head = _HEAD_MOVED.cte("head")
+    first = select(
+        cast(literal_column("0"), BigInteger).label("n"),
+        (head.c.seq - bindparam("count")).label("seq"),
+        cast(head.c.hash, Text).label("hash"),
+        cast(null(), Text).label("prev_hash"),
+    ).cte("chain", recursive=True)
+    seq = first.c.seq + literal_column("1", BigInteger)
+    canonical_text = (
+        entries.c.before + first.c.hash + entries.c.middle + cast(seq, Text) + entries.c.after
+    )
+    chain = first.union_all(
+        select(
+            entries.c.n,
+            seq,
+            func.encode(
+                func.sha256(func.convert_to(canonical_text, literal_column("'UTF8'"))),
+                literal_column("'hex'"),
+            ),
+            first.c.hash,
+        ).select_from(first.join(entries, entries.c.n == first.c.n + literal_column("1")))
+    )
+    rows = select(
+        bindparam("organization_id", type_=_E.organization_id.type).label("organization_id"),
+        chain.c.seq,
+        bindparam("recorded_at", type_=_E.recorded_at.type).label("recorded_at"),
+        cast(entries.c.actor, _E.actor.type).label("actor"),
+        entries.c.action,
+        entries.c.subject_type,
+        entries.c.subject_id,
+        cast(entries.c.changes, _E.changes.type).label("changes"),
+        chain.c.prev_hash,
+        chain.c.hash,
+    ).select_from(chain.join(entries, entries.c.n == chain.c.n))
+    columns = [c.key for c in ENTRIES.c]
+    appended = insert(ENTRIES).from_select(columns, rows).add_cte(head)
+    return Sql(appended.returning(_E.seq, _E.hash))
+
+
+_APPEND = _append_in_one_statement()
 _HEAD = Sql(
     select(HEADS.c.seq, HEADS.c.hash).where(HEADS.c.organization_id == bindparam("organization_id"))
 )
@@ -202,35 +284,138 @@ def _milliseconds(value: dt.datetime) -> dt.datetime:
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
-def _as_stored(value: dict[str, Any]) -> dict[str, Any]:
-    """The JSON value as it reads back from the database (tuples as lists…), so that the
-    hash is computed over exactly what a verifier will read."""
-    stored: dict[str, Any] = json.loads(json.dumps(value))
-    return stored
+def _json(value: Any) -> tuple[str, str]:
+    """The JSON text a value is stored as, and the canonical text of the value it reads back
+    as (tuples as lists…): the hash covers exactly what a verifier will read."""
+    stored = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if _same_in_json(value) and _utf8(stored):
+        return stored, stored  # the C encoder wrote RFC 8785's bytes
+    return stored, rfc8785.dumps(json.loads(stored)).decode()
+
+
+def _utf8(text: str) -> bool:
+    """No lone surrogate (which rfc8785 refuses in its own terms)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class Pieces(NamedTuple):
+    """An entry as it is stored, and its canonical text around what the chain puts in:
+    ``before + prev_hash + middle + str(seq) + after`` is ``canonical(document(row))`` (RFC
+    8785 orders the members by name: action, actor, changes, organizationId, prevHash,
+    recordedAt, seq, subject)."""
+
+    actor: str  # JSON text
+    action: str
+    subject_type: str
+    subject_id: str
+    changes: str  # JSON text
+    before: str
+    middle: str
+    after: str
+
+    def hash(self, prev_hash: str, seq: int) -> str:
+        text = f"{self.before}{prev_hash}{self.middle}{seq}{self.after}"
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def pieces(
+    organization_id: int, recorded_at: dt.datetime, entries: Sequence[Entry]
+) -> list[Pieces]:
+    """The entries of one append, all recorded at ``recorded_at``, as ``Pieces``."""
+    organization = _json(organization_id)[1]
+    middle = f'","recordedAt":{_json(format_datetime(recorded_at))[1]},"seq":'
+    actors: dict[int, tuple[str, str]] = {}  # one transaction's entries share their actor
+    made = []
+    for entry in entries:
+        actor = actors.get(id(entry.actor))
+        if actor is None:
+            actor = actors[id(entry.actor)] = _json(entry.actor)
+        changes, changes_text = _json(entry.changes)
+        subject_id = str(entry.subject_id)
+        made.append(
+            Pieces(
+                actor=actor[0],
+                action=entry.action,
+                subject_type=entry.subject_type,
+                subject_id=subject_id,
+                changes=changes,
+                before=(
+                    f'{{"action":{_string(entry.action)},"actor":{actor[1]},'
+                    f'"changes":{changes_text},"organizationId":{organization},"prevHash":"'
+                ),
+                middle=middle,
+                after=(
+                    f',"subject":{{"id":{_string(subject_id)},'
+                    f'"type":{_string(entry.subject_type)}}}}}'
+                ),
+            )
+        )
+    return made
+
+
+def _string(text: str) -> str:
+    """A string's canonical JSON (``_json`` for a string, quicker)."""
+    if text.isalnum() and text.isascii():  # ids, actions, subject types
+        return f'"{text}"'
+    written = json.dumps(text, ensure_ascii=False)
+    return written if _utf8(written) else rfc8785.dumps(text).decode()
 
 
 async def append(db: Executor, organization_id: int, entries: Sequence[Entry]) -> Head:
     """Append ``entries`` to the organisation's journal now, in the executor's transaction:
-    two statements (the head, the entries). The new head."""
-    last, previous = await db.first(
-        _MOVE_HEAD, organization_id=organization_id, count=len(entries), genesis=GENESIS
-    )
+    one statement on PostgreSQL (``_APPEND``), two on SQLite (the head, then the entries,
+    chained here). The new head."""
     now = _milliseconds(utcnow())
+    parts = pieces(organization_id, now, entries)
+    if db.postgresql:
+        appended = await db.all(
+            _APPEND,
+            organization_id=organization_id,
+            count=len(parts),
+            genesis=GENESIS,
+            recorded_at=now,
+            **{
+                name: [getattr(p, field) for p in parts]
+                for name, field in (
+                    ("actors", "actor"),
+                    ("actions", "action"),
+                    ("subject_types", "subject_type"),
+                    ("subject_ids", "subject_id"),
+                    ("changes", "changes"),
+                    ("befores", "before"),
+                    ("middles", "middle"),
+                    ("afters", "after"),
+                )
+            },
+        )
+        return Head(*max(appended))
+    last, previous = await db.first(
+        _MOVE_HEAD, organization_id=organization_id, count=len(parts), genesis=GENESIS
+    )
     rows = []
-    for seq, entry in enumerate(entries, start=last - len(entries) + 1):
-        row = {
-            "organization_id": organization_id,
-            "seq": seq,
-            "recorded_at": now,
-            "actor": _as_stored(entry.actor),
-            "action": entry.action,
-            "subject_type": entry.subject_type,
-            "subject_id": str(entry.subject_id),
-            "changes": _as_stored(entry.changes),
-            "prev_hash": previous,
-        }
-        previous = row["hash"] = entry_hash(document(SimpleNamespace(**row)))
-        rows.append(row)
+    for seq, p in enumerate(parts, start=last - len(parts) + 1):
+        digest = p.hash(previous, seq)
+        rows.append(
+            {
+                "organization_id": organization_id,
+                "seq": seq,
+                "recorded_at": now,
+                "actor": json.loads(p.actor),
+                "action": p.action,
+                "subject_type": p.subject_type,
+                "subject_id": p.subject_id,
+                "changes": json.loads(p.changes),
+                "prev_hash": previous,
+                "hash": digest,
+            }
+        )
+        previous = digest
     if len(rows) == 1:
         await db.execute(_INSERT, **rows[0])
     else:
