@@ -7,9 +7,10 @@ and the previous entry's hash (``GENESIS`` for the first). Anyone holding the en
 recompute the chain; a checkpoint signs a head (``register.checkpoints``).
 
 Writes ``record`` their entries on the executor; they are appended together just before the
-transaction commits (``Executor.end``): one head statement and one insert per organisation
-and transaction, whatever the number of entries, and the head's row lock — which orders the
-organisation's appends — is held only from there to the commit.
+transaction commits (``Executor.end``), per organisation and transaction whatever the number
+of entries: one statement on PostgreSQL (``_APPEND``: the head moved, the entries chained in
+SQL and inserted), two on SQLite (the head, then the entries chained here). The head's row
+lock — which orders the organisation's appends — is held only from there to the commit.
 """
 
 from __future__ import annotations
@@ -117,12 +118,17 @@ def _same_in_json(value: Any) -> bool:
     return True
 
 
+# Sorted keys, no spaces, UTF-8: made once (``json.dumps`` with these options makes an
+# encoder per call).
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
 def canonical(document: dict[str, Any]) -> bytes:
     """RFC 8785 (JCS) canonical JSON: through the C JSON encoder when it writes the same bytes
     (``_same_in_json``; the usual case, several times faster), else ``rfc8785``."""
     if _same_in_json(document):
         try:
-            text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            text = _ENCODE(document)
             return text.encode()
         except UnicodeEncodeError:  # a lone surrogate: rfc8785 says so in its own terms
             pass
@@ -287,7 +293,7 @@ def _milliseconds(value: dt.datetime) -> dt.datetime:
 def _json(value: Any) -> tuple[str, str]:
     """The JSON text a value is stored as, and the canonical text of the value it reads back
     as (tuples as lists…): the hash covers exactly what a verifier will read."""
-    stored = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    stored = _ENCODE(value)
     if _same_in_json(value) and _utf8(stored):
         return stored, stored  # the C encoder wrote RFC 8785's bytes
     return stored, rfc8785.dumps(json.loads(stored)).decode()
@@ -329,7 +335,7 @@ def pieces(
 ) -> list[Pieces]:
     """The entries of one append, all recorded at ``recorded_at``, as ``Pieces``."""
     organization = _json(organization_id)[1]
-    middle = f'","recordedAt":{_json(format_datetime(recorded_at))[1]},"seq":'
+    middle = f'","recordedAt":"{format_datetime(recorded_at)}","seq":'
     actors: dict[int, tuple[str, str]] = {}  # one transaction's entries share their actor
     made = []
     for entry in entries:
