@@ -12,8 +12,9 @@ and compares variants of two writes, each request a success:
 
 Per variant: CPU microseconds of this process per request (the service's CPU: PostgreSQL is
 another process) and statements per request (``db.Executor.observers``; BEGIN/COMMIT apart).
-Rounds interleave the variants in a rotating order, so the host's drifting speed moves them
-together; figures are medians over the rounds. Nothing is restored: curative requests use
+The variants alternate request by request (the first one rotating with the round), so the
+host's drifting speed — minutes long here — hits each alike; figures are medians over the
+rounds. Nothing is restored: curative requests use
 each open anomaly once, re-plannings repeat. Writes ``bench/results/retries-small.md``.
 """
 
@@ -107,37 +108,53 @@ class Run:
         else:
             self.statements += 1
 
-    async def variant(self, scenario: str, variant: str, calls: int) -> dict[str, float]:
-        """CPU µs and statements per request over ``calls`` requests (a tenth more first,
-        uncounted)."""
-        warm = max(1, calls // 10)
-        began = 0.0
-        for index in range(warm + calls):
-            if index == warm:
-                self.statements = self.transactions = 0
-                began = time.process_time()
-            if scenario == "curative":
-                item, n = next(self.curatives), index + 1
-            else:
-                items = self.pool.items["preventive"]
-                item, n = items[index % len(items)], next(self.keys)
-            method, path, body = bodies.build(scenario, item, n)
-            headers = auth_headers(self.pool.sessions[item["s"] - 1], body is not None)
-            if "Idempotency-Key" in variant:
-                key = f"{self.run}-{next(self.keys)}"  # new in every run: keys last 24 h
-                headers.append((b"idempotency-key", key.encode()))
-            if "If-Match" in variant:
-                headers.append((b"if-match", self.etags[item["id"]]))
-            status, answered = await call(self.app, method, path, headers, bodies.encode(body))
-            if not 200 <= status < 300:
-                raise RuntimeError(f"{variant} {method} {path} answered {status}")
-            if scenario == "preventive":
-                self.etags[item["id"]] = answered[b"etag"]
-        cpu = (time.process_time() - began) / calls * 1e6
+    async def one(self, scenario: str, variant: str) -> tuple[float, int, int]:
+        """One request of ``variant``: CPU seconds, statements, BEGIN/COMMITs."""
+        self.statements = self.transactions = 0
+        if scenario == "curative":
+            item, n = next(self.curatives), next(self.keys)
+        else:
+            items = self.pool.items["preventive"]
+            n = next(self.keys)
+            item = items[n % len(items)]
+        method, path, body = bodies.build(scenario, item, n)
+        headers = auth_headers(self.pool.sessions[item["s"] - 1], body is not None)
+        if "Idempotency-Key" in variant:
+            key = f"{self.run}-{next(self.keys)}"  # new in every run: keys last 24 h
+            headers.append((b"idempotency-key", key.encode()))
+        if "If-Match" in variant:
+            headers.append((b"if-match", self.etags[item["id"]]))
+        encoded = bodies.encode(body)
+        began = time.process_time()
+        status, answered = await call(self.app, method, path, headers, encoded)
+        cpu = time.process_time() - began
+        if not 200 <= status < 300:
+            raise RuntimeError(f"{variant} {method} {path} answered {status}")
+        if scenario == "preventive":
+            self.etags[item["id"]] = answered[b"etag"]
+        return cpu, self.statements, self.transactions
+
+    async def round(self, scenario: str, variants: list[str], calls: int, shift: int) -> Any:
+        """``calls`` requests of each variant, the variants alternating request by request
+        (the first one rotating with ``shift``), after a tenth as many uncounted: CPU µs and
+        statements per request, per variant."""
+        for index in range(max(1, calls // 10) * len(variants)):
+            await self.one(scenario, variants[index % len(variants)])
+        sums = {variant: [0.0, 0, 0] for variant in variants}
+        for index in range(calls * len(variants)):
+            variant = variants[(index + shift) % len(variants)]
+            cpu, statements, transactions = await self.one(scenario, variant)
+            total = sums[variant]
+            total[0] += cpu
+            total[1] += statements
+            total[2] += transactions
         return {
-            "cpu_us": cpu,
-            "statements": self.statements / calls,
-            "transactions": self.transactions / calls,
+            variant: {
+                "cpu_us": cpu / calls * 1e6,
+                "statements": statements / calls,
+                "transactions": transactions / calls,
+            }
+            for variant, (cpu, statements, transactions) in sums.items()
         }
 
 
@@ -166,9 +183,8 @@ async def measure_all(calls: int, rounds: int) -> dict[str, dict[str, list[dict[
     try:
         for round_ in range(rounds):
             for scenario, variants in VARIANTS.items():
-                shift = round_ % len(variants)
-                for variant in variants[shift:] + variants[:shift]:
-                    figures = await run.variant(scenario, variant, calls)
+                found = await run.round(scenario, list(variants), calls, round_)
+                for variant, figures in found.items():
                     out[scenario][variant].append(figures)
     finally:
         Executor.observers.remove(run.observe)
@@ -183,8 +199,9 @@ def render(found: dict[str, dict[str, list[dict[str, float]]]], calls: int, roun
         "# What Idempotency-Key and If-Match cost a write",
         "",
         f"Run {when}; service at commit `{commit}`. In-process (`python -m bench.retries`):"
-        f" the service's CPU per request, median of {rounds} interleaved rounds of {calls}"
-        " requests per variant; statements per request without BEGIN/COMMIT (those apart).",
+        f" the service's CPU per request (the application call), median of {rounds} rounds of"
+        f" {calls} requests per variant, the variants alternating request by request;"
+        " statements per request without BEGIN/COMMIT (those apart).",
         "",
         "| write | variant | CPU µs | vs plain | statements | BEGIN/COMMIT | rounds (µs) |",
         "|---|---|--:|--:|--:|--:|---|",

@@ -5,8 +5,10 @@ key-header): a retry gets the first answer again, byte for byte, and changes not
 of a request that carries a key until the answer is whole, then, still in the request's
 transaction (committed by ``RequestTransactions`` when the answer starts):
 
-- a success (2xx) is stored under the caller's key — one statement, in the transaction of the
-  change it reports, so the key exists exactly when its change does. If the caller's key is
+- a success (2xx) is stored under the caller's key — one upsert, in the transaction of the
+  change it reports, so the key exists exactly when its change does (on PostgreSQL, inside
+  the statement that appends the transaction's journal entries, appended then rather than
+  at COMMIT: ``journal.flush_with_key``). If the caller's key is
   taken already (a retry), the request's own work is rolled back and the stored answer is
   sent instead (``Idempotent-Replayed: true``), or a 422 if the key came with another
   request (method, path, query or body differ);
@@ -40,6 +42,7 @@ from interventions.errors import BadRequest, Unprocessable, render
 from interventions.idempotency import repository as repo
 from interventions.idempotency.claims import CLAIM_SCOPE, KEY_SCOPE, KeyInFlight
 from interventions.openapi import errors_for
+from interventions.register import journal
 from interventions.transactions import SCOPE_KEY, RequestDatabase
 
 logger = logging.getLogger(__name__)
@@ -177,20 +180,24 @@ class _Keyed:
         db = await ctx.executor()
         if 200 <= status < 300:
             settings = self.scope["app"].state.settings
-            kept = await repo.store(
+            # The journal is appended now rather than at COMMIT: on PostgreSQL its statement
+            # stores the answer too.
+            kept = await journal.flush_with_key(
                 db,
-                **ids,
-                key=self.key,
-                fingerprint=self.fingerprint,
-                status=status,
-                headers=[
-                    [name.decode("latin-1"), value.decode("latin-1")]
-                    for name, value in start.get("headers", [])
-                    if name.lower() in KEPT_HEADERS
-                ],
-                body=body,
-                now=now,
-                expires_at=now + dt.timedelta(hours=settings.idempotency_ttl_hours),
+                dict(
+                    **ids,
+                    key=self.key,
+                    fingerprint=self.fingerprint,
+                    status=status,
+                    headers=[
+                        [name.decode("latin-1"), value.decode("latin-1")]
+                        for name, value in start.get("headers", [])
+                        if name.lower() in KEPT_HEADERS
+                    ],
+                    body=body,
+                    now=now,
+                    expires_at=now + dt.timedelta(hours=settings.idempotency_ttl_hours),
+                ),
             )
             if kept:
                 await _send(send, start, body)

@@ -26,7 +26,8 @@ def _this_key() -> Any:
 # One statement stores the answer, in the transaction of the change: a new key, or one
 # whose time is up (not purged yet) taken over. A live key of the same caller conflicts and
 # nothing is written: then no row comes back. (Two transactions never store one key at
-# once: the first holds the key's claim until it ends, ``claims``.)
+# once: the first holds the key's claim until it ends, ``claims``.) On PostgreSQL, a write
+# that journals stores its key in the journal's statement instead (``journal.flush``).
 # PostgreSQL's construct; SQLite's compiler renders the same upsert.
 _insert = postgresql.insert(KEYS).values(
     organization_id=bindparam("organization_id"),
@@ -39,20 +40,19 @@ _insert = postgresql.insert(KEYS).values(
     created_at=bindparam("now"),
     expires_at=bindparam("expires_at"),
 )
-_STORE = Sql(
-    _insert.on_conflict_do_update(
-        index_elements=[_K.organization_id, _K.user_id, _K.key],
-        set_={
-            "fingerprint": _insert.excluded.fingerprint,
-            "status": _insert.excluded.status,
-            "headers": _insert.excluded.headers,
-            "body": _insert.excluded.body,
-            "created_at": _insert.excluded.created_at,
-            "expires_at": _insert.excluded.expires_at,
-        },
-        where=_K.expires_at <= bindparam("now"),
-    ).returning(_K.key)
-)
+STORE = _insert.on_conflict_do_update(
+    index_elements=[_K.organization_id, _K.user_id, _K.key],
+    set_={
+        "fingerprint": _insert.excluded.fingerprint,
+        "status": _insert.excluded.status,
+        "headers": _insert.excluded.headers,
+        "body": _insert.excluded.body,
+        "created_at": _insert.excluded.created_at,
+        "expires_at": _insert.excluded.expires_at,
+    },
+    where=_K.expires_at <= bindparam("now"),
+).returning(_K.key)
+_STORE = Sql(STORE)
 _STORED = Sql(
     select(_K.fingerprint, _K.status, _K.headers, _K.body).where(
         _this_key(), _K.expires_at > bindparam("now")

@@ -28,6 +28,7 @@ from sqlalchemy import BigInteger, Text, bindparam, cast, func, insert, literal_
 from sqlalchemy.dialects import postgresql
 
 from interventions.db import Executor, Sql, table_of, utcnow
+from interventions.idempotency import repository as keys
 from interventions.register.models import JournalEntry, JournalHead
 from interventions.wire import format_datetime
 
@@ -201,7 +202,7 @@ _MOVE_HEAD = Sql(_HEAD_MOVED)
 _INSERT = Sql(insert(ENTRIES).values({c.key: bindparam(c.key) for c in ENTRIES.c}))
 
 
-def _append_in_one_statement() -> Sql:
+def _append_in_one_statement(*, keyed: bool = False) -> Sql:
     """PostgreSQL: the head moved, the entries chained and inserted, in one statement.
 
     The head's upsert is a data-modifying CTE; a recursive CTE walks the entries (passed as
@@ -267,10 +268,17 @@ def _append_in_one_statement() -> Sql:
     ).select_from(chain.join(entries, entries.c.n == chain.c.n))
     columns = [c.key for c in ENTRIES.c]
     appended = insert(ENTRIES).from_select(columns, rows).add_cte(head)
-    return Sql(appended.returning(_E.seq, _E.hash))
+    if not keyed:
+        return Sql(appended.returning(_E.seq, _E.hash))
+    # A write under an Idempotency-Key: its answer is stored by the same statement, and
+    # ``kept`` says whether it was (1), or the key was taken already (0).
+    kept = keys.STORE.cte("kept")
+    count = select(func.count()).select_from(kept).scalar_subquery()
+    return Sql(appended.add_cte(kept).returning(_E.seq, _E.hash, count.label("kept")))
 
 
 _APPEND = _append_in_one_statement()
+_APPEND_KEYED = _append_in_one_statement(keyed=True)
 _HEAD = Sql(
     select(HEADS.c.seq, HEADS.c.hash).where(HEADS.c.organization_id == bindparam("organization_id"))
 )
@@ -377,12 +385,20 @@ async def append(db: Executor, organization_id: int, entries: Sequence[Entry]) -
     """Append ``entries`` to the organisation's journal now, in the executor's transaction:
     one statement on PostgreSQL (``_APPEND``), two on SQLite (the head, then the entries,
     chained here). The new head."""
+    return (await _append(db, organization_id, entries, None))[0]
+
+
+async def _append(
+    db: Executor, organization_id: int, entries: Sequence[Entry], key: dict[str, Any] | None
+) -> tuple[Head, bool]:
+    """``append``; on PostgreSQL with ``key`` (``idempotency.repository.store``'s
+    arguments), the answer stored by the same statement, and whether it was."""
     now = _milliseconds(utcnow())
     parts = pieces(organization_id, now, entries)
     if db.postgresql:
         appended = await db.all(
-            _APPEND,
-            organization_id=organization_id,
+            _APPEND if key is None else _APPEND_KEYED,
+            **{**(key or {}), "organization_id": organization_id},
             count=len(parts),
             genesis=GENESIS,
             recorded_at=now,
@@ -400,7 +416,8 @@ async def append(db: Executor, organization_id: int, entries: Sequence[Entry]) -
                 )
             },
         )
-        return Head(*max(appended))
+        last_row = max(appended)
+        return Head(last_row[0], last_row[1]), key is not None and bool(last_row[2])
     last, previous = await db.first(
         _MOVE_HEAD, organization_id=organization_id, count=len(parts), genesis=GENESIS
     )
@@ -426,7 +443,7 @@ async def append(db: Executor, organization_id: int, entries: Sequence[Entry]) -
         await db.execute(_INSERT, **rows[0])
     else:
         await db.many(_INSERT, rows)
-    return Head(last, previous)
+    return Head(last, previous), False
 
 
 async def flush(db: Executor) -> None:
@@ -434,6 +451,24 @@ async def flush(db: Executor) -> None:
     pending, db.journal = db.journal, {}
     for organization_id, entries in pending.items():
         await append(db, organization_id, entries)
+
+
+async def flush_with_key(db: Executor, key: dict[str, Any]) -> bool:
+    """Append what the transaction recorded now, and store a keyed request's answer
+    (``idempotency.repository.store``'s arguments): in the journal's own statement on
+    PostgreSQL when the transaction journals for the key's organisation (no statement
+    more), else by the store's. Whether the answer was stored (``False``: the key was taken,
+    and the transaction must be rolled back)."""
+    pending, db.journal = db.journal, {}
+    kept: bool | None = None
+    for organization_id, entries in pending.items():
+        if db.postgresql and organization_id == key["organization_id"] and kept is None:
+            kept = (await _append(db, organization_id, entries, key))[1]
+        else:
+            await append(db, organization_id, entries)
+    if kept is None:
+        kept = await keys.store(db, **key)
+    return kept
 
 
 Executor.before_commit = flush
