@@ -29,6 +29,7 @@ from interventions.notifications import service
 from interventions.notifications.models import OutboxEmail
 from interventions.notifications.relay import (
     RETRY_BASE_SECONDS,
+    claim_due,
     eml_file_name,
     relay_forever,
     relay_once,
@@ -507,3 +508,19 @@ async def test_relay_forever_survives_failing_rounds(
     finally:
         task.cancel()
         await broken.dispose()
+
+
+async def test_a_claim_takes_no_more_than_the_batch(
+    database: Database, settings: Settings, factory: Factory, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    """``UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)`` can claim far more
+    than ``n`` rows on PostgreSQL (the sub-select run again as the update goes): a claim of 5
+    among 200 due messages takes 5, the oldest."""
+    org = await factory.org()
+    tag = uuid.uuid4().hex[:8]
+    ids = await queue(database, org, [address(tag, n) for n in range(200)])
+    s = smtp_settings(settings, tmp_path, smtp.port, relay_batch_size=5)
+    claimed = await claim_due(database, s, relay_id=relay_name("batch"))
+    assert len(claimed) == 5
+    rows = await outbox(database, ids)
+    assert sum(r.claimed_by is not None for r in rows.values()) <= 5

@@ -319,7 +319,8 @@ async def _relay_batch(db: Database, settings: Settings, *, relay_id: str) -> tu
 
 
 async def claim_due(db: Database, settings: Settings, *, relay_id: str) -> list[ClaimedEmail]:
-    """Take the lease on up to ``relay_batch_size`` due rows, oldest first, in one statement.
+    """Take the lease on up to ``relay_batch_size`` due rows, oldest first, in one
+    transaction (the due rows locked, then leased: ``repository.claim_due``).
 
     The ``UPDATE`` only touches rows whose lease is free or expired, so of two relays racing
     for a row exactly one gets it: on PostgreSQL the candidates are locked with ``SKIP
