@@ -7,11 +7,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from icalendar import Calendar, Event, vDuration
+from typing import TYPE_CHECKING, Any
 
 from interventions.interventions.lifecycle import NAMES, STATUS_NAMES, Kind, Status
+
+if TYPE_CHECKING:
+    from icalendar import Event
+
+# ``icalendar`` is imported where a feed is written, not with the application: a worker that
+# serves no feed does not carry it (3 MiB; issue 10's resident size per worker).
 
 PRODID = "-//Interventions service//Calendar feeds//EN"
 # How often calendar apps are asked to read the feed again (RFC 7986 REFRESH-INTERVAL, and
@@ -75,6 +79,8 @@ def description(occurrence: Occurrence) -> str:
 
 
 def event(occurrence: Occurrence, domain: str) -> Event:
+    from icalendar import Event
+
     row = occurrence.row
     vevent = Event()
     vevent.add("uid", uid(row.id, domain))
@@ -98,6 +104,8 @@ def event(occurrence: Occurrence, domain: str) -> Event:
 
 def document(name: str, occurrences: Sequence[Occurrence], domain: str) -> bytes:
     """The whole feed: CRLF line endings, lines folded at 75 octets (``icalendar`` does both)."""
+    from icalendar import Calendar, vDuration
+
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
