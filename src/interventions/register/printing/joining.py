@@ -1,0 +1,125 @@
+"""The parts of a long printout joined into one PDF/A-2b document, with pikepdf (qpdf).
+
+Run in the compiler's child process (``compile_worker.py``), never in the service's worker.
+The first part gives the document its catalogue: the XMP metadata typst wrote (PDF/A-2b
+identification, title, dates fixed by the data), the output intent, the language. Every
+part's pages follow in order, each keeping its own resources (fonts embedded as the part's
+subsets), and each page gets its "page N / total" line laid over it from the stamp document.
+What depends on the whole is written again: the page count in the XMP metadata and the
+outline (bookmarks), built from the parts' outlines and the heading levels the writer noted.
+
+The bytes are a function of the parts': qpdf writes objects in a fixed order and its
+``deterministic_id`` derives the trailer's /ID from the content (no clock, no random)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pikepdf
+
+PAGE_LINE = pikepdf.Name("/PageLine")
+_NPAGES = re.compile(rb"<xmpTPg:NPages>\d+</xmpTPg:NPages>")
+
+
+@dataclass(frozen=True)
+class Bookmark:
+    title: str
+    level: int
+    page: int  # index in the joined document
+    left: float | None
+    top: float | None
+
+
+def join(parts: list[Path], headings: list[list[int]], stamp: Path, output: Path) -> None:
+    """Writes to ``output`` the ``parts`` one after the other, ``stamp``'s pages laid over
+    theirs (one for one); ``headings``: the levels of each part's headings, in order."""
+    with pikepdf.open(parts[0]) as pdf, pikepdf.open(stamp) as lines:
+        others = [pikepdf.open(path) for path in parts[1:]]
+        try:
+            bookmarks: list[Bookmark] = []
+            for part, levels in zip([pdf, *others], headings, strict=True):
+                bookmarks += _bookmarks(part, levels, 0 if part is pdf else len(pdf.pages))
+                if part is not pdf:
+                    pdf.pages.extend(part.pages)
+            if len(lines.pages) != len(pdf.pages):
+                raise ValueError(f"{len(lines.pages)} page lines for {len(pdf.pages)} pages")
+            for page, line in zip(pdf.pages, lines.pages, strict=True):
+                _lay_over(page, line)
+            _outline(pdf, bookmarks)
+            _page_count(pdf, len(pdf.pages))
+            pdf.save(output, deterministic_id=True, fix_metadata_version=False)
+        finally:
+            for other in others:
+                other.close()
+
+
+def _lay_over(page: pikepdf.Page, line: pikepdf.Page) -> None:
+    """Draws ``line`` (a page of the same size) over ``page``, after it and outside its
+    graphics state. Not ``Page.add_overlay``: that names the resource at random (the same
+    data would not give the same bytes) and rewrites the page's content into one stream."""
+    name = page.add_resource(line.as_form_xobject(), pikepdf.Name.XObject, PAGE_LINE)
+    page.contents_add(b"q\n", prepend=True)
+    page.contents_add(b"Q\nq " + bytes(name) + b" Do Q\n")
+
+
+def _bookmarks(part: pikepdf.Pdf, levels: list[int], offset: int) -> list[Bookmark]:
+    """The part's outline items in document order, as bookmarks of the joined document."""
+    found: list[Bookmark] = []
+    outlines = part.Root.get("/Outlines")
+    pending = [outlines.get("/First")] if outlines is not None else []
+    while pending:
+        item = pending.pop()
+        if item is None:
+            continue
+        # Depth first, in order: this item, its children, then its next sibling.
+        pending.append(item.get("/Next"))
+        pending.append(item.get("/First"))
+        dest = item.Dest
+        found.append(
+            Bookmark(
+                str(item.Title),
+                0,
+                offset + part.pages.index(pikepdf.Page(dest[0])),
+                _number(dest[2]),
+                _number(dest[3]),
+            )
+        )
+    if len(found) != len(levels):
+        raise ValueError(f"{len(found)} outline items for {len(levels)} headings in a part")
+    return [
+        Bookmark(b.title, level, b.page, b.left, b.top)
+        for b, level in zip(found, levels, strict=True)
+    ]
+
+
+def _number(value: pikepdf.Object) -> float | None:
+    return None if value is None or isinstance(value, pikepdf.Name) else float(value)
+
+
+def _outline(pdf: pikepdf.Pdf, bookmarks: list[Bookmark]) -> None:
+    """The outline of the whole document: each level-2 heading under the level-1 before it."""
+    if "/Outlines" in pdf.Root:
+        del pdf.Root.Outlines
+    with pdf.open_outline() as outline:
+        parent: pikepdf.OutlineItem | None = None
+        for b in bookmarks:
+            item = pikepdf.OutlineItem(b.title, b.page, "XYZ", left=b.left, top=b.top, zoom=0)
+            if b.level > 1 and parent is not None:
+                parent.children.append(item)
+            else:
+                outline.root.append(item)
+                parent = item
+
+
+def _page_count(pdf: pikepdf.Pdf, pages: int) -> None:
+    """The whole document's page count in the XMP metadata, the rest of it as typst wrote it
+    (no re-serialisation: its PDF/A extension schemas stay byte for byte)."""
+    metadata = pdf.Root.Metadata
+    xmp, found = _NPAGES.subn(
+        f"<xmpTPg:NPages>{pages}</xmpTPg:NPages>".encode(), metadata.read_bytes()
+    )
+    if found != 1:
+        raise ValueError("the first part's metadata has no page count")
+    metadata.write(xmp)
