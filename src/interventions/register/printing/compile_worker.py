@@ -7,7 +7,8 @@ service's worker never holds it. One process per part, so the peak is one part's
 
 ``compile`` lays out one part. ``finish`` lays out the last part, then the page lines of the
 whole document (the total is known once that part is laid out: ``source.py``), and joins
-everything (``joining.py``), in one process rather than three to save their start-up.
+everything (``joining.py``), in one process rather than three to save their start-up. A
+document of one part needs neither: ``pdf.py`` asks for ``compile`` alone.
 
 It imports typst, pikepdf (to join) and the standard library only: no settings, no database,
 nothing of the service, so that it starts in a few hundredths of a second. A failure is one
@@ -22,6 +23,7 @@ import json
 import re
 import resource
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -54,26 +56,38 @@ def compile_part(
 
 
 def finish(plan: dict[str, Any]) -> int:
-    """Lays out the last part and the page lines, joins the parts; returns the page count."""
-    from interventions.register.printing import joining
+    """Lays out the last part and the page lines, joins the parts; returns the page count.
 
+    typst lets go of the GIL while it works: the parts before the last are opened and joined
+    (pikepdf imported first) while it lays out the last part and the page lines."""
+    parts = [Path(p) for p in plan["parts"]]
+    headings: list[list[int]] = plan["headings"]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        laid_out = pool.submit(_last_part_and_lines, plan)
+        from interventions.register.printing.joining import Joined
+
+        joined = Joined(parts[0], headings[0])
+        try:
+            for path, levels in zip(parts[1:], headings[1:-1], strict=True):
+                joined.append(path, levels)
+            last, lines, total = laid_out.result()
+            joined.append(last, headings[-1])
+            joined.write(lines, Path(plan["output"]))
+        finally:
+            joined.close()
+    return total
+
+
+def _last_part_and_lines(plan: dict[str, Any]) -> tuple[Path, Path, int]:
     last = Path(plan["last"])
-    pdf = last.with_suffix(".pdf")
     start, timestamp = int(plan["start"]), int(plan["timestamp"])
-    pages = compile_part(
-        last, pdf, timestamp, {"numbers": "hidden", "start": str(start)}, tagged=False
-    )
+    inputs = {"numbers": "hidden", "start": str(start)}
+    pages = compile_part(last, last.with_suffix(".pdf"), timestamp, inputs, tagged=False)
     total = start + pages - 1
     stamp = Path(plan["stamp"])
     inputs = {"numbers": "stamp", "start": "1", "total": str(total), "pages": str(total)}
     compile_part(stamp, stamp.with_suffix(".pdf"), timestamp, inputs, tagged=False)
-    joining.join(
-        [*(Path(p) for p in plan["parts"]), pdf],
-        plan["headings"],
-        stamp.with_suffix(".pdf"),
-        Path(plan["output"]),
-    )
-    return total
+    return last.with_suffix(".pdf"), stamp.with_suffix(".pdf"), total
 
 
 def peak_kib() -> int:

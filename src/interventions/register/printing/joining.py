@@ -32,27 +32,35 @@ class Bookmark:
     top: float | None
 
 
-def join(parts: list[Path], headings: list[list[int]], stamp: Path, output: Path) -> None:
-    """Writes to ``output`` the ``parts`` one after the other, ``stamp``'s pages laid over
-    theirs (one for one); ``headings``: the levels of each part's headings, in order."""
-    with pikepdf.open(parts[0]) as pdf, pikepdf.open(stamp) as lines:
-        others = [pikepdf.open(path) for path in parts[1:]]
-        try:
-            bookmarks: list[Bookmark] = []
-            for part, levels in zip([pdf, *others], headings, strict=True):
-                bookmarks += _bookmarks(part, levels, 0 if part is pdf else len(pdf.pages))
-                if part is not pdf:
-                    pdf.pages.extend(part.pages)
-            if len(lines.pages) != len(pdf.pages):
-                raise ValueError(f"{len(lines.pages)} page lines for {len(pdf.pages)} pages")
-            for page, line in zip(pdf.pages, lines.pages, strict=True):
+class Joined:
+    """The document being joined: ``append`` each part in order, then ``write``. The parts
+    stay open until then (their objects are copied when the document is written)."""
+
+    def __init__(self, first: Path, levels: list[int]) -> None:
+        self.pdf = pikepdf.open(first)
+        self.others: list[pikepdf.Pdf] = []
+        self.bookmarks = _bookmarks(self.pdf, levels, 0)
+
+    def append(self, path: Path, levels: list[int]) -> None:
+        part = pikepdf.open(path)
+        self.others.append(part)
+        self.bookmarks += _bookmarks(part, levels, len(self.pdf.pages))
+        self.pdf.pages.extend(part.pages)
+
+    def write(self, stamp: Path, output: Path) -> None:
+        """Lays ``stamp``'s pages over the document's (one for one), writes it to ``output``."""
+        with pikepdf.open(stamp) as lines:
+            if len(lines.pages) != len(self.pdf.pages):
+                raise ValueError(f"{len(lines.pages)} page lines for {len(self.pdf.pages)} pages")
+            for page, line in zip(self.pdf.pages, lines.pages, strict=True):
                 _lay_over(page, line)
-            _outline(pdf, bookmarks)
-            _page_count(pdf, len(pdf.pages))
-            pdf.save(output, deterministic_id=True, fix_metadata_version=False)
-        finally:
-            for other in others:
-                other.close()
+            _outline(self.pdf, self.bookmarks)
+            _page_count(self.pdf, len(self.pdf.pages))
+            self.pdf.save(output, deterministic_id=True, fix_metadata_version=False)
+
+    def close(self) -> None:
+        for part in [self.pdf, *self.others]:
+            part.close()
 
 
 def _lay_over(page: pikepdf.Page, line: pikepdf.Page) -> None:
