@@ -73,8 +73,10 @@ def build(path: Path, storage_dir: Path, checks: int) -> None:
             "INSERT INTO companies (id, organization_id, name, type, created_at) VALUES (1, 1, 'Sécurité Générale', 1, ?)",
             (now,),
         )
+        # Every eight hours, closer when that would leave the printed year (2026).
+        step = min(dt.timedelta(hours=8), dt.timedelta(days=360) / checks)
         for n in range(1, checks + 1):
-            start = (START + dt.timedelta(hours=8 * n)).strftime("%Y-%m-%d %H:%M:%S.000000")
+            start = (START + step * n).strftime("%Y-%m-%d %H:%M:%S.000000")
             file_id = f"{n:032x}"
             key = f"1/{file_id}"
             (storage_dir / "1").mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,8 @@
 own gives that memory back to the system when it exits, whatever typst's caches keep; the
 service's worker never holds it. One process per part, so the peak is one part's.
 
-``compile`` lays out one part. ``finish`` lays out the last part, then the page lines of the
-whole document (the total is known once that part is laid out: ``source.py``), and joins
+``compile`` lays out one part. ``finish`` lays out the last part, then the page count of the
+whole document (known once that part is laid out: ``source.py``), and joins
 everything (``joining.py``), in one process rather than three to save their start-up. A
 document of one part needs neither: ``pdf.py`` asks for ``compile`` alone.
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
 import json
 import re
 import resource
@@ -56,38 +57,31 @@ def compile_part(
 
 
 def finish(plan: dict[str, Any]) -> int:
-    """Lays out the last part and the page lines, joins the parts; returns the page count.
+    """Lays out the last part and the page count, joins the parts; returns the page count.
 
-    typst lets go of the GIL while it works: the parts before the last are opened and joined
-    (pikepdf imported first) while it lays out the last part and the page lines."""
+    One after the other, so that the process's peak is the largest step's, not their sum; but
+    pikepdf is imported while typst lays out the last part (typst lets go of the GIL)."""
     parts = [Path(p) for p in plan["parts"]]
-    headings: list[list[int]] = plan["headings"]
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        laid_out = pool.submit(_last_part_and_lines, plan)
-        from interventions.register.printing.joining import Joined
-
-        joined = Joined(parts[0], headings[0])
-        try:
-            for path, levels in zip(parts[1:], headings[1:-1], strict=True):
-                joined.append(path, levels)
-            last, lines, total = laid_out.result()
-            joined.append(last, headings[-1])
-            joined.write(lines, Path(plan["output"]))
-        finally:
-            joined.close()
-    return total
-
-
-def _last_part_and_lines(plan: dict[str, Any]) -> tuple[Path, Path, int]:
     last = Path(plan["last"])
     start, timestamp = int(plan["start"]), int(plan["timestamp"])
-    inputs = {"numbers": "hidden", "start": str(start)}
-    pages = compile_part(last, last.with_suffix(".pdf"), timestamp, inputs, tagged=False)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        importing = pool.submit(importlib.import_module, "interventions.register.printing.joining")
+        inputs = {"numbers": "hidden", "start": str(start)}
+        pages = compile_part(last, last.with_suffix(".pdf"), timestamp, inputs, tagged=False)
+        joining = importing.result()
     total = start + pages - 1
     stamp = Path(plan["stamp"])
-    inputs = {"numbers": "stamp", "start": "1", "total": str(total), "pages": str(total)}
+    inputs = {"numbers": "stamp", "total": str(total)}
     compile_part(stamp, stamp.with_suffix(".pdf"), timestamp, inputs, tagged=False)
-    return last.with_suffix(".pdf"), stamp.with_suffix(".pdf"), total
+    headings: list[list[int]] = plan["headings"]
+    joined = joining.Joined(parts[0], headings[0])
+    try:
+        for path, levels in zip([*parts[1:], last.with_suffix(".pdf")], headings[1:], strict=True):
+            joined.append(path, levels)
+        joined.write(stamp.with_suffix(".pdf"), Path(plan["output"]))
+    finally:
+        joined.close()
+    return total
 
 
 def peak_kib() -> int:
@@ -112,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     compile_.add_argument("--timestamp", type=int, required=True, help="UNIX seconds")
     compile_.add_argument("--input", action="append", default=[], help="KEY=VALUE")
     compile_.add_argument("--untagged", action="store_true")
-    finish_ = commands.add_parser("finish", help="last part, page lines, join")
+    finish_ = commands.add_parser("finish", help="last part, page count, join")
     finish_.add_argument("plan", type=Path, help="JSON: last, start, parts, headings, …")
     args = parser.parse_args(argv)
     try:

@@ -4,7 +4,7 @@ Run in the compiler's child process (``compile_worker.py``), never in the servic
 The first part gives the document its catalogue: the XMP metadata typst wrote (PDF/A-2b
 identification, title, dates fixed by the data), the output intent, the language. Every
 part's pages follow in order, each keeping its own resources (fonts embedded as the part's
-subsets), and each page gets its "page N / total" line laid over it from the stamp document.
+subsets), and the total of "page N / total" is laid over each page from the stamp document.
 What depends on the whole is written again: the page count in the XMP metadata and the
 outline (bookmarks), built from the parts' outlines and the heading levels the writer noted.
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pikepdf
 
-PAGE_LINE = pikepdf.Name("/PageLine")
+PAGE_COUNT = pikepdf.Name("/PageCount")
 _NPAGES = re.compile(rb"<xmpTPg:NPages>\d+</xmpTPg:NPages>")
 
 
@@ -48,12 +48,14 @@ class Joined:
         self.pdf.pages.extend(part.pages)
 
     def write(self, stamp: Path, output: Path) -> None:
-        """Lays ``stamp``'s pages over the document's (one for one), writes it to ``output``."""
-        with pikepdf.open(stamp) as lines:
-            if len(lines.pages) != len(self.pdf.pages):
-                raise ValueError(f"{len(lines.pages)} page lines for {len(self.pdf.pages)} pages")
-            for page, line in zip(self.pdf.pages, lines.pages, strict=True):
-                _lay_over(page, line)
+        """Lays ``stamp``'s one page (the page count) over every page, writes to ``output``."""
+        with pikepdf.open(stamp) as stamped:
+            if len(stamped.pages) != 1:
+                raise ValueError(f"the page count's document has {len(stamped.pages)} pages")
+            # One drawing of the count, referred to by every page.
+            count = self.pdf.copy_foreign(stamped.pages[0].as_form_xobject())
+            for page in self.pdf.pages:
+                _lay_over(page, count)
             _outline(self.pdf, self.bookmarks)
             _page_count(self.pdf, len(self.pdf.pages))
             self.pdf.save(output, deterministic_id=True, fix_metadata_version=False)
@@ -63,11 +65,11 @@ class Joined:
             part.close()
 
 
-def _lay_over(page: pikepdf.Page, line: pikepdf.Page) -> None:
-    """Draws ``line`` (a page of the same size) over ``page``, after it and outside its
-    graphics state. Not ``Page.add_overlay``: that names the resource at random (the same
-    data would not give the same bytes) and rewrites the page's content into one stream."""
-    name = page.add_resource(line.as_form_xobject(), pikepdf.Name.XObject, PAGE_LINE)
+def _lay_over(page: pikepdf.Page, drawing: pikepdf.Object) -> None:
+    """Draws ``drawing`` (a form of the page's size) over ``page``, after its content and
+    outside its graphics state. Not ``Page.add_overlay``: that names the resource at random
+    (the same data would not give the same bytes) and rewrites the page's content."""
+    name = page.add_resource(drawing, pikepdf.Name.XObject, PAGE_COUNT)
     page.contents_add(b"q\n", prepend=True)
     page.contents_add(b"Q\nq " + bytes(name) + b" Do Q\n")
 

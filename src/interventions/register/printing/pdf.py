@@ -139,7 +139,7 @@ async def _lay_out(
     compiler: Compiler,
     done: list[Path],
 ) -> None:
-    """Compiles each part as it comes; the last one with the page lines and the joining."""
+    """Compiles each part as it comes; the last one with the page count and the joining."""
     compiled: list[tuple[Path, Part]] = []
     start = 1
     # The stream stays open when a part fails: the writer's next send then waits, and is

@@ -9,12 +9,14 @@ out on its own (``pdf.py``), so the compiler holds a few hundred rows at a time,
 the whole register.
 
 Page numbers run on across the parts: a part starts at the page number the compiler passes
-it (``sys.inputs.start``). The total is known only once the last part is laid out, so a
-document of several parts leaves the footer's page line blank (``numbers: "hidden"``: the
-same place, nothing drawn) and gets its "page N / total" from a second, tiny document
-(``stamp_source``: the same pages with only that line drawn), laid over each page when the
-parts are joined. A document of one part (the commission pack, any register of fewer rows)
-prints its "page N / total" itself (``numbers: "whole"``).
+it (``sys.inputs.start``). The total is known only once the last part is laid out, so in a
+document of several parts each part prints "page N /" and leaves the total's box empty
+(``numbers: "hidden"``); the total comes from a one-page document drawing that box alone
+(``stamp_source``, ``numbers: "stamp"``), laid over every page when the parts are joined. The
+line is right-aligned and the total's box has a fixed width, so the box is at the same place
+on every page whatever N: one drawing of the total serves them all, and its cost does not grow
+with the document. A document of one part (the commission pack, any register of fewer rows)
+prints the whole line itself (``numbers: "whole"``), in the same place.
 
 Fonts are the ones the typst package embeds (Libertinus Serif, DejaVu Sans Mono), never the
 system's, so the same data gives the same bytes on any machine."""
@@ -175,7 +177,8 @@ def preamble(folder: Path, cover: Cover) -> str:
 
     The compiler's inputs say where the part's pages start (``start``) and how the footer's
     page line is drawn (``numbers``): "whole" (the part is the document: "page N / total"),
-    "hidden" (the place kept, nothing drawn), "stamp" (that line alone, with ``total``)."""
+    "hidden" ("page N /", the total's box left empty), "stamp" (the total's box alone, with
+    ``total``; nothing else drawn, everything laid out as in the parts)."""
     c = cover.coverage
     url = cover.verification_url
     qr = "[]"
@@ -185,9 +188,11 @@ def preamble(folder: Path, cover: Cover) -> str:
     return f"""#let numbers = sys.inputs.at("numbers", default: "whole")
 #let others(body) = if numbers == "stamp" {{ hide(body) }} else {{ body }}
 #let page-line = context {{
-  let total = if numbers == "whole" {{ str(counter(page).final().first()) }} else {{ sys.inputs.at("total", default: "") }}
-  let line = [page #counter(page).display() / #total]
-  if numbers == "hidden" {{ hide(line) }} else {{ line }}
+  let total = if numbers == "whole" {{ str(counter(page).final().first()) }} else if numbers == "stamp" {{ sys.inputs.total }} else {{ [] }}
+  h(1fr)
+  others[page #counter(page).display() /]
+  [ ]
+  box(width: 2.6em, total)
 }}
 #set document(title: {literal(f"{cover.title} — {cover.site}")},
   author: {literal(cover.organization)})
@@ -251,12 +256,8 @@ def title(cover: Cover) -> str:
 
 
 def stamp_source(writer: TypstWriter) -> Path:
-    """The document that draws the page lines of a document of several parts: as many empty
-    pages as the compiler's input ``pages`` says, numbered from ``start``, each with the same
-    footer as the parts' but for the page line alone."""
+    """The document that draws the page count of a document of several parts: one page, the
+    parts' footer laid out on it, the total's box alone drawn (its input ``total``)."""
     path = writer.folder / "stamp.typ"
-    path.write_text(
-        writer.preamble + "#for _ in range(int(sys.inputs.pages) - 1) { pagebreak() }\n",
-        encoding="utf-8",
-    )
+    path.write_text(writer.preamble, encoding="utf-8")
     return path
