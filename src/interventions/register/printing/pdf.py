@@ -80,11 +80,14 @@ class Compiler:
     ) -> tuple[Path, int]:
         """``source`` laid out as PDF/A-2b beside it; the path and its number of pages."""
         output = source.with_suffix(".pdf")
-        args = ["compile", str(source), str(output), "--timestamp", str(_seconds(timestamp))]
-        args += [f"--input={key}={value}" for key, value in inputs.items()]
-        if not tagged:
-            args.append("--untagged")
-        result = await self.run(*args)
+        plan = {
+            "source": str(source),
+            "output": str(output),
+            "timestamp": _seconds(timestamp),
+            "inputs": {key: str(value) for key, value in inputs.items()},
+            "tagged": tagged,
+        }
+        result = await self.run("compile", json.dumps(plan))
         return output, int(result["pages"])
 
 
@@ -168,20 +171,16 @@ async def _finish(
     compiler: Compiler,
 ) -> Path:
     output = writer.folder / "register.pdf"
-    plan = writer.folder / "finish.json"
-    plan.write_text(
-        json.dumps(
-            {
-                "last": str(last.path),
-                "start": start,
-                "timestamp": _seconds(timestamp),
-                "parts": [str(pdf) for pdf, _ in compiled],
-                "headings": [part.headings for _, part in [*compiled, (None, last)]],
-                "stamp": str(stamp_source(writer)),
-                "output": str(output),
-            }
-        ),
-        encoding="utf-8",
+    plan = json.dumps(
+        {
+            "last": str(last.path),
+            "start": start,
+            "timestamp": _seconds(timestamp),
+            "parts": [str(pdf) for pdf, _ in compiled],
+            "headings": [part.headings for _, part in [*compiled, (None, last)]],
+            "stamp": str(stamp_source(writer)),
+            "output": str(output),
+        }
     )
-    await compiler.run("finish", str(plan))
+    await compiler.run("finish", plan)
     return output
