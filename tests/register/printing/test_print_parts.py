@@ -45,7 +45,7 @@ def _signature(n: int) -> bytes | None:
     return shrink(out.getvalue())
 
 
-async def _blocks(rows: int = ROWS, broken: bool = False) -> AsyncIterator[Block]:
+async def _blocks(rows: int = ROWS, broken: bool = False, smoke: int = 0) -> AsyncIterator[Block]:
     yield Cover(
         title="Safety register",
         organization="Lycée Molière",
@@ -70,7 +70,13 @@ async def _blocks(rows: int = ROWS, broken: bool = False) -> AsyncIterator[Block
         )
     yield TableEnd()
     yield Heading("Désenfumage", 2)
-    yield Note("No check recorded in the period.")
+    if smoke:
+        yield TableStart((Column("Smoke check", "1fr"), Column("Outcome", "1fr")))
+        for n in range(1, smoke + 1):
+            yield Row((f"Désenfumage n° {n}", "Conforme"))
+        yield TableEnd()
+    else:
+        yield Note("No check recorded in the period.")
     yield Heading("2. Curative works")
     yield TableStart((Column("Work", "1fr"), Column("Contractor", "1fr")))
     yield Row(("Remplacement d'un bloc", "Sécurité Générale"))
@@ -137,6 +143,18 @@ async def test_a_register_in_several_parts_reads_as_one_document(tmp_path: Path)
     assert sum(image.histogram()[:128]) > 200, "the last page is blank"
 
     assert await render_pdf(_blocks(), SIGNED, SMALL) == pdf  # same data, same bytes
+
+
+async def test_a_part_full_at_the_end_of_a_table_ends_there(tmp_path: Path) -> None:
+    """The next table starts the next part with its heading: no header left alone at the
+    bottom of the previous part's last page."""
+    path = tmp_path / "register.pdf"
+    path.write_bytes(await render_pdf(_blocks(rows=40, smoke=3), SIGNED, SMALL))
+    text = " ".join(_run("pdftotext", "-raw", str(path), "-").split())
+    assert text.count("Smoke check Outcome") == 1
+    assert "Désenfumage Smoke check Outcome Désenfumage n° 1 Conforme" in text
+    pages = _pages(path)
+    assert _page_lines(path, pages) == [[f"page {i} / {pages}"] for i in range(1, pages + 1)]
 
 
 def _findings(path: Path) -> set[tuple[str, str, str]]:

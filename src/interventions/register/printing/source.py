@@ -89,7 +89,10 @@ class TypstWriter:
     def write(self, block: Block) -> Part | None:
         """Writes ``block``; returns the part it completed, if it had to start another."""
         done = None
-        if isinstance(block, Row) and self.rows_in_part >= self.rows:
+        # A full part ends before the next row, or before the next block between tables (so
+        # that a heading and its table start together). Never after the last block: a part
+        # always holds something, and a document of one part is known as such.
+        if self.rows_in_part >= self.rows and (isinstance(block, Row) or self.table is None):
             done = self._next_part()
         out = self._out()
         if isinstance(block, Cover):
@@ -135,14 +138,15 @@ class TypstWriter:
         return self.out
 
     def _next_part(self) -> Part:
-        """Ends the current part inside its table and starts the next one in the same table."""
+        """Ends the current part and starts the next one, in the same table if one is open."""
         assert self.out is not None
-        assert self.table is not None  # rows come inside tables
-        self.out.write(")\n")
+        if self.table is not None:
+            self.out.write(")\n")
         done = self.close()
         out = self._out()
         out.write(self.preamble)
-        out.write(table_start(self.table))
+        if self.table is not None:
+            out.write(table_start(self.table))
         return done
 
     def cell(self, cell: Cell) -> str:
