@@ -50,9 +50,10 @@ from interventions.register.printing.signatures import Signature
 
 FONT = "Libertinus Serif"
 MONO = "DejaVu Sans Mono"
-# Rows per part: the compiler's peak memory follows the part's size (about 65 MiB for 250
-# checks with their signatures, against 267 MiB for 1 000 in one piece), the number of
-# parts its start-up (~0.1 s each). Measured in bench/README.md "The printable register".
+# Rows per part: a compiler's peak memory follows its part's size (~50 MiB for a page, 80 for
+# 125 checks with their signatures, 105 for 250, 150 for 500; 267 for 1 000 in one piece),
+# the work added by the number of parts (a process, the fonts embedded again) about 0.1 s of
+# CPU each. Measured in bench/README.md "The printable register".
 PART_ROWS = 250
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
