@@ -3,11 +3,10 @@ register"; compiled and joined by ``pdf.py``).
 
 The blocks are written as typst source as they come (strings are typst string literals, so no
 data can be read as markup); signature images go beside it as small PNGs, one file of them
-per part. The source is cut
-into parts of at most ``rows`` table rows, at a row boundary: a table that goes on in the next
-part is opened again there, so its header repeats as it would on a new page. Each part is laid
-out on its own (``pdf.py``), so the compiler holds a few hundred rows at a time, never
-the whole register.
+per part. The source is cut into parts of at most ``rows`` table rows, at a row boundary (or
+between tables): a table that goes on in the next part is opened again there, so its header
+repeats as it would on a new page. Each part is laid out on its own (``pdf.py``), so the
+compiler holds a few hundred rows at a time, never the whole register.
 
 Page numbers run on across the parts: a part starts at the page number the compiler passes
 it (``sys.inputs.start``). The total is known only once the last part is laid out, so in a
