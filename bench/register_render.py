@@ -130,7 +130,9 @@ async def render(path: Path, storage_dir: Path, fmt: Format) -> int:
             )
     finally:
         await db.dispose()
-    return len(printed.body)
+    size = printed.size
+    printed.discard()  # as the route does once the file is sent
+    return size
 
 
 class ChildPeaks(logging.Handler):

@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pikepdf
 import pikepdf.pdfa
 import pytest
@@ -31,6 +32,7 @@ from interventions.register.printing.content import (
 from interventions.register.printing.coverage import Coverage, verification_url
 from interventions.register.printing.pdf import Compiler, RenderFailed, render_pdf
 from interventions.register.printing.signatures import Signature, shrink
+from tests.factories import Factory
 
 SIGNED = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)
 ROWS = 95  # in parts of 20 rows: five parts, the first table over all of them
@@ -239,3 +241,21 @@ async def test_a_child_past_its_time_is_killed(
         await render_pdf(_blocks(), SIGNED, Compiler(rows=20, timeout=0.05))
     assert os.listdir(tmp_path) == []
     assert not [c for c in _children() if "compile_worker" in c]
+
+
+async def test_the_route_sends_the_pdf_from_its_file_and_removes_it(
+    client: httpx.AsyncClient, factory: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker never reads the finished PDF whole: the route sends it from its temporary
+    folder, which goes once it is sent."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    org = await factory.org()
+    site = f"/register/v1/rs/sites/{org.site_ids[0]}"
+    for url in (site, f"{site}/commission-pack"):
+        r = await client.get(url, headers=org.viewer.headers)
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"] == "application/pdf"
+        assert r.headers["content-length"] == str(len(r.content))
+        assert r.headers["cache-control"] == "private, no-store"
+        assert r.content.startswith(b"%PDF-")
+        assert os.listdir(tmp_path) == []

@@ -3,9 +3,10 @@ out in a child process as soon as it is written, the parts joined in one more ch
 
 Why children: typst holds every page it lays out until it has written the PDF (267 MiB for
 1 000 checks in one piece), and a long-running worker that had once held that kept it. A child
-gives it back when it exits; the worker holds the source of one part, the blocks of one batch
-of rows, and the finished document's bytes. Why parts: the child's peak then follows the
-part's size, not the register's (bench/README.md "The printable register").
+gives it back when it exits; the worker holds the source of one part and the blocks of one
+batch of rows, and sends the finished document from its file (``service.Printed``). Why
+parts: the child's peak then follows the part's size, not the register's (bench/README.md
+"The printable register").
 
 The worker writes part n + 1 while a child lays out part n (a stream of one part between
 them), so the database reads and signature shrinking overlap the layout on two cores. Parts
@@ -101,32 +102,43 @@ DEFAULT = Compiler()
 async def render_pdf(
     blocks: AsyncIterator[Block], timestamp: dt.datetime, compiler: Compiler = DEFAULT
 ) -> bytes:
-    """The blocks as a PDF/A-2b document; ``timestamp`` is its creation date (fixed by the
-    data, so that the same data gives the same bytes)."""
+    """The blocks as a PDF/A-2b document, its bytes (``render_pdf_file`` keeps it on disk)."""
     with tempfile.TemporaryDirectory(prefix="register-") as name:
-        writer = TypstWriter(Path(name), compiler.rows)
-        send, receive = anyio.create_memory_object_stream[tuple[Part, bool]](1)
-        done: list[Path] = []
-        failure: BaseException | None = None
-        try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(_lay_out, receive, writer, timestamp, compiler, done)
-                async with send:
-                    async for block in blocks:
-                        part = writer.write(block)
-                        if part is not None:
-                            await send.send((part, False))
-                    await send.send((writer.close(), True))
-        except BaseExceptionGroup as group:
-            failure = _first(group)
-        finally:
-            receive.close()
-            writer.abandon()
-        if failure is not None:
-            # Raised as it came (a RenderFailed, a database error…), not in a group, and
-            # outside the handler, so that its own cause and context stay as they were.
-            raise failure
-        return done[0].read_bytes()
+        return (await render_pdf_file(Path(name), blocks, timestamp, compiler)).read_bytes()
+
+
+async def render_pdf_file(
+    folder: Path,
+    blocks: AsyncIterator[Block],
+    timestamp: dt.datetime,
+    compiler: Compiler = DEFAULT,
+) -> Path:
+    """The blocks as a PDF/A-2b document in ``folder`` (with its sources and parts), so that
+    it can be sent from there; ``timestamp`` is its creation date (fixed by the data, so
+    that the same data gives the same bytes)."""
+    writer = TypstWriter(folder, compiler.rows)
+    send, receive = anyio.create_memory_object_stream[tuple[Part, bool]](1)
+    done: list[Path] = []
+    failure: BaseException | None = None
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(_lay_out, receive, writer, timestamp, compiler, done)
+            async with send:
+                async for block in blocks:
+                    part = writer.write(block)
+                    if part is not None:
+                        await send.send((part, False))
+                await send.send((writer.close(), True))
+    except BaseExceptionGroup as group:
+        failure = _first(group)
+    finally:
+        receive.close()
+        writer.abandon()
+    if failure is not None:
+        # Raised as it came (a RenderFailed, a database error…), not in a group, and
+        # outside the handler, so that its own cause and context stay as they were.
+        raise failure
+    return done[0]
 
 
 def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -8,6 +8,8 @@ import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
 
 from interventions.auth.dependencies import CurrentCaller
 from interventions.config import AppSettings
@@ -67,13 +69,18 @@ def _base_url(settings: AppSettings, request: Request) -> str:
 
 
 def _answer(printed: Printed) -> Response:
-    return Response(
+    headers = {
+        "Content-Disposition": f'inline; filename="{printed.filename}"',
+        "Cache-Control": "private, no-store",
+    }
+    if isinstance(printed.body, bytes):
+        return Response(printed.body, media_type=printed.media_type, headers=headers)
+    # Sent from its file in chunks; its folder removed once sent (or the client gone).
+    return FileResponse(
         printed.body,
         media_type=printed.media_type,
-        headers={
-            "Content-Disposition": f'inline; filename="{printed.filename}"',
-            "Cache-Control": "private, no-store",
-        },
+        headers=headers,
+        background=BackgroundTask(printed.discard),
     )
 
 
