@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import FileResponse
-from starlette.background import BackgroundTask
+from starlette.types import Receive, Scope, Send
 
 from interventions.auth.dependencies import CurrentCaller
 from interventions.config import AppSettings
@@ -75,13 +75,23 @@ def _answer(printed: Printed) -> Response:
     }
     if isinstance(printed.body, bytes):
         return Response(printed.body, media_type=printed.media_type, headers=headers)
-    # Sent from its file in chunks; its folder removed once sent (or the client gone).
-    return FileResponse(
-        printed.body,
-        media_type=printed.media_type,
-        headers=headers,
-        background=BackgroundTask(printed.discard),
-    )
+    return _PrintedFile(printed, headers)
+
+
+class _PrintedFile(FileResponse):
+    """The PDF sent from its file in chunks, its temporary folder removed once sent, or once
+    the sending stopped (the client gone): not a background task, which an error skips."""
+
+    def __init__(self, printed: Printed, headers: dict[str, str]) -> None:
+        assert not isinstance(printed.body, bytes)
+        super().__init__(printed.body, media_type=printed.media_type, headers=headers)
+        self.printed = printed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.printed.discard()
 
 
 @router.get(
