@@ -1,5 +1,6 @@
 """The PDF/A-2b rendering: typst source written part by part (``source.py``), each part laid
-out in a child process as soon as it is written, the parts joined in one more child.
+out in a child process (``compile_worker.py``) as soon as it is written; the last child also
+lays out the page count and joins the parts (``joining.py``).
 
 Why children: typst holds every page it lays out until it has written the PDF (267 MiB for
 1 000 checks in one piece), and a long-running worker that had once held that kept it. A child
@@ -11,8 +12,8 @@ parts: the child's peak then follows the part's size, not the register's (bench/
 The worker writes part n + 1 while a child lays out part n (a stream of one part between
 them), so the database reads and signature shrinking overlap the layout on two cores. Parts
 are laid out one after the other: each needs the page its predecessor ended on. A child that
-fails or outlives ``timeout`` is a ``RenderFailed`` (the child is killed), and the temporary
-folder goes with the request either way."""
+fails or outlives ``timeout`` is a ``RenderFailed`` (the child is killed); the caller removes
+the folder either way (``render_pdf`` and ``service`` do)."""
 
 from __future__ import annotations
 
@@ -44,8 +45,8 @@ class RenderFailed(Exception):
 @dataclass(frozen=True)
 class Compiler:
     """How parts are laid out: ``rows`` per part, ``timeout`` seconds for one child process
-    (a part of 250 rows takes about half a second on an idle machine; a loaded one was seen
-    ten times slower), with the service's own interpreter."""
+    (a part of 250 rows takes about half a second on an idle machine, several times that on
+    a loaded one), with the service's own interpreter."""
 
     rows: int = PART_ROWS
     timeout: float = 120.0
