@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import shutil
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, BinaryIO
 
 import typer
 
@@ -79,12 +80,24 @@ def _run(make: str, out: str, **options: object) -> None:
     except AppError as exc:
         typer.echo(f"Error: {exc.detail}", err=True)
         raise typer.Exit(1) from None
-    if out == "-":
-        sys.stdout.buffer.write(printed.body)
-        sys.stdout.buffer.flush()
-    else:
-        Path(out).write_bytes(printed.body)
-        typer.echo(f"Wrote {out} ({len(printed.body)} bytes).", err=True)
+    try:
+        if out == "-":
+            _copy(printed.body, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        else:
+            with open(out, "wb") as file:
+                _copy(printed.body, file)
+            typer.echo(f"Wrote {out} ({printed.size} bytes).", err=True)
+    finally:
+        printed.discard()
+
+
+def _copy(body: bytes | Path, out: BinaryIO) -> None:
+    if isinstance(body, bytes):
+        out.write(body)
+        return
+    with open(body, "rb") as file:
+        shutil.copyfileobj(file, out)
 
 
 @printing_cli.command("print")

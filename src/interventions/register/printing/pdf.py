@@ -1,186 +1,199 @@
-"""The PDF/A-2b rendering, with typst (chosen by measurement: README "The printable register").
+"""The PDF/A-2b rendering: typst source written part by part (``source.py``), each part laid
+out in a child process (``compile_worker.py``) as soon as it is written; the last child also
+lays out the page count and joins the parts (``joining.py``).
 
-The blocks are written as typst source to a file as they come (strings are typst string
-literals, so no data can be read as markup); signature images go beside it as small PNGs.
-The compiler then lays the pages out: it needs the whole source, not Python objects.
-Fonts are the ones the typst package embeds (Libertinus Serif, DejaVu Sans Mono), never the
-system's, so the same data gives the same bytes on any machine."""
+Why children: typst holds every page it lays out until it has written the PDF (267 MiB for
+1 000 checks in one piece), and a long-running worker that had once held that kept it. A child
+gives it back when it exits; the worker holds the source of one part and the blocks of one
+batch of rows, and sends the finished document from its file (``service.Printed``). Why
+parts: the child's peak then follows the part's size, not the register's (bench/README.md
+"The printable register").
 
-# ruff: noqa: E501  (the typst preamble reads best with its lines whole)
+The worker writes part n + 1 while a child lays out part n (a stream of one part between
+them), so the database reads and signature shrinking overlap the layout on two cores. Parts
+are laid out one after the other: each needs the page its predecessor ended on. A child that
+fails or outlives ``timeout`` is a ``RenderFailed`` (the child is killed); the caller removes
+the folder either way (``render_pdf`` and ``service`` do)."""
+
 from __future__ import annotations
 
 import datetime as dt
-import re
+import json
+import logging
+import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any
 
-import anyio.to_thread
-import segno
-import typst
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
 
-from interventions.register.printing.content import (
-    NOT_COVERED,
-    Block,
-    Cell,
-    Cover,
-    Heading,
-    Lines,
-    Note,
-    PageBreak,
-    Row,
-    TableEnd,
-    TableStart,
-    checkpoint_text,
-    period_text,
-)
-from interventions.register.printing.signatures import Signature
+from interventions.register.printing.content import Block
+from interventions.register.printing.source import PART_ROWS, Part, TypstWriter, stamp_source
 
-FONT = "Libertinus Serif"
-MONO = "DejaVu Sans Mono"
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+logger = logging.getLogger(__name__)
+WORKER = "interventions.register.printing.compile_worker"
 
 
-def literal(text: str) -> str:
-    """``text`` as a typst string literal."""
-    text = _CONTROL.sub(" ", text.replace("\r\n", "\n").replace("\r", "\n"))
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
+class RenderFailed(Exception):
+    """The PDF could not be made: the compiler's child process failed or took too long."""
 
 
-class TypstWriter:
-    """Writes the blocks as typst source into ``folder``."""
+@dataclass(frozen=True)
+class Compiler:
+    """How parts are laid out: ``rows`` per part, ``timeout`` seconds for one child process
+    (a part of 250 rows takes about half a second on an idle machine, several times that on
+    a loaded one), with the service's own interpreter."""
 
-    def __init__(self, folder: Path, out: TextIO) -> None:
-        self.folder = folder
-        self.out = out
-        self.images: set[str] = set()
+    rows: int = PART_ROWS
+    timeout: float = 120.0
+    python: str = sys.executable
 
-    def write(self, block: Block) -> None:
-        if isinstance(block, Cover):
-            self.cover(block)
-        elif isinstance(block, Heading):
-            self.out.write(f"#heading(level: {block.level}, {literal(block.text)})\n")
-        elif isinstance(block, Note):
-            self.out.write(f"#note({literal(block.text)})\n")
-        elif isinstance(block, TableStart):
-            columns = ", ".join(c.width for c in block.columns)
-            titles = ", ".join(f"strong({literal(c.title)})" for c in block.columns)
-            self.out.write(f"#table(columns: ({columns},), table.header(repeat: true, {titles}),\n")
-        elif isinstance(block, Row):
-            self.out.write(", ".join(self.cell(c) for c in block.cells) + ",\n")
-        elif isinstance(block, TableEnd):
-            self.out.write(")\n")
-        elif isinstance(block, PageBreak):
-            self.out.write("#pagebreak()\n")
-
-    def cell(self, cell: Cell) -> str:
-        if isinstance(cell, str):
-            return literal(cell)
-        if isinstance(cell, Lines):
-            parts = [
-                f"strong({literal(line)})" if cell.strong and i == 0 else literal(line)
-                for i, line in enumerate(cell.lines)
-            ]
-            return "[" + "#linebreak()".join(f"#{p}" for p in parts) + "]"
-        return self.signature(cell)
-
-    def signature(self, signature: Signature) -> str:
-        if signature.png is None:
-            return f"missing({literal(signature.missing)})"
-        name = f"{signature.key}.png"
-        if name not in self.images:
-            (self.folder / name).write_bytes(signature.png)
-            self.images.add(name)
-        return f'image("{name}", width: 2.7cm, height: 1.15cm, fit: "contain")'
-
-    def cover(self, cover: Cover) -> None:
-        c = cover.coverage
-        url = cover.verification_url
-        qr = "[]"
-        if url:
-            segno.make(url, error="m").save(
-                str(self.folder / "qr.svg"), kind="svg", border=0, xmldecl=False
+    async def run(self, *args: str) -> dict[str, Any]:
+        command = [self.python, "-m", WORKER, *args]
+        try:
+            with anyio.fail_after(self.timeout):
+                # Cancelled by the timeout (or the request), anyio kills the child.
+                done = await anyio.run_process(command, stdin=subprocess.DEVNULL, check=False)
+        except TimeoutError:
+            raise RenderFailed(
+                f"the PDF compiler ({args[0]}) took longer than {self.timeout:g} s"
+            ) from None
+        if done.returncode != 0:
+            said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise RenderFailed(
+                f"the PDF compiler ({args[0]}) failed with status {done.returncode}: "
+                + (said[-1] if said else "nothing said")
             )
-            qr = 'image("qr.svg", width: 1.45cm)'
-        archived = " (archived)" if cover.site_archived else ""
-        self.out.write(
-            f"""#set document(title: {literal(f"{cover.title} — {cover.site}")},
-  author: {literal(cover.organization)})
-#set text(font: "{FONT}", size: 9.5pt, lang: "fr")
-#set par(justify: false)
-#let note(body) = block(above: 6pt, below: 10pt, text(style: "italic", fill: luma(90), body))
-#let missing(body) = text(size: 7.5pt, style: "italic", fill: luma(90), body)
-#let mono(body) = text(font: "{MONO}", size: 6.8pt, body)
-#set table(stroke: 0.4pt + luma(150), inset: (x: 4pt, y: 3.5pt), fill: (_, y) => if y == 0 {{ luma(228) }})
-#show table: set text(size: 8.5pt)
-#show heading.where(level: 1): it => block(above: 16pt, below: 8pt, text(size: 13pt, weight: "bold", it.body))
-#show heading.where(level: 2): it => block(above: 11pt, below: 5pt, text(size: 10.5pt, weight: "bold", it.body))
-#set page(
-  paper: "a4",
-  margin: (x: 1.6cm, top: 1.9cm, bottom: 2.9cm),
-  header: context {{
-    if counter(page).get().first() > 1 {{
-      set text(size: 8pt, fill: luma(80))
-      grid(columns: (1fr, auto), {literal(f"{cover.organization} — {cover.site}")}, {literal(f"{cover.title}, {period_text(cover)}")})
-      line(length: 100%, stroke: 0.3pt + luma(150))
-    }}
-  }},
-  footer: {{
-    set text(size: 7.5pt)
-    line(length: 100%, stroke: 0.3pt + luma(150))
-    grid(columns: (1fr, auto), column-gutter: 10pt,
-      [
-        #strong("Journal position:") #{literal(f"entry {c.seq}")} #mono({literal(c.hash[:16])}) \\
-        #strong("Covered by:") #{literal(checkpoint_text(cover))} \\
-        #strong("Verify:") #mono({literal(url or NOT_COVERED)}) \\
-        #context [page #counter(page).display() / #counter(page).final().first()]
-      ],
-      {qr},
-    )
-  }},
-)
-
-#align(center)[
-  #text(size: 19pt, weight: "bold", {literal(cover.title)}) \\
-  #v(2pt)
-  #text(size: 10pt, style: "italic", "Registre de sécurité — Code de la construction et de l'habitation, art. R*143-44")
-]
-#v(6pt)
-#table(columns: (4.2cm, 1fr), stroke: 0.4pt + luma(150), fill: (x, _) => if x == 0 {{ luma(238) }},
-  strong("Organisation"), {literal(cover.organization)},
-  strong("Site"), {literal(cover.site + archived)},
-  strong("Period"), {literal(period_text(cover))},
-  strong("Situation as of"), {literal(f"{cover.as_of:%d/%m/%Y %H:%M} UTC")},
-  strong("Journal position"), [#{literal(f"entry {c.seq}, hash ")} #mono({literal(c.hash)})],
-  strong("Checkpoint"), {literal(checkpoint_text(cover))},
-)
-"""
+        result: dict[str, Any] = json.loads(done.stdout)
+        logger.debug(
+            "printing: %s done in a child process: %s pages, its peak RSS %s KiB",
+            args[0],
+            result["pages"],
+            result["peak_kib"],
         )
+        return result
+
+    async def compile(
+        self, source: Path, timestamp: dt.datetime, tagged: bool = True, **inputs: object
+    ) -> tuple[Path, int]:
+        """``source`` laid out as PDF/A-2b beside it; the path and its number of pages."""
+        output = source.with_suffix(".pdf")
+        plan = {
+            "source": str(source),
+            "output": str(output),
+            "timestamp": _seconds(timestamp),
+            "inputs": {key: str(value) for key, value in inputs.items()},
+            "tagged": tagged,
+        }
+        result = await self.run("compile", json.dumps(plan))
+        return output, int(result["pages"])
 
 
-async def render_pdf(blocks: AsyncIterator[Block], timestamp: dt.datetime) -> bytes:
-    """The blocks as a PDF/A-2b document; ``timestamp`` is its creation date (fixed by the
-    data, so that the same data gives the same bytes)."""
+def _seconds(timestamp: dt.datetime) -> int:
+    return int(timestamp.timestamp())
+
+
+DEFAULT = Compiler()
+
+
+async def render_pdf(
+    blocks: AsyncIterator[Block], timestamp: dt.datetime, compiler: Compiler = DEFAULT
+) -> bytes:
+    """The blocks as a PDF/A-2b document, its bytes (``render_pdf_file`` keeps it on disk)."""
     with tempfile.TemporaryDirectory(prefix="register-") as name:
-        folder = Path(name)
-        source = folder / "register.typ"
-        with open(source, "w", encoding="utf-8") as out:  # noqa: ASYNC230 (local temp file)
-            writer = TypstWriter(folder, out)
-            async for block in blocks:
-                writer.write(block)
+        return (await render_pdf_file(Path(name), blocks, timestamp, compiler)).read_bytes()
 
-        def compile_() -> bytes:
-            pdf = typst.compile(
-                str(source),
-                root=str(folder),
-                font_paths=[],
-                ignore_system_fonts=True,
-                pdf_standards="a-2b",
-                timestamp=timestamp,
+
+async def render_pdf_file(
+    folder: Path,
+    blocks: AsyncIterator[Block],
+    timestamp: dt.datetime,
+    compiler: Compiler = DEFAULT,
+) -> Path:
+    """The blocks as a PDF/A-2b document in ``folder`` (with its sources and parts), so that
+    it can be sent from there; ``timestamp`` is its creation date (fixed by the data, so
+    that the same data gives the same bytes)."""
+    writer = TypstWriter(folder, compiler.rows)
+    send, receive = anyio.create_memory_object_stream[tuple[Part, bool]](1)
+    done: list[Path] = []
+    failure: BaseException | None = None
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(_lay_out, receive, writer, timestamp, compiler, done)
+            async with send:
+                async for block in blocks:
+                    part = writer.write(block)
+                    if part is not None:
+                        await send.send((part, False))
+                await send.send((writer.close(), True))
+    except BaseExceptionGroup as group:
+        failure = _first(group)
+    finally:
+        receive.close()
+        writer.abandon()
+    if failure is not None:
+        # Raised as it came (a RenderFailed, a database error…), not in a group, and
+        # outside the handler, so that its own cause and context stay as they were.
+        raise failure
+    return done[0]
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error that stopped the document: one task failed, the other was cancelled."""
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+async def _lay_out(
+    parts: MemoryObjectReceiveStream[tuple[Part, bool]],
+    writer: TypstWriter,
+    timestamp: dt.datetime,
+    compiler: Compiler,
+    done: list[Path],
+) -> None:
+    """Compiles each part as it comes; the last one with the page count and the joining."""
+    compiled: list[tuple[Path, Part]] = []
+    start = 1
+    # The stream stays open when a part fails: the writer's next send then waits, and is
+    # cancelled with the group, rather than failing with an error of its own.
+    async for part, last in parts:
+        if last and not compiled:  # the whole document in one part
+            pdf, _ = await compiler.compile(part.path, timestamp, numbers="whole")
+            done.append(pdf)
+        elif last:
+            done.append(await _finish(part, compiled, start, writer, timestamp, compiler))
+        else:
+            # Untagged: the parts' structure trees are not joined (PDF/A-2b requires none).
+            pdf, pages = await compiler.compile(
+                part.path, timestamp, tagged=False, numbers="hidden", start=start
             )
-            assert isinstance(pdf, bytes)
-            return pdf
+            compiled.append((pdf, part))
+            start += pages
 
-        return await anyio.to_thread.run_sync(compile_)
+
+async def _finish(
+    last: Part,
+    compiled: list[tuple[Path, Part]],
+    start: int,
+    writer: TypstWriter,
+    timestamp: dt.datetime,
+    compiler: Compiler,
+) -> Path:
+    output = writer.folder / "register.pdf"
+    plan = json.dumps(
+        {
+            "last": str(last.path),
+            "start": start,
+            "timestamp": _seconds(timestamp),
+            "parts": [str(pdf) for pdf, _ in compiled],
+            "headings": [part.headings for _, part in [*compiled, (None, last)]],
+            "stamp": str(stamp_source(writer)),
+            "output": str(output),
+        }
+    )
+    await compiler.run("finish", plan)
+    return output

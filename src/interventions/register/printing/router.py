@@ -8,6 +8,8 @@ import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import FileResponse
+from starlette.types import Receive, Scope, Send
 
 from interventions.auth.dependencies import CurrentCaller
 from interventions.config import AppSettings
@@ -67,14 +69,29 @@ def _base_url(settings: AppSettings, request: Request) -> str:
 
 
 def _answer(printed: Printed) -> Response:
-    return Response(
-        printed.body,
-        media_type=printed.media_type,
-        headers={
-            "Content-Disposition": f'inline; filename="{printed.filename}"',
-            "Cache-Control": "private, no-store",
-        },
-    )
+    headers = {
+        "Content-Disposition": f'inline; filename="{printed.filename}"',
+        "Cache-Control": "private, no-store",
+    }
+    if isinstance(printed.body, bytes):
+        return Response(printed.body, media_type=printed.media_type, headers=headers)
+    return _PrintedFile(printed, headers)
+
+
+class _PrintedFile(FileResponse):
+    """The PDF sent from its file in chunks, its temporary folder removed once sent, or once
+    the sending stopped (the client gone): not a background task, which an error skips."""
+
+    def __init__(self, printed: Printed, headers: dict[str, str]) -> None:
+        assert not isinstance(printed.body, bytes)
+        super().__init__(printed.body, media_type=printed.media_type, headers=headers)
+        self.printed = printed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.printed.discard()
 
 
 @router.get(

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from interventions.db import Executor, utcnow
 from interventions.errors import BadRequest, NotFound
 from interventions.register.printing import content, repository
 from interventions.register.printing.coverage import Coverage, coverage, verification_url
 from interventions.register.printing.html import render_html
-from interventions.register.printing.pdf import render_pdf
+from interventions.register.printing.pdf import render_pdf_file
 from interventions.register.printing.signatures import SignatureReader
 from interventions.storage.service import Storage
 
@@ -31,9 +34,21 @@ MEDIA_TYPES = {Format.PDF: "application/pdf", Format.HTML: "text/html; charset=u
 
 @dataclass(frozen=True)
 class Printed:
-    body: bytes
+    """A printout: its bytes (HTML), or the file holding them (PDF: sent from there, never
+    read whole into the worker; its temporary folder goes with ``discard``)."""
+
+    body: bytes | Path
     media_type: str
     filename: str
+
+    @property
+    def size(self) -> int:
+        return self.body.stat().st_size if isinstance(self.body, Path) else len(self.body)
+
+    def discard(self) -> None:
+        """Removes the PDF's temporary folder (once the printout is sent or copied)."""
+        if isinstance(self.body, Path):
+            shutil.rmtree(self.body.parent, ignore_errors=True)
 
 
 def default_period(today: dt.date) -> tuple[dt.date, dt.date]:
@@ -111,10 +126,15 @@ async def _cover(
 
 async def _render(
     blocks: AsyncIterator[content.Block], fmt: Format, timestamp: dt.datetime
-) -> bytes:
+) -> bytes | Path:
     if fmt is Format.HTML:
         return await render_html(blocks)
-    return await render_pdf(blocks, timestamp)
+    folder = Path(tempfile.mkdtemp(prefix="register-"))
+    try:
+        return await render_pdf_file(folder, blocks, timestamp)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 async def print_register(
