@@ -8,6 +8,8 @@ import re
 from collections.abc import AsyncIterator
 from html import escape
 from io import StringIO
+from pathlib import Path
+from typing import TextIO
 
 import segno
 
@@ -57,8 +59,8 @@ def _e(text: str) -> str:
 
 
 class HtmlWriter:
-    def __init__(self) -> None:
-        self.out = StringIO()
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
         self.footer = ""
 
     def write(self, block: Block) -> None:
@@ -125,9 +127,25 @@ class HtmlWriter:
         )
 
 
-async def render_html(blocks: AsyncIterator[Block]) -> bytes:
-    writer = HtmlWriter()
+async def _write(blocks: AsyncIterator[Block], out: TextIO) -> None:
+    writer = HtmlWriter(out)
     async for block in blocks:
         writer.write(block)
-    writer.out.write(writer.footer + "</body></html>\n")
-    return writer.out.getvalue().encode("utf-8")
+    out.write(writer.footer + "</body></html>\n")
+
+
+async def render_html(blocks: AsyncIterator[Block]) -> bytes:
+    """The page, whole, in memory (small documents and tests)."""
+    out = StringIO()
+    await _write(blocks, out)
+    return out.getvalue().encode("utf-8")
+
+
+async def render_html_file(folder: Path, blocks: AsyncIterator[Block]) -> Path:
+    """The page written to ``folder`` as the blocks come (a batch of rows and their
+    signatures at a time): the worker never holds the whole document, which the route sends
+    from the file, as the PDF."""
+    path = folder / "register.html"
+    with open(path, "w", encoding="utf-8") as out:  # noqa: ASYNC230 (local temp file)
+        await _write(blocks, out)
+    return path

@@ -15,7 +15,7 @@ from interventions.db import Executor, utcnow
 from interventions.errors import BadRequest, NotFound
 from interventions.register.printing import content, repository
 from interventions.register.printing.coverage import Coverage, coverage, verification_url
-from interventions.register.printing.html import render_html
+from interventions.register.printing.html import render_html_file
 from interventions.register.printing.pdf import render_pdf_file
 from interventions.register.printing.signatures import SignatureReader
 from interventions.storage.service import Storage
@@ -127,10 +127,10 @@ async def _cover(
 async def _render(
     blocks: AsyncIterator[content.Block], fmt: Format, timestamp: dt.datetime
 ) -> bytes | Path:
-    if fmt is Format.HTML:
-        return await render_html(blocks)
     folder = Path(tempfile.mkdtemp(prefix="register-"))
     try:
+        if fmt is Format.HTML:
+            return await render_html_file(folder, blocks)
         return await render_pdf_file(folder, blocks, timestamp)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
