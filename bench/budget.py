@@ -102,6 +102,23 @@ async def cpu_per_call(call: Call, calls: int, warm: int = 50) -> float:
 
 
 @contextmanager
+def fastapi_handlers() -> Iterator[None]:
+    """Every route answered by FastAPI's own request handler instead of the service's lean one
+    (``interventions.handlers``), to show what the lean one saves."""
+    from interventions.handlers import LeanRoute
+
+    routes = [r for r in LeanRoute.instances if r.lean]
+    lean = [r.app for r in routes]
+    for route in routes:
+        route.app = route.fastapi_app
+    try:
+        yield
+    finally:
+        for route, own in zip(routes, lean, strict=True):
+            route.app = own
+
+
+@contextmanager
 def empty_endpoints() -> Iterator[None]:
     """Every API route answers ``{}`` once selected: what is left is middleware and routing."""
     from fastapi.routing import APIRoute
@@ -215,42 +232,48 @@ async def layers(scale: Scale, pool: pools.Pools, calls: int, rounds: int) -> di
                         subject_id=str(iid),
                     )
 
-            # (label, call, whether the service's endpoints are replaced by an empty answer)
-            steps: list[tuple[str, Call, bool]] = [
-                ("one statement, asyncpg", asyncpg_statement, False),
-                ("one statement, SQLAlchemy Core built once", sqlalchemy_statement, False),
-                ("pool checkout + one statement, asyncpg", asyncpg_checkout, False),
+            # (label, call, what the service's routes are for it: lean (None), replaced by an
+            # empty answer, or FastAPI's own handlers)
+            steps: list[tuple[str, Call, Callable[[], Any] | None]] = [
+                ("one statement, asyncpg", asyncpg_statement, None),
+                ("one statement, SQLAlchemy Core built once", sqlalchemy_statement, None),
+                ("pool checkout + one statement, asyncpg", asyncpg_checkout, None),
                 (
                     "pool checkout + one statement, SQLAlchemy connection",
                     connection_checkout,
-                    False,
+                    None,
                 ),
-                ("pool checkout + one statement, db.Executor", executor_checkout, False),
-                ("the read's 4 statements alone, asyncpg (floor's SQL)", detail_sql_asyncpg, False),
+                ("pool checkout + one statement, db.Executor", executor_checkout, None),
+                ("the read's 4 statements alone, asyncpg (floor's SQL)", detail_sql_asyncpg, None),
                 (
                     "the read's 4 statements alone, SQLAlchemy execution",
                     detail_sql_sqlalchemy,
-                    False,
+                    None,
                 ),
                 (
                     "the read's 4 statements alone, db.Executor (pooled driver connection)",
                     detail_sql_executor,
-                    False,
+                    None,
                 ),
-                ("service: middleware + routing only", lambda i: get(app, i), True),
-                ("service: GET /health", lambda i: path(app, "/health"), False),
+                ("service: middleware + routing only", lambda i: get(app, i), empty_endpoints),
+                ("service: GET /health", lambda i: path(app, "/health"), None),
                 (
                     "floor: GET /health (a constant, no SQL)",
                     lambda i: path(floor.asgi, "/health"),
-                    False,
+                    None,
                 ),
-                ("service: GET /auth/v1/rs/me", lambda i: path(app, "/auth/v1/rs/me"), False),
-                ("service: GET one intervention", lambda i: get(app, i), False),
-                ("floor: GET one intervention", lambda i: get(floor.asgi, i), False),
+                ("service: GET /auth/v1/rs/me", lambda i: path(app, "/auth/v1/rs/me"), None),
+                ("service: GET one intervention", lambda i: get(app, i), None),
+                (
+                    "service: GET one intervention, FastAPI's own route handler",
+                    lambda i: get(app, i),
+                    fastapi_handlers,
+                ),
+                ("floor: GET one intervention", lambda i: get(floor.asgi, i), None),
             ]
             for _ in range(rounds):
-                for label, call, empty in steps:
-                    with empty_endpoints() if empty else nullcontext():
+                for label, call, routes in steps:
+                    with routes() if routes is not None else nullcontext():
                         figure = await cpu_per_call(call, calls)
                     results.setdefault(label, []).append(figure)
     finally:
@@ -274,12 +297,18 @@ async def scenarios(scale: Scale, pool: pools.Pools, calls: int, rounds: int) ->
         for name in bodies.SCENARIOS:
             count = min(calls, *(len(pool.items[k]) for k in _kinds(name)))
             requests = measure.plan(pool, name, count)
-            figures: dict[str, list[float]] = {"service": [], "floor": []}
+            figures: dict[str, list[float]] = {"service": [], "fastapi": [], "floor": []}
+            targets: list[tuple[str, ASGIApp, Callable[[], Any]]] = [
+                ("service", app, nullcontext),
+                ("fastapi", app, fastapi_handlers),
+                ("floor", floor.asgi, nullcontext),
+            ]
             for _ in range(rounds):
-                for target, asgi in (("service", app), ("floor", floor.asgi)):
+                for target, asgi, routes in targets:
                     marks = await state.snapshot(conn, pool)
                     try:
-                        figures[target].append(await _replay(asgi, pool, requests))
+                        with routes():
+                            figures[target].append(await _replay(asgi, pool, requests))
                     finally:
                         await state.restore(conn, marks, vacuum=False)
             service = statistics.median(figures["service"])
@@ -287,6 +316,7 @@ async def scenarios(scale: Scale, pool: pools.Pools, calls: int, rounds: int) ->
             out[name] = {
                 "requests": count,
                 "service_us": service,
+                "fastapi_us": statistics.median(figures["fastapi"]),
                 "floor_us": floor_cpu,
                 "ratio": floor_cpu / service,
             }
@@ -344,13 +374,14 @@ def render(scale: Scale, found: dict[str, Any], calls: int, rounds: int) -> str:
         "",
         "## Scenarios",
         "",
-        "| scenario | requests | service CPU µs | floor CPU µs | floor / service |",
-        "|---|--:|--:|--:|--:|",
+        "| scenario | requests | service CPU µs | service with FastAPI's route handlers µs"
+        " | floor CPU µs | floor / service |",
+        "|---|--:|--:|--:|--:|--:|",
     ]
     for name, row in found["scenarios"].items():
         lines.append(
-            f"| {name} | {row['requests']} | {row['service_us']:.0f} | {row['floor_us']:.0f}"
-            f" | **{row['ratio']:.2f}** |"
+            f"| {name} | {row['requests']} | {row['service_us']:.0f} | {row['fastapi_us']:.0f}"
+            f" | {row['floor_us']:.0f} | **{row['ratio']:.2f}** |"
         )
     lines += [
         "",

@@ -26,6 +26,7 @@ from interventions.errors import (
     problem_response,
     unavailable_summary,
 )
+from interventions.handlers import LeanRoute
 from interventions.http import BodyGuard
 from interventions.idempotency.middleware import METHODS as IDEMPOTENT_METHODS
 from interventions.idempotency.middleware import IdempotencyKeys, document_key
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         docs_url=None,  # FastAPI's pages load their assets from a CDN: see install_docs
         redoc_url=None,
     )
+    app.router.route_class = LeanRoute  # /health and the docs pages (handlers.py)
     app.state.settings = settings
     app.state.db = db
     app.state.secret = secret

@@ -19,11 +19,12 @@ from interventions.auth.schemas import (
 from interventions.config import AppSettings
 from interventions.db import AppDatabase
 from interventions.errors import Unauthorized
+from interventions.handlers import LeanRoute
 from interventions.openapi import errors_for
 from interventions.transactions import RequestDb
 from interventions.wire import Envelope
 
-router = APIRouter(prefix="/auth/v1/rs", tags=["auth"])
+router = APIRouter(route_class=LeanRoute, prefix="/auth/v1/rs", tags=["auth"])
 
 
 async def password_gate(request: Request) -> PasswordGate:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from interventions.auth.dependencies import CurrentCaller
 from interventions.config import AppSettings
 from interventions.db import AppDatabase
+from interventions.handlers import LeanRoute
 from interventions.integrations import feeds
 from interventions.integrations.schemas import (
     CalendarFeedCreate,
@@ -22,7 +23,7 @@ from interventions.references.paging import Paging, listed
 from interventions.transactions import RequestDb
 from interventions.wire import MAX_SAFE_INTEGER, Envelope, ListEnvelope
 
-router = APIRouter(prefix="/integrations/v1", tags=["integrations"])
+router = APIRouter(route_class=LeanRoute, prefix="/integrations/v1", tags=["integrations"])
 
 FeedId = Annotated[
     int,

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from interventions.auth.dependencies import CurrentWriter
 from interventions.config import AppSettings, Settings
+from interventions.handlers import LeanRoute
 from interventions.interventions import conditions, onsite, service
 from interventions.interventions.conditions import IF_MATCH, if_match, tagged, with_etag
 from interventions.interventions.schemas import (
@@ -20,7 +21,9 @@ from interventions.storage.dependencies import CurrentStorage
 from interventions.transactions import RequestDb
 from interventions.wire import Envelope
 
-router = APIRouter(prefix="/interventions/v2/mb", tags=["interventions (mobile)"])
+router = APIRouter(
+    route_class=LeanRoute, prefix="/interventions/v2/mb", tags=["interventions (mobile)"]
+)
 
 
 def public_base_url(settings: Settings, request: Request) -> str:

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from interventions.auth.dependencies import CurrentCaller, CurrentWriter
 from interventions.config import AppSettings
+from interventions.handlers import LeanRoute
 from interventions.interventions import conditions, presenter, replanning, search, service
 from interventions.interventions.conditions import (
     IF_MATCH,
@@ -46,7 +47,7 @@ from interventions.wire import (
     Text,
 )
 
-router = APIRouter(prefix="/interventions/v2/rs", tags=["interventions"])
+router = APIRouter(route_class=LeanRoute, prefix="/interventions/v2/rs", tags=["interventions"])
 
 InterventionId = Annotated[
     int,

@@ -7,13 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from interventions.auth.dependencies import CurrentCaller
+from interventions.handlers import LeanRoute
 from interventions.notifications import service
 from interventions.notifications.schemas import NotificationRead
 from interventions.openapi import errors_for
 from interventions.transactions import RequestDb
 from interventions.wire import ListEnvelope, Pagination
 
-router = APIRouter(prefix="/notifications/v1/rs", tags=["notifications"])
+router = APIRouter(route_class=LeanRoute, prefix="/notifications/v1/rs", tags=["notifications"])
 
 
 @router.get(

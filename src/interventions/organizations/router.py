@@ -13,6 +13,7 @@ from interventions.auth.roles import Role
 from interventions.auth.router import Gate
 from interventions.config import AppSettings
 from interventions.db import AppDatabase
+from interventions.handlers import LeanRoute
 from interventions.openapi import errors_for
 from interventions.organizations import profiles, service
 from interventions.organizations.dependencies import CurrentAdmin
@@ -44,7 +45,7 @@ from interventions.wire import MAX_SAFE_INTEGER, Envelope, ListEnvelope
 
 # --- profiles: the shared shape, but for the invitation that replaces creation ------------------
 
-profile_router = APIRouter(prefix="/profiles/v1/rs", tags=["profiles"])
+profile_router = APIRouter(route_class=LeanRoute, prefix="/profiles/v1/rs", tags=["profiles"])
 ProfileId = PathId("profileId", "profile")
 RoleFilter = Annotated[
     Literal[Role.ADMIN, Role.MANAGER, Role.VIEWER] | None, Query(description="Only this role.")
@@ -125,7 +126,9 @@ add_archive(
 
 # --- invitations --------------------------------------------------------------------------------
 
-invitation_router = APIRouter(prefix="/invitations/v1/rs", tags=["invitations"])
+invitation_router = APIRouter(
+    route_class=LeanRoute, prefix="/invitations/v1/rs", tags=["invitations"]
+)
 
 InvitationId = Annotated[
     int,
@@ -238,7 +241,9 @@ async def accept_with_password(
 
 # --- the organisation itself --------------------------------------------------------------------
 
-organization_router = APIRouter(prefix="/organizations/v1/rs", tags=["organizations"])
+organization_router = APIRouter(
+    route_class=LeanRoute, prefix="/organizations/v1/rs", tags=["organizations"]
+)
 
 
 @organization_router.get(

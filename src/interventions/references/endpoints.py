@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from interventions.auth.dependencies import Caller, CurrentCaller, CurrentWriter
 from interventions.db import Executor
+from interventions.handlers import LeanRoute
 from interventions.openapi import errors_for
 from interventions.references.paging import Page, Paging, listed
 from interventions.references.resource import Resource
@@ -324,7 +325,7 @@ def resource_router(
     unknown = set(filters) - set(resource.filters)
     if unknown:
         raise ValueError(f"The {resource.label} service has no filter {sorted(unknown)}.")
-    router = APIRouter(prefix=prefix, tags=[tag])
+    router = APIRouter(route_class=LeanRoute, prefix=prefix, tags=[tag])
     row_id = PathId(path_id, resource.label)
     archivable = operations.archive is not None
     create, update = bodies

@@ -17,6 +17,7 @@ from interventions.auth.dependencies import CurrentCaller, CurrentWriter
 from interventions.config import AppSettings
 from interventions.db import AppDatabase
 from interventions.errors import NotFound
+from interventions.handlers import LeanRoute
 from interventions.openapi import errors_for
 from interventions.references.paging import Paging, listed
 from interventions.register import checkpoints, export, keys, verification
@@ -31,7 +32,7 @@ from interventions.storage.dependencies import CurrentStorage
 from interventions.transactions import RequestDb
 from interventions.wire import Envelope, ListEnvelope, QueryId
 
-router = APIRouter(prefix="/register/v1", tags=["register"])
+router = APIRouter(route_class=LeanRoute, prefix="/register/v1", tags=["register"])
 
 CheckpointId = Annotated[
     str,

@@ -20,6 +20,7 @@ from interventions.auth.dependencies import CurrentCaller
 from interventions.config import AppSettings
 from interventions.db import AppDatabase
 from interventions.errors import BadRequest, Forbidden, NotFound
+from interventions.handlers import LeanRoute
 from interventions.openapi import errors_for
 from interventions.storage import service
 from interventions.storage.dependencies import CurrentStorage
@@ -27,7 +28,7 @@ from interventions.storage.service import LocalStorage
 from interventions.transactions import RequestDb
 from interventions.wire import DateTimeOut, Envelope, ReadModel
 
-router = APIRouter(tags=["storage"])
+router = APIRouter(route_class=LeanRoute, tags=["storage"])
 
 FileId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Stored file id.")]
 

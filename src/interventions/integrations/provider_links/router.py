@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Request, Response
 
 from interventions.auth.dependencies import CurrentWriter
 from interventions.config import AppSettings
+from interventions.handlers import LeanRoute
 from interventions.integrations.provider_links import service
 from interventions.integrations.provider_links.schemas import (
     ProviderCheckIn,
@@ -28,7 +29,7 @@ from interventions.storage.dependencies import CurrentStorage
 from interventions.transactions import RequestDb
 from interventions.wire import MAX_SAFE_INTEGER, Envelope, ListEnvelope
 
-router = APIRouter(prefix="/interventions/v2/rs", tags=["provider links"])
+router = APIRouter(route_class=LeanRoute, prefix="/interventions/v2/rs", tags=["provider links"])
 
 LinkId = Annotated[
     int,
@@ -106,7 +107,7 @@ async def revoke_provider_link(
 
 # --- the provider's side: public, the token is the credential ----------------------------------
 
-provider_router = APIRouter(prefix="/provider/v1", tags=["provider (link)"])
+provider_router = APIRouter(route_class=LeanRoute, prefix="/provider/v1", tags=["provider (link)"])
 
 Token = Annotated[
     str,

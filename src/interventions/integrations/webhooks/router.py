@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from interventions.config import AppSettings
+from interventions.handlers import LeanRoute
 from interventions.integrations.webhooks import service
 from interventions.integrations.webhooks.dependencies import WebhookAdmin
 from interventions.integrations.webhooks.schemas import (
@@ -24,7 +25,7 @@ from interventions.references.paging import Paging, listed
 from interventions.transactions import RequestDb
 from interventions.wire import MAX_SAFE_INTEGER, Envelope, ListEnvelope
 
-router = APIRouter(prefix="/integrations/v1/rs/webhooks", tags=["webhooks"])
+router = APIRouter(route_class=LeanRoute, prefix="/integrations/v1/rs/webhooks", tags=["webhooks"])
 
 WebhookId = Annotated[
     int,

@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 from interventions.auth.dependencies import CurrentCaller
 from interventions.config import AppSettings
 from interventions.db import AppDatabase
+from interventions.handlers import LeanRoute
 from interventions.openapi import errors_for
 from interventions.register.printing import service
 from interventions.register.printing.coverage import signed_coverage
@@ -22,7 +23,7 @@ from interventions.storage.dependencies import CurrentStorage
 from interventions.transactions import RequestDb
 from interventions.wire import MAX_SAFE_INTEGER
 
-router = APIRouter(prefix="/register/v1/rs", tags=["register"])
+router = APIRouter(route_class=LeanRoute, prefix="/register/v1/rs", tags=["register"])
 
 SiteId = Annotated[
     int,
