@@ -35,7 +35,8 @@ def serve(
     ] = True,
 ) -> None:
     """Serve the HTTP API (migrating the database first unless --no-migrate)."""
-    import uvicorn
+    import os
+    import sys
 
     from interventions.register.keys import KeyStore
 
@@ -48,15 +49,20 @@ def serve(
     # (trust 127.0.0.1) would let anyone on the machine, or any request when nothing fronts
     # the service, choose the client address that rate limits key on.
     proxies = settings.trusted_proxy_list()
-    uvicorn.run(
-        "interventions.asgi:app",
-        host=host,
-        port=port,
-        workers=workers,
-        proxy_headers=bool(proxies),
-        forwarded_allow_ips=proxies or None,
-        log_level="info",
-    )
+    options = {
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": proxies or None,
+        "log_level": "info",
+    }
+    # The same process, a fresh interpreter: what this command imported (Alembic, Typer,
+    # Rich) does not stay in the serving process (serving.py).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    python = sys.executable
+    os.execv(python, [python, "-m", "interventions.serving", json.dumps(options)])  # noqa: S606
 
 
 async def _import(settings: Settings, document: Any) -> Any:

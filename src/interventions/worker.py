@@ -17,11 +17,8 @@ from collections.abc import AsyncIterator
 from interventions.config import Settings
 from interventions.db import Database
 from interventions.idempotency.middleware import purge_forever
-from interventions.integrations.webhooks.relay import relay_forever as webhook_relay_forever
 from interventions.interventions.overdue import overdue_forever
 from interventions.interventions.planner import plan_forever
-from interventions.notifications.relay import default_relay_id, relay_forever
-from interventions.register.checkpoints import checkpoint_forever
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +32,14 @@ async def background_work(
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
     if enabled:
+        # The relays and the checkpoints bring httpx, aiosmtplib, asn1crypto and X.509 (~10 MiB
+        # of memory): imported where they run, not in every serving process.
+        from interventions.integrations.webhooks.relay import (
+            relay_forever as webhook_relay_forever,
+        )
+        from interventions.notifications.relay import default_relay_id, relay_forever
+        from interventions.register.checkpoints import checkpoint_forever
+
         tasks = [
             asyncio.create_task(
                 relay_forever(db, settings, stop, relay_id=default_relay_id()), name="relay"

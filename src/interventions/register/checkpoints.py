@@ -21,7 +21,7 @@ from typing import Any
 from interventions.config import Settings
 from interventions.db import Database, Executor, utcnow
 from interventions.errors import Conflict
-from interventions.register import journal, keys, timestamps
+from interventions.register import journal, keys
 from interventions.register import repository as repo
 from interventions.register.verifier.verify_register import checkpoint_document
 from interventions.wire import format_datetime
@@ -128,6 +128,10 @@ async def stamp_pending(db: Database, settings: Settings, *, limit: int = 100) -
     """Ask the authority (``tsa_url``) for the tokens of checkpoints that still lack one;
     how many were stamped. A failure is kept on the checkpoint (``timestamp_error``) and
     retried on the next round; no transaction is open while the authority answers."""
+    # asn1crypto (RFC 3161 tokens): imported where checkpoints are stamped, not in every
+    # serving process.
+    from interventions.register import timestamps
+
     async with db.transaction(write=False) as executor:
         pending = await repo.to_timestamp(executor, limit)
     stamped = 0

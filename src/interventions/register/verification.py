@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from interventions.db import Executor
-from interventions.register import journal, timestamps
+from interventions.register import journal
 from interventions.register import repository as repo
 from interventions.register.checkpoints import as_json
 from interventions.register.verifier.verify_register import ChainChecker, Problem, refuse_floats
@@ -57,6 +57,9 @@ async def verify(db: Executor, organization_id: int, *, page_size: int = PAGE_SI
     checkpoints, then the keys (published before their checkpoints), then the head (at or
     past every checkpoint read), then the entries up to that head.
     """
+    # asn1crypto (RFC 3161 tokens) imported when a register is verified, not in every process.
+    from interventions.register import timestamps
+
     checkpoints = [as_json(r) for r in await repo.checkpoints(db, organization_id)]
     keys = {k.key_id: k.public_key for k in await repo.keys(db)}
     head_row = await repo.head(db, organization_id)

@@ -11,8 +11,6 @@ from io import StringIO
 from pathlib import Path
 from typing import TextIO
 
-import segno
-
 from interventions.register.printing.content import (
     NOT_COVERED,
     Block,
@@ -96,6 +94,8 @@ class HtmlWriter:
         return f'<img class="signature" alt="signature" src="data:image/png;base64,{data}">'
 
     def cover(self, cover: Cover) -> None:
+        import segno  # imported when a register is printed, not in every serving process
+
         c = cover.coverage
         url = cover.verification_url
         archived = " (archived)" if cover.site_archived else ""

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
-from PIL import Image, UnidentifiedImageError
 
 from interventions.storage.service import LocalStorage, Storage
 
@@ -41,7 +40,10 @@ def shrink(data: bytes) -> bytes | None:
     """The image as a small grey-scale PNG, or ``None`` when it is not a readable image.
 
     Grey before resizing (one channel, not four), bilinear, and light PNG compression: the
-    printout needs no more, and a register of a thousand signatures spends its time here."""
+    printout needs no more, and a register of a thousand signatures spends its time here.
+    Pillow is imported here, when a register is printed: not in every serving process."""
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.draft("L", (MAX_PIXELS[0] * 2, MAX_PIXELS[1] * 2))  # JPEG: decode smaller

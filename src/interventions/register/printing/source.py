@@ -29,8 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-import segno
-
 from interventions.register.printing.content import (
     NOT_COVERED,
     Block,
@@ -206,6 +204,8 @@ def preamble(folder: Path, cover: Cover) -> str:
     url = cover.verification_url
     qr = "[]"
     if url:
+        import segno  # imported when a register is printed, not in every serving process
+
         segno.make(url, error="m").save(str(folder / "qr.svg"), kind="svg", border=0, xmldecl=False)
         qr = 'image("qr.svg", width: 1.45cm)'
     return f"""#let numbers = sys.inputs.at("numbers", default: "whole")
