@@ -381,7 +381,15 @@ class Compiled:
         """Whether any column has a processor (none on PostgreSQL: rows go as they come)."""
         return any(p is not None for p in self.columns)
 
+    @functools.cached_property
+    def plain(self) -> bool:
+        """Whether every bind is given by the caller as it goes (no processor, literal or
+        generated value): most statements on PostgreSQL, bound by a list comprehension."""
+        return not self.defaults and not self.generated and all(b is None for b in self.binds)
+
     def arguments(self, params: dict[str, Any]) -> list[Any]:
+        if self.plain:
+            return [params[name] for name in self.names]
         out = []
         for name, process in zip(self.names, self.binds, strict=True):
             if name in params:
@@ -596,12 +604,12 @@ class Executor:
 
     async def first(self, sql: Sql, **params: Any) -> Any:
         """The first row, or ``None``."""
-        rows = await self.all(sql, **params)
+        rows = await self._run(sql, params, rows=True)
         return rows[0] if rows else None
 
     async def scalar(self, sql: Sql, **params: Any) -> Any:
-        row = await self.first(sql, **params)
-        return row[0] if row is not None else None
+        rows = await self._run(sql, params, rows=True)
+        return rows[0][0] if rows else None
 
     async def execute(self, sql: Sql, **params: Any) -> int:
         """A statement returning no rows; how many rows it touched."""
