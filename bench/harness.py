@@ -41,6 +41,7 @@ console = Console(stderr=True)
 VENV_BIN = Path(sys.executable).parent
 ABBA = (config.REFERENCE, config.PAIRED, config.PAIRED, config.REFERENCE)
 OPEN_LOOP_SCENARIOS = ("get", "curative")  # issue 10: p99 at half the floor's maximum rate
+OPEN_LOOP_ROUNDS = 3  # service and floor in turn; the report takes the median p99
 
 
 @dataclass
@@ -161,6 +162,31 @@ def service_server(scale: Scale, workers: int, port: int) -> Server:
         "--workers",
         str(workers),
     ]
+    if os.environ.get("BENCH_SERVER") == "granian":
+        # Issue 10's question, kept to be asked again: the service under granian instead of
+        # uvicorn (BENCH_SERVER=granian python -m bench.quick …). Its single-threaded runtime,
+        # the better of the two on two cores; the access log on, as uvicorn's.
+        argv = [
+            str(VENV_BIN / "granian"),
+            "--interface",
+            "asgi",
+            "--host",
+            config.HOST,
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--loop",
+            "uvloop",
+            "--access-log",
+            "--runtime-mode",
+            "st",
+            "--runtime-threads",
+            "1",
+            "--runtime-blocking-threads",
+            "1",
+            "interventions.asgi:app",
+        ]
     return Server(f"service-w{workers}", argv, env, port)
 
 
@@ -557,7 +583,9 @@ class Bench:
 
     def open_loops(self, service: Server, floor: Server, workers: int) -> None:
         """Get and curative offered at half the rate the floor just sustained (closed loop),
-        open loop, to the service and then to the floor (bench/openloop.py)."""
+        open loop, to the service and to the floor in turn (bench/openloop.py), for
+        ``OPEN_LOOP_ROUNDS`` rounds: one run's p99 on this host moved between 12 and 28 ms
+        for the same server within minutes, so the report takes the median round."""
         measured = {
             r["scenario"]: r["rps"]
             for r in self.runs
@@ -567,11 +595,15 @@ class Bench:
             if name not in measured or measured[name] <= 0:
                 continue
             rate = round(measured[name] / 2, 1)
-            for server, target in ((service, "service"), (floor, "floor")):
-                self.open_loop_runs.append(self.open_loop(server, target, workers, name, rate))
+            both = ((service, "service"), (floor, "floor"))
+            for turn in range(OPEN_LOOP_ROUNDS):
+                for server, target in both if turn % 2 == 0 else both[::-1]:
+                    self.open_loop_runs.append(
+                        self.open_loop(server, target, workers, name, rate, turn)
+                    )
 
     def open_loop(
-        self, server: Server, target: str, workers: int, name: str, rate: float
+        self, server: Server, target: str, workers: int, name: str, rate: float, turn: int
     ) -> dict[str, Any]:
         assert self.conn is not None
         assert self.pools is not None
@@ -603,14 +635,14 @@ class Bench:
         finally:
             self.settle()
             self.sync(state.restore(self.conn, marks))
-        label = f"{self.scale.name}-{target}-w{workers}-{name}-open-loop"
+        label = f"{self.scale.name}-{target}-w{workers}-{name}-open-loop-{turn + 1}"
         (config.RAW_DIR / f"{label}.txt").write_text(done.stdout + done.stderr, encoding="utf-8")
         if done.returncode != 0 or not done.stdout.strip():
             raise RuntimeError(f"the open-loop client failed for {label}:\n{done.stderr}")
         result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-        result.update(target=target, workers=workers, scenario=name)
+        result.update(target=target, workers=workers, scenario=name, round=turn + 1)
         console.print(
-            f"  {target:7} w{workers} {name:10} open loop at {rate:7.1f} req/s: "
+            f"  {target:7} w{workers} {name:10} open loop {turn + 1} at {rate:7.1f} req/s: "
             f"p50 {result['p50_ms']} ms  p99 {result['p99_ms']} ms  "
             f"answered {result['answered']}/{result['requests']}  "
             f"codes {result['status_codes']}  socket errors {result['socket_errors']}"

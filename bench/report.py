@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,34 @@ RATIO_TARGET = 0.7  # issue 10
 LARGE_P50_TARGET = 1.25
 OPEN_LOOP_P99_TARGET_MS = 25.0  # issue 10: get and curative, at half the floor's maximum rate
 WORKER_RSS_TARGET_MIB = 120.0  # issue 10: peak RSS of each worker process
+
+
+def open_loop_medians(results: dict[str, Any], target: str) -> list[dict[str, Any]]:
+    """Per workers and scenario, the open-loop rounds of ``target``: the median p99, every
+    round's, and the floor's median beside it."""
+    groups: dict[tuple[int, str, str], list[dict[str, Any]]] = {}
+    for r in results.get("open_loop", []):
+        groups.setdefault((r["workers"], r["scenario"], r["target"]), []).append(r)
+
+    def median(runs: list[dict[str, Any]]) -> float | None:
+        values = [r["p99_ms"] for r in runs if r["p99_ms"] is not None]
+        return statistics.median(values) if values else None
+
+    out = []
+    for (workers, scenario, who), runs in groups.items():
+        if who != target:
+            continue
+        out.append(
+            {
+                "workers": workers,
+                "scenario": scenario,
+                "rate_offered": runs[0]["rate_offered"],
+                "p99_ms": median(runs),
+                "p99s": " / ".join(str(r["p99_ms"]) for r in runs),
+                "floor": median(groups.get((workers, scenario, "floor"), [])),
+            }
+        )
+    return out
 
 
 def _index(results: dict[str, Any]) -> dict[tuple[str, int, str], dict[str, Any]]:
@@ -125,7 +154,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
                 "above: " + ", ".join(slow) if slow else "all below",
             )
         )
-        open_loop = [r for r in results.get("open_loop", []) if r["target"] == "service"]
+        open_loop = open_loop_medians(results, "service")
         slow_open = [
             f"{r['scenario']} w{r['workers']} {r['p99_ms']} ms"
             for r in open_loop
@@ -139,7 +168,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
                 (
                     ", ".join(
                         f"{r['scenario']} w{r['workers']} at {r['rate_offered']:g} req/s: "
-                        f"p99 {r['p99_ms']} ms"
+                        f"p99 {r['p99_ms']} ms (median of {r['p99s']} ms; floor {r['floor']} ms)"
                         for r in open_loop
                     )
                     if open_loop
@@ -266,15 +295,17 @@ def markdown(results: dict[str, Any]) -> str:
             "",
             "Requests are sent at a constant rate whatever the answers (`bench/openloop.py`); "
             "a latency runs from when its request was due, so time waiting for a connection "
-            "counts.",
+            "counts. Each is run in rounds, the service and the floor in turn; the target "
+            "reads the median round's p99.",
             "",
-            "| target | workers | scenario | offered req/s | achieved req/s | p50 / p90 / p99 / "
-            "max ms | codes | socket errors |",
-            "|---|--:|---|--:|--:|--:|---|--:|",
+            "| target | workers | scenario | round | offered req/s | achieved req/s | p50 / p90 "
+            "/ p99 / max ms | codes | socket errors |",
+            "|---|--:|---|--:|--:|--:|--:|---|--:|",
         ]
         for r in results["open_loop"]:
             lines.append(
-                f"| {r['target']} | {r['workers']} | {r['scenario']} | {r['rate_offered']:g} | "
+                f"| {r['target']} | {r['workers']} | {r['scenario']} | {r.get('round', 1)} | "
+                f"{r['rate_offered']:g} | "
                 f"{r['rate_achieved']:g} | {r['p50_ms']} / {r['p90_ms']} / **{r['p99_ms']}** / "
                 f"{r['max_ms']} | {r['status_codes']} | {r['socket_errors']} |"
             )
