@@ -338,7 +338,9 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [
             "¹ The scenario's supply (open anomalies, interventions awaiting verification) ran "
             "out before the end: throughput and latencies are over the requests actually made "
-            "(see `ok` and `window_s` in the JSON).",
+            "(see `ok` and `window_s` in the JSON). Such a scenario is run again, service and "
+            "floor in turn, up to three times: its throughput is over all the runs' windows, "
+            "its latencies the median run's (each run in `rounds`).",
             "",
         ]
     lines += [
