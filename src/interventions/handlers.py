@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from fastapi import params
+from fastapi._body_limit import get_body_limit_error
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import request_body_to_args, request_params_to_args
@@ -46,6 +47,7 @@ from pydantic_core import PydanticUndefined
 from starlette._exception_handler import wrap_app_handling_exceptions
 from starlette.background import BackgroundTasks
 from starlette.exceptions import HTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -255,6 +257,9 @@ def lean_app(route: APIRoute) -> ASGIApp | None:
         except HTTPException:
             raise
         except Exception as e:
+            # A body past a limit set on the application (FastAPI's max_body_size): its 413.
+            if MAX_BODY_SIZE_SCOPE_KEY in request.scope and (limit := get_body_limit_error(e)):
+                raise limit from e
             detail = "There was an error parsing the body"
             raise HTTPException(status_code=400, detail=detail) from e
 
