@@ -102,23 +102,6 @@ async def cpu_per_call(call: Call, calls: int, warm: int = 50) -> float:
 
 
 @contextmanager
-def fastapi_handlers() -> Iterator[None]:
-    """Every route answered by FastAPI's own request handler instead of the service's lean one
-    (``interventions.handlers``), to show what the lean one saves."""
-    from interventions.handlers import LeanRoute
-
-    routes = [r for r in LeanRoute.instances if r.lean]
-    lean = [r.app for r in routes]
-    for route in routes:
-        route.app = route.fastapi_app
-    try:
-        yield
-    finally:
-        for route, own in zip(routes, lean, strict=True):
-            route.app = own
-
-
-@contextmanager
 def empty_endpoints() -> Iterator[None]:
     """Every API route answers ``{}`` once selected: what is left is middleware and routing."""
     from fastapi.routing import APIRoute
@@ -141,6 +124,7 @@ async def layers(scale: Scale, pool: pools.Pools, calls: int, rounds: int) -> di
     from interventions.app import create_app
     from interventions.auth.dependencies import _SESSION
     from interventions.db import Sql, table_of
+    from interventions.handlers import fastapi_handlers
     from interventions.interventions.models import Intervention
     from interventions.interventions.repository import _BY_ID as _DETAIL
     from interventions.interventions.search import _LINKED
@@ -287,6 +271,7 @@ async def scenarios(scale: Scale, pool: pools.Pools, calls: int, rounds: int) ->
     """CPU per request of every scenario, service and floor alternating, state restored."""
     from bench.floor import Floor
     from interventions.app import create_app
+    from interventions.handlers import fastapi_handlers
 
     app = create_app(measure.service_settings(scale))
     floor = Floor(config.database_url(scale), config.SECRET)

@@ -152,17 +152,8 @@ def service_server(scale: Scale, workers: int, port: int) -> Server:
         "INTERVENTIONS_STORAGE_DIR": str(config.RAW_DIR / "storage"),
         "INTERVENTIONS_OUTBOX_DIR": str(config.RAW_DIR / "outbox"),
     }
-    argv = [
-        str(VENV_BIN / "interventions"),
-        "serve",
-        "--no-migrate",
-        "--host",
-        config.HOST,
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-    ]
+    listen = ["--host", config.HOST, "--port", str(port), "--workers", str(workers)]
+    argv = [str(VENV_BIN / "interventions"), "serve", "--no-migrate", *listen]
     if os.environ.get("BENCH_SERVER") == "granian":
         # Issue 10's question, kept to be asked again: the service under granian instead of
         # uvicorn (BENCH_SERVER=granian python -m bench.quick …). Its single-threaded runtime,
@@ -171,12 +162,7 @@ def service_server(scale: Scale, workers: int, port: int) -> Server:
             str(VENV_BIN / "granian"),
             "--interface",
             "asgi",
-            "--host",
-            config.HOST,
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
+            *listen,
             "--loop",
             "uvloop",
             "--access-log",

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from interventions.handlers import LeanRoute
+from interventions.handlers import LeanRoute, fastapi_handlers
 from tests.factories import Factory, Org
 from tests.helpers import (
     CURATIVE,
@@ -44,20 +42,6 @@ def test_every_route_is_lean(app: FastAPI) -> None:
     assert [r.path for r in routes if not (isinstance(r, LeanRoute) and r.lean)] == []
 
 
-@contextmanager
-def fastapi_handlers(app: FastAPI) -> Iterator[None]:
-    """Every route answered by FastAPI's own handler until the block ends."""
-    routes = [r for r in app.router.routes if isinstance(r, LeanRoute)]
-    lean = [r.app for r in routes]
-    for route in routes:
-        route.app = route.fastapi_app
-    try:
-        yield
-    finally:
-        for route, own in zip(routes, lean, strict=True):
-            route.app = own
-
-
 Answer = tuple[int, list[tuple[str, str]], bytes]
 
 
@@ -71,7 +55,7 @@ async def both(
         return r.status_code, headers, r.content
 
     lean = answer(await client.request(method, url, **kwargs))
-    with fastapi_handlers(app):
+    with fastapi_handlers():
         own = answer(await client.request(method, url, **kwargs))
     return lean, own
 
@@ -173,7 +157,7 @@ async def test_successful_writes_answer_the_same(
     # A curative intervention on each of two anomalies (one repairs an anomaly once).
     first, second = org.anomaly_ids[:2]
     lean_r = await client.post(CURATIVE, headers=headers, json=curative_body_on(org, [first]))
-    with fastapi_handlers(app):
+    with fastapi_handlers():
         own_r = await client.post(CURATIVE, headers=headers, json=curative_body_on(org, [second]))
     assert lean_r.status_code == own_r.status_code == 201, (lean_r.text, own_r.text)
     assert list(lean_r.headers) == list(own_r.headers)

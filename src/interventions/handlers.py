@@ -30,7 +30,8 @@ from __future__ import annotations
 import email.message
 import inspect
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -63,10 +64,9 @@ class _Plan:
     name: str | None
     use_cache: bool
     dependencies: tuple[_Plan, ...]
-    path: tuple[Any, ...]
-    query: tuple[Any, ...]
-    header: tuple[Any, ...]
-    cookie: tuple[Any, ...]
+    # (fields, the request's attribute they are read from), in FastAPI's order: path, query,
+    # header, cookie parameters; only the kinds the dependant has.
+    params: tuple[tuple[list[Any], str], ...]
     body: list[Any]
     request: str | None
     response: str | None
@@ -100,10 +100,16 @@ def _plan(dependant: Dependant) -> _Plan | None:
         name=dependant.name,
         use_cache=dependant.use_cache,
         dependencies=tuple(subs),
-        path=tuple(dependant.path_params),
-        query=tuple(dependant.query_params),
-        header=tuple(dependant.header_params),
-        cookie=tuple(dependant.cookie_params),
+        params=tuple(
+            (fields, source)
+            for fields, source in (
+                (dependant.path_params, "path_params"),
+                (dependant.query_params, "query_params"),
+                (dependant.header_params, "headers"),
+                (dependant.cookie_params, "cookies"),
+            )
+            if fields
+        ),
         body=list(dependant.body_params),
         request=dependant.request_param_name,
         response=dependant.response_param_name,
@@ -146,20 +152,8 @@ class _Solving:
                 values[sub.name] = solved
             cache.setdefault(sub.call, solved)
         request = self.request
-        if plan.path:
-            found, failed = request_params_to_args(plan.path, request.path_params)
-            values.update(found)
-            errors.extend(failed)
-        if plan.query:
-            found, failed = request_params_to_args(plan.query, request.query_params)
-            values.update(found)
-            errors.extend(failed)
-        if plan.header:
-            found, failed = request_params_to_args(plan.header, request.headers)
-            values.update(found)
-            errors.extend(failed)
-        if plan.cookie:
-            found, failed = request_params_to_args(plan.cookie, request.cookies)
+        for fields, source in plan.params:
+            found, failed = request_params_to_args(fields, getattr(request, source))
             values.update(found)
             errors.extend(failed)
         if plan.body:
@@ -206,9 +200,7 @@ def lean_app(route: APIRoute) -> ASGIApp | None:
     plan = _plan(route.dependant)
     if plan is None:
         return None
-    body_field = route.body_field
-    if body_field is not None and isinstance(body_field.field_info, params.Form):
-        return None
+    body_field = route.body_field  # a form's was refused with its parameters (``_plan``)
     strict = route.strict_content_type
     strict_content_type = strict.value if isinstance(strict, DefaultPlaceholder) else strict
     response_class = route.response_class
@@ -323,3 +315,18 @@ class LeanRoute(APIRoute):
         self.lean = found is not None
         if found is not None:
             self.app = found
+
+
+@contextmanager
+def fastapi_handlers() -> Iterator[None]:
+    """Every lean route answered by FastAPI's own handler until the block ends: what
+    ``tests/test_handlers.py`` and ``bench/budget.py`` compare the lean handler with."""
+    routes = [r for r in LeanRoute.instances if r.lean]
+    lean = [r.app for r in routes]
+    for route in routes:
+        route.app = route.fastapi_app
+    try:
+        yield
+    finally:
+        for route, own in zip(routes, lean, strict=True):
+            route.app = own
