@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
+from fastapi.telemetry import TelemetryConfig
 from starlette.responses import JSONResponse
 
 from interventions import __version__
@@ -53,6 +54,9 @@ from interventions.transactions import install_transactions
 from interventions.worker import background_work
 
 logger = logging.getLogger(__name__)
+
+# FastAPI's native OpenTelemetry off unless the operator asks for it (config.py).
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 DESCRIPTION = """
 Plan, record, sign and verify the regulatory checks, repairs and drills of buildings open to
@@ -113,6 +117,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         generate_unique_id_function=default_operation_id,
         docs_url=None,  # FastAPI's pages load their assets from a CDN: see install_docs
         redoc_url=None,
+        telemetry=None if settings.opentelemetry else NO_TELEMETRY,
     )
     app.router.route_class = LeanRoute  # /health and the docs pages (handlers.py)
     app.state.settings = settings

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     db_busy_timeout_seconds: float = Field(default=30, gt=0)
     # /health gives up after this, whatever the timeouts above: a probe must not hang.
     health_timeout_seconds: float = Field(default=2, gt=0)
+    # FastAPI's native OpenTelemetry (traces, metrics and logs of each request, sent through
+    # the globally configured providers: ``opentelemetry-instrument`` and an SDK installed
+    # beside the service). Off by default: the service ships no SDK, and FastAPI asks the
+    # three global providers whether they are configured on every request (~2 % of a read's
+    # CPU; bench/README.md log step 38).
+    opentelemetry: bool = False
     # Signing secret for tokens and upload URLs. When empty, one is generated on first start
     # and kept in ``secret_file`` so that tokens survive a restart.
     secret_key: str = ""
