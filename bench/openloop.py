@@ -8,9 +8,9 @@ its latency runs from when it was *due* to when its answer is complete: time spe
 a connection counts, so a server that falls behind shows it (no coordinated omission).
 
 The requests are the scenario's own (``bodies.build``, the same as wrk's Lua), each with its
-organisation's session. The client is plain asyncio streams (uvloop when installed) with
-pre-built request bytes: a few µs of CPU per request, on the same two cores as the server —
-as wrk is.
+organisation's session. The client is an asyncio protocol per connection (uvloop when
+installed) with pre-built request bytes and no task per request: a few µs of CPU per
+request, on the same two cores as the server — as wrk is.
 
     .venv/bin/python -m bench.openloop --url http://127.0.0.1:8000 --scenario get --rate 600
 """
@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from bench import bodies
@@ -67,9 +68,10 @@ class Result:
     statuses: dict[int, int] = field(default_factory=dict)
     socket_errors: int = 0
     connections_opened: int = 0
+    connect_errors: int = 0  # connections that could not be opened (counted in socket_errors)
     late_starts: int = 0  # requests that waited more than 1 ms past their due time to be sent
 
-    def summary(self, rate: float, elapsed: float) -> dict[str, Any]:
+    def summary(self, rate: float, elapsed: float, cpu: float = 0.0) -> dict[str, Any]:
         ordered = sorted(self.latencies_ms)
 
         def pct(q: float) -> float | None:
@@ -90,23 +92,164 @@ class Result:
             "status_codes": {str(k): v for k, v in sorted(self.statuses.items())},
             "socket_errors": self.socket_errors,
             "connections": self.connections_opened,
+            "connect_errors": self.connect_errors,
             "late_starts": self.late_starts,
+            # The client's own CPU while sending and reading, per request sent.
+            "client_cpu_us": round(cpu / max(self.sent, 1) * 1e6, 1),
         }
 
 
-async def _read_answer(reader: asyncio.StreamReader) -> int:
-    """Read one HTTP/1.1 answer (Content-Length bodies: the service's and the floor's); its
-    status."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    if length:
-        await reader.readexactly(length)
-    return status
+class Connection(asyncio.Protocol):
+    """One keep-alive connection, one request in flight at a time; its answer is parsed as
+    it arrives (Content-Length bodies: the service's and the floor's), and the latency taken
+    in the callback that completes it."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.due = 0.0  # of the request in flight; 0.0 when idle
+        self.sent_at = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def send(self, raw: bytes, due: float, now: float) -> None:
+        assert self.transport is not None
+        self.due, self.sent_at = due, now
+        self.transport.write(raw)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        head_end = buffer.find(b"\r\n\r\n")
+        if head_end < 0 or not self.due:
+            return
+        length = 0
+        for line in bytes(buffer[:head_end]).split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        end = head_end + 4 + length
+        if len(buffer) < end:
+            return
+        status = int(buffer[9:12])
+        del buffer[:end]
+        due, self.due = self.due, 0.0
+        self.client.answered(self, status, due)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.client.lost(self)
+
+
+class Client:
+    """Requests sent at their due times on idle connections (a new one opened when none is
+    idle, up to ``max_connections``; beyond, they queue for the next free one)."""
+
+    def __init__(self, host: str, port: int, max_connections: int, answer_within: float) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.host, self.port = host, port
+        self.max_connections = max_connections
+        self.answer_within = answer_within
+        self.result = Result()
+        self.idle: list[Connection] = []
+        self.busy: set[Connection] = set()
+        self.opening = 0
+        self.waiting: collections.deque[tuple[bytes, float]] = collections.deque()
+        self.outstanding = 0
+        self.done = asyncio.Event()
+        self.openings: set[asyncio.Task[None]] = set()
+        self.failure: BaseException | None = None  # a bug of the client's: the run fails
+
+    def submit(self, raw: bytes, due: float) -> None:
+        self.result.sent += 1
+        self.outstanding += 1
+        if self.idle:
+            self._send(self.idle.pop(), raw, due)
+            return
+        self.waiting.append((raw, due))
+        if self.opening + len(self.busy) < self.max_connections:
+            self._start_opening()
+
+    def _start_opening(self) -> None:
+        self.opening += 1
+        task = self.loop.create_task(self._open())
+        self.openings.add(task)
+        task.add_done_callback(self._opened)
+
+    def _opened(self, task: asyncio.Task[None]) -> None:
+        self.openings.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.failure = task.exception()
+            self.done.set()
+
+    def _send(self, conn: Connection, raw: bytes, due: float) -> None:
+        now = time.perf_counter()
+        if now - due > 0.001:
+            self.result.late_starts += 1
+        self.busy.add(conn)
+        conn.send(raw, due, now)
+
+    async def _open(self) -> None:
+        try:
+            _, conn = await self.loop.create_connection(
+                lambda: Connection(self), self.host, self.port
+            )
+        except OSError:
+            self.opening -= 1
+            self.result.connect_errors += 1
+            if self.waiting:
+                self.waiting.popleft()
+                self._finish_one(error=True)
+            return
+        self.opening -= 1
+        self.result.connections_opened += 1
+        self._free(conn)
+
+    def _free(self, conn: Connection) -> None:
+        if self.waiting:
+            raw, due = self.waiting.popleft()
+            self._send(conn, raw, due)
+        else:
+            self.idle.append(conn)
+
+    def answered(self, conn: Connection, status: int, due: float) -> None:
+        result = self.result
+        result.latencies_ms.append((time.perf_counter() - due) * 1000)
+        result.statuses[status] = result.statuses.get(status, 0) + 1
+        self.busy.discard(conn)
+        self._finish_one(error=False)
+        self._free(conn)
+
+    def lost(self, conn: Connection) -> None:
+        if conn in self.idle:
+            self.idle.remove(conn)
+        if conn in self.busy:
+            self.busy.discard(conn)
+            if conn.due:
+                conn.due = 0.0
+                self._finish_one(error=True)
+            if self.waiting:  # what queued for a connection gets a new one
+                self._start_opening()
+
+    def _finish_one(self, *, error: bool) -> None:
+        if error:
+            self.result.socket_errors += 1
+        self.outstanding -= 1
+        if self.outstanding == 0:
+            self.done.set()
+
+    def expire(self) -> None:
+        """Close the connections whose answer is later than ``answer_within``: an error each."""
+        now = time.perf_counter()
+        for conn in list(self.busy):
+            if conn.due and now - conn.sent_at > self.answer_within and conn.transport:
+                conn.transport.close()  # connection_lost counts it
+
+    def close(self) -> None:
+        for conn in [*self.idle, *self.busy]:
+            if conn.transport is not None:
+                conn.transport.close()
 
 
 async def run(
@@ -117,69 +260,32 @@ async def run(
     max_connections: int = 512,
     answer_within: float = 10.0,
 ) -> dict[str, Any]:
-    """Send ``requests`` at ``rate`` per second, open loop; latencies from their due times."""
+    """Send ``requests`` at ``rate`` per second, open loop; latencies from their due times.
+
+    One protocol object per connection and no task per request: the client's own CPU per
+    request is what decides how late it is on its schedule when it shares the cores with the
+    server (bench/README.md, log step 38)."""
     parts = urlsplit(url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-    result = Result()
-    opened = 0
-    connection_free = asyncio.Event()
-
-    async def connection() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        nonlocal opened
-        while True:
-            if idle:
-                return idle.pop()
-            if opened < max_connections:
-                opened += 1
-                result.connections_opened += 1
-                try:
-                    return await asyncio.open_connection(host, port)
-                except OSError:
-                    opened -= 1
-                    raise
-            connection_free.clear()
-            await connection_free.wait()
-
-    async def one(raw: bytes, due: float) -> None:
-        try:
-            reader, writer = await connection()
-        except OSError:
-            result.socket_errors += 1
-            return
-        if time.perf_counter() - due > 0.001:
-            result.late_starts += 1
-        try:
-            writer.write(raw)
-            status = await asyncio.wait_for(_read_answer(reader), answer_within)
-        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
-            nonlocal opened
-            result.socket_errors += 1
-            opened -= 1
-            writer.close()
-            connection_free.set()
-            return
-        result.latencies_ms.append((time.perf_counter() - due) * 1000)
-        result.statuses[status] = result.statuses.get(status, 0) + 1
-        idle.append((reader, writer))
-        connection_free.set()
-
-    tasks = []
+    client = Client(parts.hostname or "127.0.0.1", parts.port or 80, max_connections, answer_within)
+    cpu = time.process_time()
     start = time.perf_counter() + 0.05
     for n, raw in enumerate(requests):
         due = start + n / rate
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.ensure_future(one(raw, due)))
-        result.sent += 1
-    await asyncio.gather(*tasks)
+        client.submit(raw, due)
+        if n % 256 == 0:
+            client.expire()
+    while client.outstanding and client.failure is None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(client.done.wait(), 1.0)
+        client.expire()
+    if client.failure is not None:
+        raise client.failure
     elapsed = time.perf_counter() - start
-    for _, writer in idle:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-    return result.summary(rate, elapsed)
+    client.close()
+    return client.result.summary(rate, elapsed, time.process_time() - cpu)
 
 
 def main() -> None:
