@@ -296,18 +296,21 @@ def markdown(results: dict[str, Any]) -> str:
             "Requests are sent at a constant rate whatever the answers (`bench/openloop.py`); "
             "a latency runs from when its request was due, so time waiting for a connection "
             "counts. Each is run in rounds, the service and the floor in turn; the target "
-            "reads the median round's p99.",
+            "reads the median round's p99. *Late sends*: requests sent more than 1 ms after "
+            "they were due (the client's own lag on the shared cores); *client CPU*: the "
+            "client's CPU per request sent.",
             "",
             "| target | workers | scenario | round | offered req/s | achieved req/s | p50 / p90 "
-            "/ p99 / max ms | codes | socket errors |",
-            "|---|--:|---|--:|--:|--:|--:|---|--:|",
+            "/ p99 / max ms | late sends | client CPU µs/req | codes | socket errors |",
+            "|---|--:|---|--:|--:|--:|--:|--:|--:|---|--:|",
         ]
         for r in results["open_loop"]:
             lines.append(
                 f"| {r['target']} | {r['workers']} | {r['scenario']} | {r.get('round', 1)} | "
                 f"{r['rate_offered']:g} | "
                 f"{r['rate_achieved']:g} | {r['p50_ms']} / {r['p90_ms']} / **{r['p99_ms']}** / "
-                f"{r['max_ms']} | {r['status_codes']} | {r['socket_errors']} |"
+                f"{r['max_ms']} | {r.get('late_starts', '–')} | {r.get('client_cpu_us', '–')} | "
+                f"{r['status_codes']} | {r['socket_errors']} |"
             )
         lines.append("")
     if results["scale"] == "large":
