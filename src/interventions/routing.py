@@ -77,31 +77,43 @@ def route_shapes(routes: Sequence[BaseRoute]) -> list[RouteShape]:
 class RouteIndex:
     """The shapes by first segment and segment count, so that a request tries the few routes
     that could match it rather than all of them (a path parameter never spans a ``/`` here;
-    a route whose template could, or starts with a parameter, is tried for every path)."""
+    a route whose template could, or starts with a parameter, is tried for every path). Each
+    list is in rank order, the most literal first (``resource_of`` stops at the first rank
+    that matches)."""
 
     def __init__(self, shapes: Sequence[RouteShape]) -> None:
-        self._by_key: dict[tuple[str, int], list[RouteShape]] = {}
-        self._anywhere: list[RouteShape] = []
+        by_key: dict[tuple[str, int], list[RouteShape]] = {}
+        anywhere: list[RouteShape] = []
         for shape in shapes:
             segments = shape.template.split("/")
             if shape.rank[1:2] != (0,) or ":path}" in shape.template:
-                self._anywhere.append(shape)
+                anywhere.append(shape)
             else:
-                self._by_key.setdefault((segments[1], len(segments)), []).append(shape)
+                by_key.setdefault((segments[1], len(segments)), []).append(shape)
+
+        def ranked(found: list[RouteShape]) -> list[RouteShape]:
+            return sorted(found, key=lambda s: s.rank)  # stable: declaration order kept
+
+        self._by_key = {key: ranked(found + anywhere) for key, found in by_key.items()}
+        self._anywhere = ranked(anywhere)
 
     def candidates(self, path: str) -> list[RouteShape]:
         segments = path.split("/")
         key = (segments[1] if len(segments) > 1 else "", len(segments))
-        return self._by_key.get(key, []) + self._anywhere
+        return self._by_key.get(key, self._anywhere)
 
 
 def resource_of(shapes: Sequence[RouteShape], path: str) -> list[RouteShape]:
-    """The routes whose resource ``path`` is: the most literal of those that match it."""
-    matching = [s for s in shapes if s.regex.match(path)]
-    if not matching:
-        return []
-    best = min(s.rank for s in matching)
-    return [s for s in matching if s.rank == best]
+    """The routes whose resource ``path`` is: the most literal of those that match it.
+    ``shapes`` in rank order (``RouteIndex``): the first match has the best rank, and the
+    routes of that rank follow it."""
+    found: list[RouteShape] = []
+    for shape in shapes:
+        if found and shape.rank != found[0].rank:
+            break
+        if shape.regex.match(path):
+            found.append(shape)
+    return found
 
 
 def allowed_methods(resource: Sequence[RouteShape]) -> frozenset[str]:
