@@ -20,7 +20,7 @@ def lean_log_records() -> None:
     "Optimization"): the calling frame's file and line, which ``logging`` finds by walking
     the stack, and the thread's and process's names. The access log makes a record for every
     request (~4 µs of CPU less each; bench/README.md, log step 38)."""
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
