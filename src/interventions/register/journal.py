@@ -16,6 +16,7 @@ lock — which orders the organisation's appends — is held only from there to 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -163,13 +164,18 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+# A member's wire name, once per name: pydantic's generator runs three regular expressions
+# (2 % of an update's CPU, bench/README.md log step 38); the names are the schemas' members.
+_wire_name = functools.lru_cache(maxsize=1024)(to_camel)
+
+
 def payload(changes: dict[str, tuple[Any, Any]] | dict[str, Any]) -> dict[str, Any]:
     """An entry's ``changes``: each member maps to ``(before, after)`` (recorded as
     ``{"from", "to"}``) or to a value; members are recorded by their wire names (SPEC §4.3),
     whichever spelling the caller used: the alias generator the schemas use, so that the
     journal and bodies name a member alike."""
     return {
-        to_camel(key): (
+        _wire_name(key): (
             {"from": _jsonable(v[0]), "to": _jsonable(v[1])}
             if isinstance(v, tuple)
             else _jsonable(v)
