@@ -310,6 +310,13 @@ class _IdList(TypeDecorator[list[int]]):
         ids = list(value)
         return ids if dialect.name == "postgresql" else json.dumps(ids)
 
+    def bind_processor(self, dialect: Dialect) -> Any:
+        # asyncpg encodes a list of ints as bigint[] itself: ``list`` alone, not the ARRAY
+        # type's item-by-item pass on top of ``process_bind_param`` (~1 % of a curative).
+        if dialect.name == "postgresql":
+            return list
+        return super().bind_processor(dialect)
+
 
 @compiles(AnyOf, "postgresql")
 def _any_of_postgresql(element: AnyOf, compiler: Any, **kw: Any) -> str:
