@@ -251,7 +251,7 @@ async def layers(scale: Scale, pool: pools.Pools, calls: int, rounds: int) -> di
                 (
                     "service: GET one intervention, FastAPI's own route handler",
                     lambda i: get(app, i),
-                    fastapi_handlers,
+                    lambda: fastapi_handlers(app),
                 ),
                 ("floor: GET one intervention", lambda i: get(floor.asgi, i), None),
             ]
@@ -285,7 +285,7 @@ async def scenarios(scale: Scale, pool: pools.Pools, calls: int, rounds: int) ->
             figures: dict[str, list[float]] = {"service": [], "fastapi": [], "floor": []}
             targets: list[tuple[str, ASGIApp, Callable[[], Any]]] = [
                 ("service", app, nullcontext),
-                ("fastapi", app, fastapi_handlers),
+                ("fastapi", app, lambda: fastapi_handlers(app)),
                 ("floor", floor.asgi, nullcontext),
             ]
             for _ in range(rounds):

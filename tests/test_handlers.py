@@ -42,6 +42,17 @@ def test_every_route_is_lean(app: FastAPI) -> None:
     assert [r.path for r in routes if not (isinstance(r, LeanRoute) and r.lean)] == []
 
 
+def test_fastapi_handlers_swaps_this_applications_routes_and_back(app: FastAPI) -> None:
+    """The comparisons below mean something only if FastAPI's handler does answer inside
+    the block, and the lean one again after it."""
+    routes = [r for r in app.router.routes if isinstance(r, LeanRoute)]
+    lean = [r.app for r in routes]
+    with fastapi_handlers(app):
+        assert all(r.app is r.fastapi_app for r in routes)
+        assert all(r.app is not own for r, own in zip(routes, lean, strict=True))
+    assert all(r.app is own for r, own in zip(routes, lean, strict=True))
+
+
 Answer = tuple[int, list[tuple[str, str]], bytes]
 
 
@@ -55,7 +66,7 @@ async def both(
         return r.status_code, headers, r.content
 
     lean = answer(await client.request(method, url, **kwargs))
-    with fastapi_handlers():
+    with fastapi_handlers(app):
         own = answer(await client.request(method, url, **kwargs))
     return lean, own
 
@@ -157,7 +168,7 @@ async def test_successful_writes_answer_the_same(
     # A curative intervention on each of two anomalies (one repairs an anomaly once).
     first, second = org.anomaly_ids[:2]
     lean_r = await client.post(CURATIVE, headers=headers, json=curative_body_on(org, [first]))
-    with fastapi_handlers():
+    with fastapi_handlers(app):
         own_r = await client.post(CURATIVE, headers=headers, json=curative_body_on(org, [second]))
     assert lean_r.status_code == own_r.status_code == 201, (lean_r.text, own_r.text)
     assert list(lean_r.headers) == list(own_r.headers)

@@ -33,9 +33,9 @@ import json
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
-from fastapi import params
+from fastapi import FastAPI, params
 from fastapi._body_limit import get_body_limit_error
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.dependencies.models import Dependant
@@ -304,12 +304,8 @@ def lean_app(route: APIRoute) -> ASGIApp | None:
 class LeanRoute(APIRoute):
     """An ``APIRoute`` answered by ``lean_app`` when it can be (see the module)."""
 
-    # Every one made (bench/budget.py swaps in FastAPI's handlers to measure the difference).
-    instances: ClassVar[list[LeanRoute]] = []
-
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
-        LeanRoute.instances.append(self)
         self.fastapi_app = self.app  # FastAPI's own, kept for the comparison tests
         found = lean_app(self)
         self.lean = found is not None
@@ -318,10 +314,11 @@ class LeanRoute(APIRoute):
 
 
 @contextmanager
-def fastapi_handlers() -> Iterator[None]:
-    """Every lean route answered by FastAPI's own handler until the block ends: what
-    ``tests/test_handlers.py`` and ``bench/budget.py`` compare the lean handler with."""
-    routes = [r for r in LeanRoute.instances if r.lean]
+def fastapi_handlers(app: FastAPI) -> Iterator[None]:
+    """Every lean route of ``app`` answered by FastAPI's own handler until the block ends:
+    what ``tests/test_handlers.py`` and ``bench/budget.py`` compare the lean handler with.
+    (``create_app`` puts every route on the application's own router.)"""
+    routes = [r for r in app.router.routes if isinstance(r, LeanRoute) and r.lean]
     lean = [r.app for r in routes]
     for route in routes:
         route.app = route.fastapi_app
