@@ -307,8 +307,7 @@ class _IdList(TypeDecorator[list[int]]):
         return dialect.type_descriptor(Text())
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        ids = list(value)
-        return ids if dialect.name == "postgresql" else json.dumps(ids)
+        return json.dumps(list(value))  # SQLite; PostgreSQL's is ``bind_processor``'s
 
     def bind_processor(self, dialect: Dialect) -> Any:
         # asyncpg encodes a list of ints as bigint[] itself: ``list`` alone, not the ARRAY
