@@ -20,6 +20,7 @@ import platform
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -42,6 +43,7 @@ VENV_BIN = Path(sys.executable).parent
 ABBA = (config.REFERENCE, config.PAIRED, config.PAIRED, config.REFERENCE)
 OPEN_LOOP_SCENARIOS = ("get", "curative")  # issue 10: p99 at half the floor's maximum rate
 EXHAUSTED_ROUNDS = 3  # runs of a scenario whose supply ran out, service and floor in turn
+ROUNDS = 3  # pairs per scenario, service and floor in turn; the ratio is the median pair's
 OPEN_LOOP_ROUNDS = 3  # service and floor in turn; the report takes the median p99
 
 
@@ -60,6 +62,7 @@ class Options:
     quiet_budget: int
     small_reference: bool = True
     open_loop: bool = True
+    rounds: int = ROUNDS
 
 
 # Servers --------------------------------------------------------------------------------------
@@ -592,22 +595,44 @@ class Bench:
                     self.open_loops(service, floor, workers)
 
     def pair(self, service: Server, floor: Server, workers: int, name: str) -> None:
-        """The scenario on the service, then at once on the floor. When either's supply ran
-        out before the end (verify's 1 838 executed checks last 2–3.5 s at these rates), again
-        in the other order, up to ``EXHAUSTED_ROUNDS`` pairs, each run's window read as
-        one (``merge_runs``): a window of two seconds alone is mostly its start."""
+        """The scenario on the service and at once on the floor, ``rounds`` times, the order
+        alternating (service first, then floor first...). Each pair gives a ratio; the
+        service's run records every pair's (``ratios``) and their median (``ratio``), which
+        the target reads: on this shared host one run's speed moved by a quarter within a
+        minute, and a single pair's ratio flipped verdicts between runs of the same code
+        (bench/README, steps 38-41).
+
+        When either's supply ran out before the end (verify's 1 838 executed checks last
+        2-3.5 s at these rates), at least ``EXHAUSTED_ROUNDS`` pairs. Each target's runs are
+        read as one (``merge_runs``): throughput over all their windows, a window of two
+        seconds alone being mostly its start."""
         rounds: list[dict[str, dict[str, Any]]] = []
         both = ((service, "service"), (floor, "floor"))
-        for turn in range(EXHAUSTED_ROUNDS):
+        for turn in range(max(self.options.rounds, EXHAUSTED_ROUNDS)):
+            exhausted = any(run["exhausted"] for pair in rounds for run in pair.values())
+            if turn >= self.options.rounds and not exhausted:
+                break
             pair = {
                 target: self.scenario(server, target, workers, name)
                 for server, target in (both if turn % 2 == 0 else both[::-1])
             }
             rounds.append(pair)
-            if not (pair["service"]["exhausted"] or pair["floor"]["exhausted"]):
-                break
-        for target in ("service", "floor"):
-            self.runs.append(merge_runs([p[target] for p in rounds]))
+        ratios = [
+            p["service"]["rps"] / p["floor"]["rps"] if p["floor"]["rps"] > 0 else 0.0
+            for p in rounds
+        ]
+        merged = {
+            target: merge_runs([p[target] for p in rounds]) for target in ("service", "floor")
+        }
+        merged["service"].update(
+            ratio=statistics.median(ratios), ratios=[round(r, 3) for r in ratios]
+        )
+        if len(rounds) > 1:
+            console.print(
+                f"  ratio w{workers} {name:10} {statistics.median(ratios):.2f} "
+                f"(pairs {' / '.join(f'{r:.2f}' for r in ratios)})"
+            )
+        self.runs += [merged["service"], merged["floor"]]
 
     def open_loops(self, service: Server, floor: Server, workers: int) -> None:
         """Get and curative offered at half the rate the floor just sustained (closed loop),
@@ -741,6 +766,7 @@ class Bench:
             "elapsed_s": round(time.time() - began),
             "settings": {
                 "duration_s": options.duration,
+                "rounds": options.rounds,
                 "connections": options.connections,
                 "wrk_threads": options.threads,
                 "workers": options.workers,
@@ -797,6 +823,12 @@ def parse(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(description="Benchmark the service against its floor.")
     parser.add_argument("--scale", choices=sorted(config.SCALES), default="small")
     parser.add_argument("--duration", type=int, default=10, help="seconds per scenario run")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=ROUNDS,
+        help="service/floor pairs per scenario, in alternating order; the median ratio counts",
+    )
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
@@ -833,6 +865,8 @@ def parse(argv: Sequence[str] | None = None) -> Options:
     unknown = set(scenarios) - set(bodies.SCENARIOS)
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.connections < args.threads:
         parser.error("--connections must be at least --threads")
     return Options(
@@ -849,6 +883,7 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         quiet_budget=args.quiet_budget,
         small_reference=args.small_reference,
         open_loop=args.open_loop,
+        rounds=args.rounds,
     )
 
 

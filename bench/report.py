@@ -117,6 +117,15 @@ def _ms(value: float) -> str:
     return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
 
 
+def ratio(service: dict[str, Any], floor: dict[str, Any]) -> float:
+    """The service's throughput over the floor's: the median of its pairs' ratios (each pair
+    run back to back, ``harness.Bench.pair``), or the two totals' for results recorded
+    before pairs were repeated."""
+    if "ratio" in service:
+        return float(service["ratio"])
+    return float(service["rps"] / floor["rps"]) if floor["rps"] else 0.0
+
+
 def _errors(run: dict[str, Any]) -> int:
     return int(run["errors"]) + int(run["socket_errors"])
 
@@ -129,9 +138,9 @@ def targets(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
     for (target, workers, name), run in sorted(runs.items()):
         floor = runs.get(("floor", workers, name))
         if target == "service" and floor and floor["rps"] > 0:
-            ratio = run["rps"] / floor["rps"]
-            if ratio < RATIO_TARGET:
-                low.append(f"{name} w{workers} {ratio:.2f}×")
+            value = ratio(run, floor)
+            if value < RATIO_TARGET:
+                low.append(f"{name} w{workers} {value:.2f}×")
     measured = any(t == "service" for t, _, _ in runs)
     out.append(
         (
@@ -234,7 +243,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"# Benchmark at `{results['scale']}` scale",
         "",
         f"Run {results['started_at']} ({results['elapsed_s']} s) — {settings['duration_s']} s per "
-        f"scenario, {settings['connections']} connections, wrk {settings['wrk_threads']} "
+        f"scenario run, {settings.get('rounds', 1)} run(s) on each side (service and floor back to "
+        "back, the order alternating; *service/floor* is the median of the pairs' ratios), "
+        f"{settings['connections']} connections, wrk {settings['wrk_threads']} "
         f"threads, {settings['load_organizations']} organisations' sessions; "
         f"{results['machine']['cpus']} CPUs; service at commit "
         f"`{results.get('source', {}).get('commit', '?')[:10]}`"
@@ -269,20 +280,22 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [
             f"## {workers} worker{'s' if workers > 1 else ''}",
             "",
-            "| scenario | service req/s | floor req/s | service/floor | service p50 / p99 ms "
+            "| scenario | service req/s | floor req/s | service/floor | pairs' ratios "
+            "| service p50 / p99 ms "
             "| floor p50 / p99 ms | errors service / floor | SQL per request | peak RSS MiB "
             "service / floor | largest service worker MiB |",
-            "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+            "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
         ]
         for name in bodies.SCENARIOS:
             s, f = runs.get(("service", workers, name)), runs.get(("floor", workers, name))
             if s is None or f is None:
                 continue
-            ratio = s["rps"] / f["rps"] if f["rps"] else 0.0
+            value = ratio(s, f)
+            each = " / ".join(f"{r:.2f}" for r in s.get("ratios", [])) or "–"
             sql = stmts.get("service", {}).get(name, {}).get("sql", "–")
             note = " ¹" if s["exhausted"] or f["exhausted"] else ""
             lines.append(
-                f"| {name}{note} | {s['rps']:.0f} | {f['rps']:.0f} | **{ratio:.2f}** | "
+                f"| {name}{note} | {s['rps']:.0f} | {f['rps']:.0f} | **{value:.2f}** | {each} | "
                 f"{_ms(s['p50_ms'])} / {_ms(s['p99_ms'])} | {_ms(f['p50_ms'])} / "
                 f"{_ms(f['p99_ms'])} | {_errors(s)} / {_errors(f)} | {sql} | "
                 f"{s['peak_rss_mib']:.0f} / {f['peak_rss_mib']:.0f} | "
@@ -419,7 +432,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
             s, f = runs.get(("service", w, n)), runs.get(("floor", w, n))
             if s and f and f["rps"]:
                 top.annotate(
-                    f"{s['rps'] / f['rps']:.2f}×",
+                    f"{ratio(s, f):.2f}×",
                     (i, max(s["rps"], f["rps"])),
                     ha="center",
                     va="bottom",
