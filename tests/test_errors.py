@@ -317,6 +317,96 @@ async def test_database_that_never_answers_is_a_prompt_503(
             await app.state.db.dispose()
 
 
+@asynccontextmanager
+async def _proxy(host: str, port: int) -> AsyncIterator[tuple[int, asyncio.Event]]:
+    """A TCP proxy to ``host:port`` on a free local port, and an event: once it is set, the
+    proxy forwards nothing more either way and keeps every connection open (a server that
+    stopped answering after the connection was made: a host gone, a network cut); connections
+    made after it is cleared work again."""
+    frozen = asyncio.Event()
+    tasks: set[asyncio.Task[None]] = set()
+    writers: list[asyncio.StreamWriter] = []
+
+    async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                if frozen.is_set():
+                    continue  # swallowed: this connection is dead to whoever uses it
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def forward(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection(host, port)
+        writers.extend((client_w, server_w))
+        for task in (pump(client_r, server_w), pump(server_r, client_w)):
+            started = asyncio.ensure_future(task)
+            tasks.add(started)
+            started.add_done_callback(tasks.discard)
+
+    server = await asyncio.start_server(forward, "127.0.0.1", 0)
+    try:
+        yield int(server.sockets[0].getsockname()[1]), frozen
+    finally:
+        server.close()
+        for writer in writers:
+            writer.close()
+        for task in list(tasks):
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await server.wait_closed()
+
+
+async def test_database_that_stops_answering_is_a_prompt_503_and_recovers(
+    postgres_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server stops answering connections already made (a network cut): the statement in
+    flight gives up after the command timeout and its grace (``drivers.Watchdog``), 503 with
+    Retry-After, the connection is ended and not reused; once the network is back, the same
+    application answers again on a new connection."""
+    db = create_database(postgres_url)
+    org = await Factory(db, TEST_SECRET).org()
+    await db.dispose()
+    url = make_url(postgres_url)
+    async with _proxy(url.host or "127.0.0.1", url.port or 5432) as (port, frozen):
+        settings = Settings(
+            database_url=url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False),
+            secret_key=TEST_SECRET,
+            storage_dir=tmp_path,
+            db_command_timeout_seconds=1,
+            db_pool_size=1,
+        )
+        app = create_app(settings)
+        watchdog = app.state.db.watchdog
+        assert watchdog is not None
+        assert watchdog.limit == 1
+        try:
+            async with _client(app) as client:
+                path = "/interventions/v2/rs"
+                r = await _send(client, "GET", path, headers=org.admin.headers)
+                assert r.status_code == 200, r.text
+                frozen.set()
+                with caplog.at_level(logging.WARNING):
+                    started = time.monotonic()
+                    r = await _send(client, "GET", path, headers=org.admin.headers)
+                    waited = time.monotonic() - started
+                    assert_unavailable(r, str(port))
+                    assert_one_warning_each(caplog, 1)
+                # Not before the server's own statement timeout could have answered, and
+                # promptly after (a sweep every quarter of the limit).
+                assert watchdog.deadline <= waited < watchdog.deadline + 2, waited
+                assert app.state.db.connections_in_use() == 0
+                frozen.clear()
+                r = await _send(client, "GET", path, headers=org.admin.headers)
+                assert r.status_code == 200, r.text
+            assert app.state.db.connections_in_use() == 0
+        finally:
+            await app.state.db.dispose()
+
+
 async def test_health_answers_within_its_own_deadline(tmp_path: Path) -> None:
     """/health gives up after its own deadline, however long connecting may take: a load
     balancer's probe must not hang on the database."""
@@ -426,7 +516,9 @@ class _Driver(Exception):
             False,
         ),
         (IntegrityError("INSERT", None, _Driver("duplicate key value", "23505")), False),
-        (DBAPIError("SELECT", None, _Driver("canceling statement", "57014")), False),
+        # Cancelled past the command timeout (the server's statement_timeout) or by an
+        # operator: the same request may succeed later.
+        (DBAPIError("SELECT", None, _Driver("canceling statement", "57014")), True),
         (OperationalError("SELECT", None, sqlite3.OperationalError("no such table: x")), False),
         (PermissionError(13, "Permission denied"), False),
         (RuntimeError("a bug"), False),

@@ -8,6 +8,7 @@ import datetime as dt
 import functools
 import json
 import sys
+import time
 from collections import namedtuple
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -47,7 +48,7 @@ from sqlalchemy.types import TypeDecorator
 
 from interventions import drivers
 from interventions.config import Settings
-from interventions.drivers import Lease, as_sqlalchemy_error
+from interventions.drivers import Lease, Watchdog, as_sqlalchemy_error
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -141,8 +142,11 @@ class Database:
     reader: async_sessionmaker[AsyncSession]
     writer: async_sessionmaker[AsyncSession]
     sqlite: bool
+    watchdog: Watchdog | None = None  # PostgreSQL with a command timeout
 
     async def dispose(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.close()
         await self.engine.dispose()
 
     def connections_in_use(self) -> int:
@@ -153,6 +157,8 @@ class Database:
         ``Executor.start``); the lease, to give the connection back when done."""
         lease = await drivers.lease(self.engine)
         executor = Executor(self.engine.dialect, lease.driver, lease.adapter)
+        if self.watchdog is not None:
+            lease.released = self.watchdog.watch(executor)
         try:
             await executor.start(write=write)
         except BaseException:
@@ -191,7 +197,9 @@ def create_database(
     busy_timeout: float = 30,
 ) -> Database:
     """``connect_timeout`` and ``command_timeout`` (one statement, lock waits included) bound
-    PostgreSQL, ``None`` leaving asyncpg's own (60 s to connect, no statement limit);
+    PostgreSQL, ``None`` leaving asyncpg's own (60 s to connect, no statement limit). The
+    command timeout is the server's ``statement_timeout`` on each connection, and a
+    ``Watchdog`` ends a connection whose server stopped answering altogether;
     ``pool_timeout`` is the wait for a pooled PostgreSQL connection; ``busy_timeout`` is how
     long an SQLite statement waits for another writer's lock."""
     full = async_url(url)
@@ -204,7 +212,9 @@ def create_database(
         if connect_timeout is not None:
             connect_args["timeout"] = connect_timeout
         if command_timeout is not None:
-            connect_args["command_timeout"] = command_timeout
+            # In milliseconds, at least 1 (0 would turn it off).
+            limit = str(max(1, round(command_timeout * 1000)))
+            connect_args["server_settings"] = {"statement_timeout": limit}
         kwargs["connect_args"] = connect_args
         if pool:
             # Connections beyond pool_size are closed as soon as they are returned: a pool
@@ -235,7 +245,8 @@ def create_database(
         write_engine = engine
     reader = async_sessionmaker(read_engine, expire_on_commit=False, autoflush=False)
     writer = async_sessionmaker(write_engine, expire_on_commit=False, autoflush=False)
-    return Database(engine=engine, reader=reader, writer=writer, sqlite=sqlite)
+    watchdog = Watchdog(command_timeout) if command_timeout is not None and not sqlite else None
+    return Database(engine=engine, reader=reader, writer=writer, sqlite=sqlite, watchdog=watchdog)
 
 
 def create_database_from_settings(settings: Settings, *, pool: bool = True) -> Database:
@@ -517,11 +528,20 @@ class Executor:
         self._driver = driver
         self._adapter = adapter  # SQLAlchemy's DB-API adapter: its error translation
         self.lost = False  # a statement found the connection lost (see ``_error``)
+        self.since = 0.0  # when the statement in flight was sent (``drivers.Watchdog``)
+        self.stalled = False  # the watchdog ended the connection: no answer in time
+
+    def stall(self) -> None:
+        """The database has not answered the statement in flight in time (``Watchdog``):
+        the connection is ended, and the statement raises ``TimeoutError`` (``_error``)."""
+        self.stalled = self.lost = True
+        self._driver.terminate()
 
     async def _driver_sql(self, sql: str) -> None:
         """A statement of transaction control, straight to the driver."""
         for observe in self.observers:
             observe(sql)
+        self.since = time.monotonic()
         try:
             if self.postgresql:
                 await self._driver.execute(sql)
@@ -529,6 +549,8 @@ class Executor:
                 await (await self._driver.execute(sql)).close()
         except Exception as error:
             raise self._error(error, Compiled(sql, (), {}, (), None, ()), []) from error
+        finally:
+            self.since = 0.0
 
     async def ping(self) -> None:
         """One round trip (the health check)."""
@@ -562,6 +584,8 @@ class Executor:
     def _error(self, error: Exception, c: Compiled, args: list[Any]) -> Exception:
         """The driver's error as SQLAlchemy would have raised it (``IntegrityError``…), so
         that the handlers (503 for a database out of reach) and callers see one kind."""
+        if self.stalled:
+            return TimeoutError(f"no answer from the database in {c.sql[:60]!r}")
         if isinstance(error, DBAPIError):
             return error
         orig: Exception = error
@@ -572,9 +596,8 @@ class Executor:
                 orig = translated
         wrapped = as_sqlalchemy_error(self.dialect, orig, c.sql, args, self._adapter)
         if not isinstance(wrapped, DBAPIError):
-            # Not the database's error but the connection's (asyncpg's command timeout is a
-            # TimeoutError, an OSError): as raised, for the handlers; the connection, in an
-            # unknown state, is not reused.
+            # Not the database's error but the connection's (an OSError): as raised, for the
+            # handlers; the connection, in an unknown state, is not reused.
             if isinstance(error, OSError):
                 self.lost = True
             return error
@@ -588,6 +611,7 @@ class Executor:
         args = c.arguments(params)
         for observe in self.observers:
             observe(c.sql)
+        self.since = time.monotonic()
         try:
             if self.postgresql:
                 if rows:
@@ -602,6 +626,8 @@ class Executor:
                 await cursor.close()
         except Exception as error:
             raise self._error(error, c, args) from error
+        finally:
+            self.since = 0.0
 
     async def all(self, sql: Sql, **params: Any) -> list[Any]:
         """Every row, as records of the statement's columns."""
@@ -631,6 +657,7 @@ class Executor:
         batch = [c.arguments(params) for params in rows]
         for observe in self.observers:
             observe(c.sql)
+        self.since = time.monotonic()
         try:
             if self.postgresql:
                 await self._driver.executemany(c.sql, batch)
@@ -638,6 +665,8 @@ class Executor:
                 await (await self._driver.executemany(c.sql, batch)).close()
         except Exception as error:
             raise self._error(error, c, batch) from error
+        finally:
+            self.since = 0.0
 
 
 async def app_database(request: Request) -> Database:

@@ -269,8 +269,10 @@ RETRY_AFTER_SECONDS = 1
 
 # PostgreSQL SQLSTATEs that say the server cannot take the request now, not that the request
 # is wrong: connection exceptions (08…), insufficient resources (53…: too many connections,
-# out of memory, disk full) and shutdown or start-up in progress (57P01–57P03).
-_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57P01", "57P02", "57P03")
+# out of memory, disk full), shutdown or start-up in progress (57P01–57P03), and a statement
+# cancelled (57014): past the command timeout (``statement_timeout``: a lock held elsewhere,
+# a server too slow), or by an operator.
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57P01", "57P02", "57P03", "57014")
 # Refusals at connection time only: the database is closed to connections (55000, e.g.
 # ALLOW_CONNECTIONS false) or does not exist (yet, or while it is restored: 3D000). A
 # statement can raise 55000 too (currval before nextval), and that is a bug, not an outage.
@@ -319,7 +321,7 @@ def database_unavailable(exc: BaseException) -> bool:
             _UNAVAILABLE_SQLITE_MESSAGES
         ):
             return True
-        # TimeoutError is also asyncio's: asyncpg's connect and command timeouts.
+        # TimeoutError is also asyncio's: asyncpg's connect timeout, the executor's watchdog.
         if isinstance(error, ConnectionError | TimeoutError | socket.gaierror):
             return True
     return False
