@@ -28,7 +28,7 @@ from pydantic.alias_generators import to_camel
 from sqlalchemy import BigInteger, Text, bindparam, cast, func, insert, literal_column, null, select
 from sqlalchemy.dialects import postgresql
 
-from interventions.db import Executor, Sql, table_of, utcnow
+from interventions.db import Executor, Sql, TextList, table_of, utcnow
 from interventions.idempotency import repository as keys
 from interventions.register.models import JournalEntry, JournalHead
 from interventions.wire import format_datetime
@@ -215,7 +215,7 @@ def _append_in_one_statement(*, keyed: bool = False) -> Sql:
     arrays, in order) from the hash it returns, each entry's hash the SHA-256 of its
     canonical text with the previous hash and its seq put in (``Pieces``); the INSERT takes
     the chain. The hashes are the ones Python computes on SQLite (``Pieces.hash``)."""
-    text_array = postgresql.ARRAY(Text)
+    text_array = TextList()
     given = (
         func.unnest(
             *(
