@@ -169,6 +169,66 @@ async def test_driver_errors_are_sqlalchemys(database: Database, factory: Factor
         assert await db.scalar(COUNT_SITES, org=org.id) == 3
 
 
+async def test_a_naive_datetime_is_refused_before_anything_is_written(
+    database: Database, factory: Factory
+) -> None:
+    """A UTC column takes aware datetimes only (``UTCDateTime``), on both databases: a naive
+    one is a programming error, not a time silently read in the server's zone."""
+    org = await factory.org()
+    iid = await _intervention(database, org.id)
+    naive = dt.datetime(2025, 2, 1, 12, 30)
+    with pytest.raises(ValueError, match="naive datetime"):
+        async with database.transaction() as db:
+            await db.execute(
+                INSERT_HISTORY,
+                organization_id=org.id,
+                seq=1,
+                intervention_id=str(iid),
+                actor={"type": "user", "userId": org.admin.user_id},
+                action="update",
+                changes={},
+                created_at=naive,
+            )
+    async with database.transaction(write=False) as db:
+        assert await db.all(HISTORY_OF, intervention_id=str(iid)) == []
+
+
+def test_arguments_follow_the_placeholders() -> None:
+    """Given values, literals the statement carries, generated defaults and bind processors,
+    in placeholder order, in every dialect; a ``KeyError`` for a missing parameter."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    for dialect in (postgresql.asyncpg.dialect(), sqlite.aiosqlite.dialect()):
+        c = INSERT_HISTORY.compiled(dialect)
+        at = dt.datetime(2025, 2, 1, 12, 30, tzinfo=dt.UTC)
+        given = {
+            "organization_id": 7,
+            "seq": 1,
+            "intervention_id": "9",
+            "actor": {"type": "system"},
+            "action": "update",
+            "changes": None,
+            "created_at": at,
+        }
+        values = dict(zip(c.names, c.arguments(given), strict=True))
+        assert values["organization_id"] == 7
+        assert values["intervention_id"] == "9"
+        assert values["subject_type"] == "intervention"  # a literal of the statement
+        assert values["prev_hash"] == "0" * 64
+        assert values["changes"] is None  # None is never given to a processor
+        if dialect.name == "postgresql":
+            assert values["created_at"] is at
+        else:
+            assert values["created_at"] == "2025-02-01 12:30:00.000000"  # naive UTC text
+        with pytest.raises(KeyError):
+            c.arguments({k: v for k, v in given.items() if k != "seq"})
+    made = Sql(insert(SITES).values(organization_id=bindparam("org"), name=bindparam("name")))
+    c = made.compiled(postgresql.asyncpg.dialect())
+    values = dict(zip(c.names, c.arguments({"org": 1, "name": "x"}), strict=True))
+    assert set(values) == {"org", "name", "created_at"}
+    assert values["created_at"].tzinfo is not None  # made now (the column's default)
+
+
 async def test_missing_parameter_is_a_programming_error(database: Database) -> None:
     async with database.transaction(write=False) as db:
         with pytest.raises(KeyError):

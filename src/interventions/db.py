@@ -93,6 +93,19 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             return value.replace(tzinfo=None)
         return value
 
+    def bind_processor(self, dialect: Dialect) -> Any:
+        if dialect.name != "postgresql":
+            return super().bind_processor(dialect)
+
+        def aware(value: dt.datetime | None) -> dt.datetime | None:
+            # asyncpg sends an aware datetime as the instant it is, whatever its zone: only
+            # the check is needed, not ``astimezone`` (13 columns of an intervention).
+            if value is not None and value.tzinfo is None:
+                raise ValueError("naive datetime given to a UTC column")
+            return value
+
+        return aware
+
     def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
         # asyncpg already gives timestamptz values aware and in UTC: nothing to do per value.
         if dialect.name == "postgresql":
@@ -411,24 +424,36 @@ class Compiled:
         return any(p is not None for p in self.columns)
 
     @functools.cached_property
-    def plain(self) -> bool:
-        """Whether every bind is given by the caller as it goes (no processor, literal or
-        generated value): most statements on PostgreSQL, bound by a list comprehension."""
-        return not self.defaults and not self.generated and all(b is None for b in self.binds)
+    def arguments(self) -> Callable[[dict[str, Any]], list[Any]]:
+        """The driver's arguments from the caller's parameters, in placeholder order: the
+        given value, else the column's generated value (``utcnow``…), else the literal the
+        statement carries; through the type's bind processor when it has one and the value
+        is not ``None``; a missing parameter is a ``KeyError``.
 
-    def arguments(self, params: dict[str, Any]) -> list[Any]:
-        if self.plain:
-            return [params[name] for name in self.names]
-        out = []
-        for name, process in zip(self.names, self.binds, strict=True):
-            if name in params:
-                value = params[name]
-            elif name in self.generated:
-                value = self.generated[name]()
+        One function written for the statement (as ``namedtuple`` and ``dataclasses`` write
+        theirs): a list display of one expression per placeholder, ~3× faster than a loop
+        over the placeholders testing each (3.4 → 1.1 µs for the intervention's 35-column
+        INSERT, the arguments being built for every statement of every request)."""
+        env: dict[str, Any] = {}
+        items = []
+        for i, (name, process) in enumerate(zip(self.names, self.binds, strict=True)):
+            key = repr(name)
+            if name in self.generated:
+                env[f"g{i}"] = self.generated[name]
+                value = f"(params[{key}] if {key} in params else g{i}())"
+            elif name in self.defaults:
+                env[f"d{i}"] = self.defaults[name]
+                value = f"params.get({key}, d{i})"
             else:
-                value = self.defaults[name]
-            out.append(process(value) if process is not None and value is not None else value)
-        return out
+                value = f"params[{key}]"
+            if process is not None:
+                env[f"p{i}"] = process
+                value = f"(None if (v{i} := {value}) is None else p{i}(v{i}))"
+            items.append(value)
+        source = f"def arguments(params):\n    return [{', '.join(items)}]\n"
+        exec(source, env)  # noqa: S102 - the text is made above of bind names' reprs only
+        made: Callable[[dict[str, Any]], list[Any]] = env["arguments"]
+        return made
 
     def rows(self, found: Sequence[Sequence[Any]]) -> list[Any]:
         """The driver's rows as records, converted by the columns' processors if any."""
