@@ -10,6 +10,7 @@ nothing to gain, and a second pool to size; SQLAlchemy's stays.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool.base import ResetStyle
 from sqlalchemy.util import greenlet_spawn
+
+logger = logging.getLogger(__name__)
 
 
 def as_sqlalchemy_error(
@@ -113,9 +116,17 @@ class Watchdog:
         for watched in list(self._watched):
             if watched.since and now - watched.since > self.deadline:
                 self._watched.discard(watched)
-                watched.stall()
+                try:
+                    watched.stall()
+                except Exception:  # the others are still watched
+                    logger.warning("ending a stalled database connection failed", exc_info=True)
         if self._watched and self._loop is not None and not self._loop.is_closed():
             self._handle = self._loop.call_later(self.interval, self._sweep)
+
+    @property
+    def armed(self) -> bool:
+        """Whether a sweep is due (only while connections are leased)."""
+        return self._handle is not None
 
     def close(self) -> None:
         if self._handle is not None:
