@@ -5,12 +5,13 @@ databases."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
-from interventions.db import Database, Sql, any_of, table_of
+from interventions.db import Database, Executor, Sql, any_of, table_of
 from interventions.interventions.models import Intervention
 from interventions.references.models import Site
 from interventions.register.models import JournalEntry
@@ -84,22 +85,29 @@ async def _intervention(database: Database, org_id: int) -> int:
         return int(row.id)
 
 
+async def _record(
+    db: Executor, org: Any, iid: int, changes: dict[str, Any], at: dt.datetime
+) -> int:
+    """One history entry about the intervention, by the organisation's admin."""
+    return await db.execute(
+        INSERT_HISTORY,
+        organization_id=org.id,
+        seq=1,
+        intervention_id=str(iid),
+        actor={"type": "user", "userId": org.admin.user_id},
+        action="update",
+        changes=changes,
+        created_at=at,
+    )
+
+
 async def test_rows_come_back_with_the_columns_types(database: Database, factory: Factory) -> None:
     org = await factory.org()
     iid = await _intervention(database, org.id)
     at = dt.datetime(2025, 2, 1, 12, 30, 15, 250000, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    changes = {"scheduledStart": {"from": None, "to": "x"}, "siteIds": [1, 2]}
     async with database.transaction() as db:
-        touched = await db.execute(
-            INSERT_HISTORY,
-            organization_id=org.id,
-            seq=1,
-            intervention_id=str(iid),
-            actor={"type": "user", "userId": org.admin.user_id},
-            action="update",
-            changes={"scheduledStart": {"from": None, "to": "x"}, "siteIds": [1, 2]},
-            created_at=at,
-        )
-        assert touched == 1
+        assert await _record(db, org, iid, changes, at) == 1
     async with database.transaction(write=False) as db:
         row = await db.first(INTERVENTION, id=iid)
         (entry,) = await db.all(HISTORY_OF, intervention_id=str(iid))
@@ -179,16 +187,7 @@ async def test_a_naive_datetime_is_refused_before_anything_is_written(
     naive = dt.datetime(2025, 2, 1, 12, 30)
     with pytest.raises(ValueError, match="naive datetime"):
         async with database.transaction() as db:
-            await db.execute(
-                INSERT_HISTORY,
-                organization_id=org.id,
-                seq=1,
-                intervention_id=str(iid),
-                actor={"type": "user", "userId": org.admin.user_id},
-                action="update",
-                changes={},
-                created_at=naive,
-            )
+            await _record(db, org, iid, {}, naive)
     async with database.transaction(write=False) as db:
         assert await db.all(HISTORY_OF, intervention_id=str(iid)) == []
 

@@ -74,6 +74,13 @@ def table_of(model: type[Base]) -> Table:
     return table
 
 
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    """The value, if it is not a naive datetime (which a UTC column refuses)."""
+    if value is not None and value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value
+
+
 class UTCDateTime(TypeDecorator[dt.datetime]):
     """Timezone-aware UTC datetimes on PostgreSQL and SQLite alike.
 
@@ -84,27 +91,14 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(dt.UTC)
-        if dialect.name == "sqlite":
-            return value.replace(tzinfo=None)
-        return value
+        # SQLite's (PostgreSQL's is ``bind_processor``'s): naive, in UTC.
+        aware = _aware(value)
+        return None if aware is None else aware.astimezone(dt.UTC).replace(tzinfo=None)
 
     def bind_processor(self, dialect: Dialect) -> Any:
-        if dialect.name != "postgresql":
-            return super().bind_processor(dialect)
-
-        def aware(value: dt.datetime | None) -> dt.datetime | None:
-            # asyncpg sends an aware datetime as the instant it is, whatever its zone: only
-            # the check is needed, not ``astimezone`` (13 columns of an intervention).
-            if value is not None and value.tzinfo is None:
-                raise ValueError("naive datetime given to a UTC column")
-            return value
-
-        return aware
+        # asyncpg sends an aware datetime as the instant it is, whatever its zone: only the
+        # check is needed, not ``astimezone`` (13 columns of an intervention).
+        return _aware if dialect.name == "postgresql" else super().bind_processor(dialect)
 
     def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
         # asyncpg already gives timestamptz values aware and in UTC: nothing to do per value.
